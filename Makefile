@@ -1,0 +1,19 @@
+# The two commands of the README: `make run` and `make test`.
+.PHONY: run test bench venv
+
+export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/postgres
+export REDIS_URL_TEST ?= redis://127.0.0.1:6379/1
+
+venv:
+	bin/bootstrap
+
+run:
+	bin/run-dev
+
+test: venv
+	bin/test-setup
+	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) DJANGO_SETTINGS_MODULE=config_hub.settings.test \
+		.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	bench/run

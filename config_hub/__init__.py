@@ -1,0 +1,5 @@
+"""Config hub: configs, secrets, flags and a service registry for a fleet of services."""
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)
+__version__ = "0.1.0"

@@ -1,0 +1,49 @@
+"""ETag / If-None-Match / If-Match helpers."""
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+from rest_framework.response import Response
+
+from config_hub.errors import ValidationFailed
+
+
+def etag_for(data) -> str:
+    return '"' + hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), digest_size=10).hexdigest() + '"'
+
+
+def not_modified(request, etag: str) -> bool:
+    header = request.META.get("HTTP_IF_NONE_MATCH")
+    if not header:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return etag in tags or "*" in tags
+
+
+def conditional_response(request, data, *, etag: str | None = None, status: int = 200) -> Response:
+    """200 with an ETag, or 304 when the caller already holds this representation."""
+    etag = etag or etag_for(data)
+    if not_modified(request, etag):
+        response = Response(status=304)
+    else:
+        response = Response(data, status=status)
+    response["ETag"] = etag
+    return response
+
+
+def expected_version(request, body_version=None) -> int | None:
+    """The version a writer expects: ``If-Match`` (``"3"``, ``"<id>-3"``) or ``"version"`` in the body."""
+    header = request.META.get("HTTP_IF_MATCH")
+    if header and header.strip() != "*":
+        tag = header.split(",")[0].strip().removeprefix("W/").strip('"')
+        tail = tag.rsplit("-", 1)[-1] if "-" in tag else tag
+        tail = tail.removeprefix("v")
+        if not tail.isdigit():
+            raise ValidationFailed("If-Match must carry the entry's ETag or version", code="invalid_precondition")
+        return int(tail)
+    if body_version is not None:
+        if isinstance(body_version, bool) or not isinstance(body_version, int) or body_version < 0:
+            raise ValidationFailed("version must be a non-negative integer", details={"version": ["must be an integer"]})
+        return body_version
+    return None

@@ -1,0 +1,78 @@
+"""API.md's error format: ``{"error": {"code", "message", "details"}}``."""
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from config_hub.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    412: "stale_version",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "throttled",
+    503: "dependency_unavailable",
+}
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The resource has changed since the version you sent"
+    default_code = "stale_version"
+
+
+def error_body(code: str, message: str, details=None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _message(detail) -> str:
+    if isinstance(detail, (list, tuple)) and detail:
+        return _message(detail[0])
+    if isinstance(detail, dict):
+        return "Invalid input"
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    headers: dict[str, str] = {}
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DatabaseError):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return Response(
+            error_body("dependency_unavailable", "the database is unavailable, try again shortly"),
+            status=503,
+            headers={"Retry-After": "5"},
+        )
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait) + 1)
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
+    code = _CODES.get(exc.status_code, "error")
+    if isinstance(exc, exceptions.ValidationError):
+        code = "validation_failed"
+        body = error_body(code, _message(exc.detail), exc.detail)
+    else:
+        body = error_body(code, _message(exc.detail))
+    return Response(body, status=exc.status_code, headers=headers)

@@ -1,0 +1,42 @@
+"""The tenant of a request: the path's, else ``X-Tenant-ID``, else the key's, else ``default``.
+
+A caller bound to one tenant never reaches another: any other tenant is a 404,
+exactly as a tenant that does not exist, so a caller cannot even learn which
+tenants exist.
+"""
+from __future__ import annotations
+
+from config_hub.errors import NotFound
+
+from .principal import Principal
+
+
+def request_tenant(request, path_slug: str | None = None):
+    from tenants.models import DEFAULT_TENANT_SLUG
+    from tenants.selectors import tenant_get
+
+    principal: Principal = request.auth
+    slug = path_slug or request.META.get("HTTP_X_TENANT_ID") or None
+    if slug is None and principal is not None and principal.tenant_id is not None:
+        tenant = _tenant_by_id(principal.tenant_id)
+        return tenant
+    tenant = tenant_get(slug=slug or DEFAULT_TENANT_SLUG)
+    if principal is not None and principal.tenant_id is not None and tenant.pk != principal.tenant_id:
+        raise NotFound(f"tenant '{slug}' not found")
+    return tenant
+
+
+def _tenant_by_id(tenant_id: int):
+    from django.core.cache import cache
+
+    from tenants.models import Tenant
+    from tenants.selectors import tenant_get
+
+    ck = f"tenant:id:{tenant_id}"
+    slug = cache.get(ck)
+    if slug is None:
+        slug = Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first()
+        if slug is None:
+            raise NotFound("tenant not found")
+        cache.set(ck, slug, 300)
+    return tenant_get(slug=slug)

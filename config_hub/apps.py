@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ConfigHubConfig(AppConfig):
+    name = "config_hub"
+    verbose_name = "Config hub"
+
+    def ready(self) -> None:
+        from . import audit  # noqa: F401  (connects the history actor signal)

@@ -1,0 +1,45 @@
+"""Domain errors raised by services and turned into API.md's JSON error format.
+
+Services raise these; the DRF exception handler, the admin and the management
+commands each present them their own way, so the rule that failed lives once.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code:
+            self.code = code
+
+
+class ValidationFailed(DomainError):
+    status = 400
+    code = "validation_failed"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class StaleVersion(DomainError):
+    status = 412
+    code = "stale_version"
+
+
+class DependencyDown(DomainError):
+    status = 503
+    code = "dependency_unavailable"

@@ -1,0 +1,36 @@
+"""Middleware that turns a dead database into a clear 503 instead of a 500 page."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+logger = logging.getLogger(__name__)
+
+
+def dependency_down_response(what: str) -> JsonResponse:
+    response = JsonResponse(
+        {"error": {"code": "dependency_unavailable", "message": f"{what} is unavailable, try again shortly", "details": None}},
+        status=503,
+    )
+    response["Retry-After"] = "5"
+    return response
+
+
+class DependencyErrorMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logger.warning("database unavailable: %s", type(exception).__name__)
+            return dependency_down_response("the database")
+        if isinstance(exception, DatabaseError):
+            logger.exception("database error")
+            return dependency_down_response("the database")
+        return None

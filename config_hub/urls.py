@@ -1,0 +1,37 @@
+"""URL map. Every API route lives under /api/v1/ except the seeds' own paths."""
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from events.api.urls import root_urlpatterns as events_root_urls
+from flags.api.urls import root_urlpatterns as flags_root_urls
+from registry.api.urls import root_urlpatterns as registry_root_urls
+from tenants.api.urls import seed_urlpatterns as tenant_seed_urls
+
+from . import ops
+
+api_v1 = [
+    path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("", include("tenants.api.urls")),
+    path("", include("flags.api.urls")),
+    path("", include("registry.api.urls")),
+    path("", include("events.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("config/", include(tenant_seed_urls)),
+    path("health", ops.health, name="health"),
+    path("", include(flags_root_urls)),
+    path("", include(registry_root_urls)),
+    path("", include(events_root_urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]
+
+handler404 = "config_hub.ops.not_found"
+handler500 = "config_hub.ops.server_error"

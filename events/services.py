@@ -1,0 +1,67 @@
+"""Writing change events: the one function every change goes through."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from .models import Event
+
+logger = logging.getLogger(__name__)
+
+
+def event_record(
+    *,
+    tenant,
+    resource_type: str,
+    action: str,
+    actor: str,
+    key: str = "",
+    environment: str = "",
+    service_name: str = "",
+    version: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """Write an event in the caller's transaction and dispatch it after commit.
+
+    Must be called inside the same ``transaction.atomic()`` block as the change,
+    so a rolled-back change is never announced and a committed one always is
+    (the outbox sweep picks up anything whose after-commit dispatch was lost).
+    ``data`` must never hold a secret value: callers pass ``value_changed`` flags
+    for secrets instead.
+    """
+    event = Event.objects.create(
+        tenant=tenant,
+        tenant_slug=getattr(tenant, "slug", "") or "",
+        resource_type=resource_type,
+        action=action,
+        key=key,
+        environment=environment or "",
+        service_name=service_name or "",
+        version=version,
+        actor=actor,
+        data=data or {},
+    )
+    transaction.on_commit(lambda: event_after_commit(event_id=event.pk))
+    return event
+
+
+def event_after_commit(*, event_id: int) -> None:
+    """Hand a committed event to the dispatcher. Failure here loses nothing: the
+    outbox sweep sends any event whose ``dispatched_at`` is still empty."""
+    hooks = list(_after_commit_hooks)
+    for hook in hooks:
+        try:
+            hook(event_id)
+        except Exception:  # noqa: BLE001 - a broker outage must not fail the request
+            logger.warning("event %s: after-commit hook %s failed; the sweep will retry", event_id, getattr(hook, "__name__", hook))
+
+
+_after_commit_hooks: list = []
+
+
+def register_after_commit_hook(hook) -> None:
+    """Let the dispatcher (Celery fan-out, long-poll wake-up) listen to committed events."""
+    if hook not in _after_commit_hooks:
+        _after_commit_hooks.append(hook)

@@ -1,0 +1,328 @@
+"""Operators' daily work: tenants, environments, configs (validated, secrets masked),
+schemas and API keys. Every save goes through tenants.services, exactly as the API."""
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from config_hub.api.principal import ALL_SCOPES
+from config_hub.errors import DomainError
+
+from . import services
+from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
+
+MASK = "••••••••"
+
+
+def actor_of(request) -> str:
+    return f"user:{request.user.get_username()}"
+
+
+def can_reveal(user) -> bool:
+    return user.has_perm("tenants.reveal_secret")
+
+
+class PrettyJSONField(forms.JSONField):
+    def prepare_value(self, value):
+        if isinstance(value, str) and value == MASK:
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) if value is not None else "null"
+
+
+def _domain_error_to_form(form: forms.Form, field: str, exc: DomainError) -> None:
+    details = exc.details
+    if isinstance(details, list) and details and isinstance(details[0], dict) and "path" in details[0]:
+        for item in details:
+            form.add_error(field, f"{item['path']}: {item['message']}")
+    elif isinstance(details, dict) and "breaking_values" in details:
+        form.add_error(field, exc.message)
+        for item in details["breaking_values"]:
+            scope = f"tenant={item['tenant'] or 'global'} env={item['environment'] or '*'} service={item['service_name'] or '*'}"
+            for err in item["errors"]:
+                form.add_error(field, f"entry #{item['id']} ({scope}) {err['path']}: {err['message']}")
+    else:
+        form.add_error(field if field in form.fields else None, exc.message)
+
+
+# --- tenants and environments ----------------------------------------------------
+
+
+@admin.register(Tenant)
+class TenantAdmin(SimpleHistoryAdmin):
+    list_display = ("slug", "name", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("slug", "name")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("slug",) if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.tenant_update(tenant=obj, name=obj.name, is_active=obj.is_active, actor=actor_of(request))
+        else:
+            created = services.tenant_create(slug=obj.slug, name=obj.name, is_active=obj.is_active, actor=actor_of(request))
+            obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        services.tenant_delete(tenant=obj, actor=actor_of(request))
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(SimpleHistoryAdmin):
+    list_display = ("slug", "name", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("slug",) if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            created = services.environment_create(slug=obj.slug, name=obj.name, actor=actor_of(request))
+            obj.pk = created.pk
+
+
+# --- configs ---------------------------------------------------------------------------
+
+
+class ConfigEntryForm(forms.ModelForm):
+    value = PrettyJSONField(required=False, help_text="Any JSON value: object, list, string (quoted), number, true/false, null.",
+                            widget=forms.Textarea(attrs={"rows": 12, "cols": 80, "class": "json-editor"}))
+
+    class Meta:
+        model = ConfigEntry
+        fields = ("tenant", "environment", "service_name", "key", "is_secret", "value", "description")
+
+    def __init__(self, *args, reveal: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reveal = reveal
+        instance = self.instance
+        if instance.pk and instance.is_secret:
+            self.initial["value"] = instance.secret_value if reveal else MASK
+        if instance.pk:
+            for name in ("tenant", "environment", "service_name", "key"):
+                self.fields[name].disabled = True
+
+    def clean_value(self):
+        raw = self.data.get(self.add_prefix("value"), "")
+        if raw.strip() == MASK:
+            return MASK
+        return self.cleaned_data.get("value")
+
+    def clean(self):
+        cleaned = super().clean()
+        value = cleaned.get("value")
+        if value == MASK:
+            if not self.instance.pk or not self.instance.is_secret:
+                self.add_error("value", "Enter a value.")
+            return cleaned
+        key = cleaned.get("key") or self.instance.key
+        if key and "value" not in self._errors:
+            try:
+                services.config_validate(key=key, value=value, is_secret=bool(cleaned.get("is_secret")))
+            except DomainError as exc:
+                _domain_error_to_form(self, "value", exc)
+        return cleaned
+
+
+@admin.register(ConfigEntry)
+class ConfigEntryAdmin(SimpleHistoryAdmin):
+    form = ConfigEntryForm
+    list_display = ("key", "tenant_label", "environment", "service_label", "shown_value", "is_secret", "version", "updated_at")
+    list_filter = ("tenant", "environment", "is_secret")
+    search_fields = ("key", "service_name", "description")
+    list_select_related = ("tenant", "environment")
+    readonly_fields = ("version", "created_at", "updated_at")
+    history_list_display = ("history_actor",)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs if can_reveal(request.user) else qs.defer("secret_value")
+
+    @admin.display(description="tenant", ordering="tenant__slug")
+    def tenant_label(self, obj):
+        return obj.tenant.slug if obj.tenant_id else "(global)"
+
+    @admin.display(description="service", ordering="service_name")
+    def service_label(self, obj):
+        return obj.service_name or "(all)"
+
+    @admin.display(description="value")
+    def shown_value(self, obj):
+        if obj.is_secret:
+            return MASK
+        text = json.dumps(obj.value, ensure_ascii=False)
+        return text if len(text) < 80 else text[:77] + "…"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        reveal = can_reveal(request.user) and request.GET.get("reveal") == "1"
+
+        class Form(form_class):
+            def __init__(self, *args, **kw):
+                kw["reveal"] = reveal
+                super().__init__(*args, **kw)
+
+        return Form
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        actor, uid = actor_of(request), request.user.pk
+        try:
+            if change:
+                kwargs = {}
+                if data["value"] != MASK:
+                    kwargs["value"] = data["value"]
+                services.config_update(
+                    entry=ConfigEntry.objects.select_related("tenant", "environment").get(pk=obj.pk),
+                    description=data.get("description", ""), is_secret=data.get("is_secret"),
+                    actor=actor, user_id=uid, **kwargs,
+                )
+            else:
+                created = services.config_create(
+                    tenant=data.get("tenant"), key=data["key"], value=data["value"], environment=data.get("environment"),
+                    service_name=data.get("service_name") or "", description=data.get("description", ""),
+                    is_secret=bool(data.get("is_secret")), actor=actor, user_id=uid,
+                )
+                obj.pk = created.pk
+        except DomainError as exc:
+            # Validation already ran in the form; a race (409/412) lands here.
+            messages.error(request, exc.message)
+            raise ValidationError(exc.message) from exc
+
+    def delete_model(self, request, obj):
+        services.config_delete(entry=obj, actor=actor_of(request), user_id=request.user.pk)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset.select_related("tenant", "environment"):
+            self.delete_model(request, obj)
+
+
+# --- schemas ------------------------------------------------------------------------------
+
+
+class ConfigSchemaForm(forms.ModelForm):
+    schema = PrettyJSONField(widget=forms.Textarea(attrs={"rows": 14, "cols": 80, "class": "json-editor"}))
+    metadata = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 80, "class": "json-editor"}))
+    default_value = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 6, "cols": 80, "class": "json-editor"}))
+
+    class Meta:
+        model = ConfigSchema
+        fields = ("key", "schema", "metadata", "required", "default_value")
+
+    def clean(self):
+        cleaned = super().clean()
+        if self._errors:
+            return cleaned
+        # Dry-run the service's checks so errors land on the form, not a 500.
+        from .schemas import schema_check, violations
+
+        try:
+            schema_check(cleaned.get("schema"))
+        except DomainError as exc:
+            _domain_error_to_form(self, "schema", exc)
+            return cleaned
+        if cleaned.get("default_value") is not None:
+            for err in violations(cleaned["schema"], cleaned["default_value"]):
+                self.add_error("default_value", f"{err['path']}: {err['message']}")
+        from .services import _breaking_values
+
+        broken = _breaking_values(cleaned.get("key") or self.instance.key, cleaned["schema"])
+        if broken:
+            _domain_error_to_form(
+                self, "schema",
+                DomainError(f"{len(broken)} existing value(s) would break this schema", details={"breaking_values": broken}),
+            )
+        return cleaned
+
+
+@admin.register(ConfigSchema)
+class ConfigSchemaAdmin(SimpleHistoryAdmin):
+    form = ConfigSchemaForm
+    list_display = ("key", "required", "version", "updated_at")
+    search_fields = ("key",)
+    readonly_fields = ("version",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("key", "version") if obj else ("version",)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        saved, _ = services.schema_set(
+            key=obj.key, schema=data["schema"], metadata=data.get("metadata") or {}, required=data.get("required", False),
+            default_value=data.get("default_value"), actor=actor_of(request), user_id=request.user.pk,
+        )
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.schema_delete(key=obj.key, actor=actor_of(request), user_id=request.user.pk)
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=[(s, s) for s in sorted(ALL_SCOPES)], widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "tenant", "environment", "scopes", "expires_at")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(SimpleHistoryAdmin):
+    form = ApiKeyForm
+    list_display = ("name", "prefix", "tenant_label", "scope_list", "state", "last_used_at", "expires_at")
+    list_filter = ("tenant",)
+    search_fields = ("name", "prefix")
+    readonly_fields = ("prefix", "created_at", "created_by", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    @admin.display(description="tenant")
+    def tenant_label(self, obj):
+        return obj.tenant.slug if obj.tenant_id else "(all tenants)"
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj):
+        return ", ".join(obj.scopes)
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.revoked_at:
+            return format_html('<span style="color:#ba2121">revoked</span>')
+        from django.utils import timezone
+
+        if obj.expires_at and obj.expires_at <= timezone.now():
+            return format_html('<span style="color:#ba2121">expired</span>')
+        return format_html('<span style="color:#2e7d32">active</span>')
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            services.api_key_update(
+                api_key=obj, actor=actor_of(request), user_id=request.user.pk,
+                name=data["name"], tenant=data.get("tenant"), environment=data.get("environment"),
+                scopes=list(data["scopes"]), expires_at=data.get("expires_at"),
+            )
+            return
+        row, raw = services.api_key_create(
+            name=data["name"], tenant=data.get("tenant"), scopes=list(data["scopes"]),
+            environment=data.get("environment"), expires_at=data.get("expires_at"),
+            actor=actor_of(request), created_by_id=request.user.pk,
+        )
+        obj.pk = row.pk
+        messages.warning(
+            request,
+            format_html("API key created. Copy it now, it will not be shown again: <code id=\"new-api-key\">{}</code>", raw),
+        )
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request, queryset):
+        for key in queryset:
+            services.api_key_revoke(api_key=key, actor=actor_of(request), user_id=request.user.pk)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).")

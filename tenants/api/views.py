@@ -1,0 +1,439 @@
+"""Config, schema, tenant and environment routes (API.md "Configs", "Tenants")."""
+from __future__ import annotations
+
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config_hub.api.conditional import conditional_response, expected_version
+from config_hub.api.pagination import Pagination
+from config_hub.api.tenancy import request_tenant
+from config_hub.errors import NotFound, ValidationFailed
+
+from .. import selectors, services
+from ..models import ConfigEntry, ConfigSchema, Tenant
+from . import serializers as s
+
+
+def _valid(serializer_class, data, **kwargs):
+    if not isinstance(data, dict):
+        raise ValidationFailed("the request body must be a JSON object")
+    ser = serializer_class(data=data, **kwargs)
+    ser.is_valid(raise_exception=True)
+    return ser.validated_data
+
+
+def _reveal(request) -> bool:
+    return request.auth.has_scope("secrets:read")
+
+
+def _entry_etag(entry: ConfigEntry, masked: bool = False) -> str:
+    return f'"{entry.pk}-{entry.version}{"-m" if masked else ""}"'
+
+
+def _env_or_none(slug):
+    return selectors.environment_get(slug=slug) if slug else None
+
+
+def _entry_for(request, config_id: str) -> ConfigEntry:
+    """An entry the caller may write: its tenant's, or global ones for platform callers."""
+    if not str(config_id).isdigit():
+        raise NotFound("config entry ids are integers")
+    entry = ConfigEntry.objects.select_related("tenant", "environment").filter(pk=int(config_id)).first()
+    principal = request.auth
+    if entry is None:
+        raise NotFound("config entry not found")
+    if not principal.all_tenants and entry.tenant_id != principal.tenant_id:
+        # Global entries are visible to bound callers but only platform callers write them.
+        raise NotFound("config entry not found")
+    tenant_header = request.META.get("HTTP_X_TENANT_ID")
+    if tenant_header and entry.tenant_id and entry.tenant.slug != tenant_header:
+        raise NotFound("config entry not found")
+    return entry
+
+
+_ENV = OpenApiParameter("environment", str, description="environment slug")
+_SVC = OpenApiParameter("service_name", str, description="service name")
+
+
+class ConfigKeyView(APIView):
+    """``GET /api/v1/config/{key}`` (resolve) and ``PUT/PATCH/DELETE /api/v1/config/{id}`` (seed 001)."""
+
+    read_scope = "configs:read"
+    write_scope = "configs:write"
+
+    @extend_schema(parameters=[_ENV, _SVC, OpenApiParameter("explain", bool)], responses={200: dict})
+    def get(self, request, key: str):
+        tenant = request_tenant(request)
+        environment = request.query_params.get("environment") or None
+        service_name = request.query_params.get("service_name") or ""
+        reveal = _reveal(request)
+        if request.query_params.get("explain") in ("1", "true", "yes"):
+            res = selectors.config_resolve(
+                tenant=tenant, key=key, environment=environment, service_name=service_name, explain=True, reveal=reveal
+            )
+            data = res.to_cache()
+            chain = res.chain
+        else:
+            data = selectors.config_resolve_cached(
+                tenant=tenant, key=key, environment=environment, service_name=service_name
+            )
+            chain = None
+        if not data["found"]:
+            raise NotFound(f"config '{key}' not found")
+        value, masked = selectors.resolved_value(data, reveal=reveal)
+        body = {
+            "key": key,
+            "value": value,
+            "environment": environment,
+            "service_name": service_name or None,
+            "version": data["version"],
+            "source": data["source"],
+            "is_secret": data["is_secret"],
+            "is_encrypted": data["is_secret"],
+            "id": data["entry_id"],
+        }
+        if masked:
+            body["masked"] = True
+        if chain is not None:
+            body["explain"] = chain
+        etag = (
+            f'"{data["entry_id"]}-{data["version"]}{"-m" if masked else ""}"' if data["entry_id"] and chain is None
+            else None
+        )
+        return conditional_response(request, body, etag=etag)
+
+    @extend_schema(request=s.ConfigUpdateSerializer, responses={200: dict})
+    def put(self, request, key: str):
+        return self._update(request, key)
+
+    @extend_schema(request=s.ConfigUpdateSerializer, responses={200: dict})
+    def patch(self, request, key: str):
+        return self._update(request, key)
+
+    def _update(self, request, config_id: str):
+        data = _valid(s.ConfigUpdateSerializer, request.data)
+        entry = _entry_for(request, config_id)
+        is_secret = data.get("is_secret", data.get("is_encrypted"))
+        if request.method == "PUT" and "value" not in data and "description" not in data and is_secret is None:
+            raise ValidationError({"value": ["This field is required."]})
+        kwargs = {}
+        if "value" in data:
+            kwargs["value"] = data["value"]
+        entry = services.config_update(
+            entry=entry,
+            description=data.get("description"),
+            is_secret=is_secret,
+            expected_version=expected_version(request, data.get("version")),
+            actor=request.auth.actor,
+            user_id=request.auth.user_id,
+            **kwargs,
+        )
+        response = Response(s.entry_out(entry, reveal=_reveal(request)))
+        response["ETag"] = _entry_etag(entry)
+        return response
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, key: str):
+        entry = _entry_for(request, key)
+        services.config_delete(
+            entry=entry, expected_version=expected_version(request), actor=request.auth.actor,
+            user_id=request.auth.user_id,
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ConfigCreateView(APIView):
+    """``POST /api/v1/config/`` (seed 001)."""
+
+    read_scope = "configs:read"
+    write_scope = "configs:write"
+
+    @extend_schema(request=s.ConfigCreateSerializer, responses={201: dict})
+    def post(self, request):
+        data = _valid(s.ConfigCreateSerializer, request.data)
+        principal = request.auth
+        if "tenant" in data and data["tenant"] is None:
+            if not principal.all_tenants:
+                raise NotFound("global entries are written by platform credentials only")
+            tenant = None
+        else:
+            tenant = request_tenant(request, data.get("tenant"))
+        is_secret = data["is_secret"] or data.get("is_encrypted", False)
+        entry = services.config_create(
+            tenant=tenant,
+            key=data["key"],
+            value=data["value"],
+            environment=_env_or_none(data.get("environment")),
+            service_name=data.get("service_name") or "",
+            description=data.get("description", ""),
+            is_secret=is_secret,
+            actor=principal.actor,
+            user_id=principal.user_id,
+        )
+        entry = ConfigEntry.objects.select_related("tenant", "environment").get(pk=entry.pk)
+        response = Response(s.entry_out(entry, reveal=_reveal(request)), status=status.HTTP_201_CREATED)
+        response["ETag"] = _entry_etag(entry)
+        return response
+
+
+class ConfigListView(APIView):
+    """``GET /api/v1/configs/``: entries with filters, paginated."""
+
+    read_scope = "configs:read"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("tenant", str), _ENV, _SVC, OpenApiParameter("key_prefix", str),
+            OpenApiParameter("limit", int), OpenApiParameter("offset", int),
+        ],
+        responses={200: dict},
+    )
+    def get(self, request):
+        principal = request.auth
+        reveal = _reveal(request)
+        qs = ConfigEntry.objects.select_related("tenant", "environment")
+        if not reveal:
+            qs = qs.defer("secret_value")
+        tenant_slug = request.query_params.get("tenant") or request.META.get("HTTP_X_TENANT_ID")
+        if tenant_slug == "global":
+            qs = qs.filter(tenant__isnull=True)
+        elif tenant_slug or not principal.all_tenants:
+            tenant = request_tenant(request, tenant_slug)
+            qs = qs.filter(Q(tenant_id=tenant.pk) | Q(tenant__isnull=True))
+        env = request.query_params.get("environment")
+        if env:
+            qs = qs.filter(environment__slug=env)
+        svc = request.query_params.get("service_name")
+        if svc:
+            qs = qs.filter(service_name=svc)
+        prefix = request.query_params.get("key_prefix")
+        if prefix:
+            qs = qs.filter(key__startswith=prefix)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(qs.order_by("key", "id"), request, view=self)
+        results = [s.entry_out(e, reveal=reveal) for e in page]
+        body = {"count": paginator.count, "next": paginator.get_next_link(), "previous": paginator.get_previous_link(), "results": results}
+        return conditional_response(request, body)
+
+
+class ConfigEntryDetailView(APIView):
+    """``GET /api/v1/configs/{id}``: one entry with its ETag (``"<id>-<version>"``) for If-Match."""
+
+    read_scope = "configs:read"
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, config_id: int):
+        entry = ConfigEntry.objects.select_related("tenant", "environment").filter(pk=config_id).first()
+        principal = request.auth
+        if entry is None or (entry.tenant_id and not principal.all_tenants and entry.tenant_id != principal.tenant_id):
+            raise NotFound("config entry not found")
+        reveal = _reveal(request)
+        return conditional_response(request, s.entry_out(entry, reveal=reveal), etag=_entry_etag(entry, entry.is_secret and not reveal))
+
+
+class ServiceBundleView(APIView):
+    """``GET /api/v1/config/service/{service_name}?environment=`` (seed 001 startup loading)."""
+
+    read_scope = "configs:read"
+
+    @extend_schema(parameters=[_ENV], responses={200: dict})
+    def get(self, request, service_name: str):
+        tenant = request_tenant(request)
+        environment = request.query_params.get("environment") or None
+        items = selectors.config_bundle_cached(tenant=tenant, environment=environment, service_name=service_name)
+        reveal = _reveal(request)
+        out = []
+        for item in items:
+            row = {k: v for k, v in item.items() if k != "secret_token"}
+            row["is_encrypted"] = item["is_secret"]
+            if item["is_secret"]:
+                if reveal:
+                    row["value"] = selectors.resolved_value({"is_secret": True, "secret_token": item["secret_token"]}, reveal=True)[0]
+                else:
+                    row["masked"] = True
+            out.append(row)
+        return conditional_response(request, out)
+
+
+class TenantConfigView(APIView):
+    """Seed 000: ``GET/PUT /config/tenants/{tenant_id}/configs/{config_key}``."""
+
+    read_scope = "configs:read"
+    write_scope = "configs:write"
+
+    @extend_schema(parameters=[_ENV, _SVC], responses={200: dict})
+    def get(self, request, tenant_id: str, config_key: str):
+        tenant = request_tenant(request, tenant_id)
+        environment = request.query_params.get("environment") or None
+        service_name = request.query_params.get("service_name") or ""
+        data = selectors.config_resolve_cached(tenant=tenant, key=config_key, environment=environment, service_name=service_name)
+        if not data["found"]:
+            raise NotFound(f"config '{config_key}' not found for tenant '{tenant_id}'")
+        value, masked = selectors.resolved_value(data, reveal=_reveal(request))
+        body = {"config_key": config_key, "config_value": value, "version": data["version"], "source": data["source"]}
+        if masked:
+            body["masked"] = True
+        etag = f'"{data["entry_id"]}-{data["version"]}{"-m" if masked else ""}"' if data["entry_id"] else None
+        return conditional_response(request, body, etag=etag)
+
+    @extend_schema(request=s.TenantConfigPutSerializer, responses={200: dict, 201: dict})
+    def put(self, request, tenant_id: str, config_key: str):
+        tenant = request_tenant(request, tenant_id)
+        data = _valid(s.TenantConfigPutSerializer, request.data)
+        if "config_value" not in request.data:
+            raise ValidationError({"config_value": ["This field is required."]})
+        s.key_validator(config_key)
+        entry, created = services.config_set(
+            tenant=tenant,
+            key=config_key,
+            value=data["config_value"],
+            environment=_env_or_none(data.get("environment")),
+            service_name=data.get("service_name") or "",
+            expected_version=expected_version(request, data.get("version")),
+            actor=request.auth.actor,
+            user_id=request.auth.user_id,
+        )
+        masked = entry.is_secret and not _reveal(request)
+        body = {
+            "config_key": config_key,
+            "config_value": None if masked else entry.plain_value,
+            "version": entry.version,
+            "source": entry.scope_label,
+            "id": entry.pk,
+        }
+        response = Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        response["ETag"] = _entry_etag(entry)
+        return response
+
+
+class AllTenantsConfigView(APIView):
+    """Seed 000: ``GET /config/configs/{config_key}/all-tenants`` (``admin`` scope).
+
+    Lists every active tenant for which the key resolves (tenant scope, global or
+    the schema default); tenants where nothing resolves are left out.
+    """
+
+    required_scopes = {"GET": "admin"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, config_key: str):
+        reveal = _reveal(request)
+        out = []
+        for tenant in Tenant.objects.filter(is_active=True).order_by("slug"):
+            data = selectors.config_resolve_cached(tenant=tenant, key=config_key, environment=None, service_name="")
+            if data["found"]:
+                value, masked = selectors.resolved_value(data, reveal=reveal)
+                row = {"tenant_id": tenant.slug, "config_value": value, "source": data["source"], "version": data["version"]}
+                if masked:
+                    row["masked"] = True
+                out.append(row)
+        return conditional_response(request, out)
+
+
+class SchemaListView(APIView):
+    """``GET/POST /api/v1/schemas/``: reading needs configs:read, registering ``admin``."""
+
+    required_scopes = {"GET": "configs:read", "POST": "admin"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        return conditional_response(request, [s.schema_out(o) for o in ConfigSchema.objects.order_by("key")])
+
+    @extend_schema(request=s.SchemaSerializer, responses={201: dict})
+    def post(self, request):
+        data = _valid(s.SchemaSerializer, request.data)
+        obj, created = services.schema_set(
+            key=data["key"], schema=data["schema"], metadata=data.get("metadata"), required=data.get("required", False),
+            default_value=data.get("default_value"), expected_version=expected_version(request, data.get("version")),
+            actor=request.auth.actor, user_id=request.auth.user_id,
+        )
+        return Response(s.schema_out(obj), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SchemaDetailView(APIView):
+    required_scopes = {"GET": "configs:read", "PUT": "admin", "DELETE": "admin"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, key: str):
+        obj = ConfigSchema.objects.filter(key=key).first()
+        if obj is None:
+            raise NotFound(f"no schema for '{key}'")
+        return conditional_response(request, s.schema_out(obj))
+
+    @extend_schema(request=s.SchemaUpdateSerializer, responses={200: dict})
+    def put(self, request, key: str):
+        data = _valid(s.SchemaUpdateSerializer, request.data)
+        if data.get("key") not in (None, key):
+            raise ValidationFailed("the body's key differs from the path's")
+        obj, created = services.schema_set(
+            key=key, schema=data["schema"], metadata=data.get("metadata"), required=data.get("required", False),
+            default_value=data.get("default_value"), expected_version=expected_version(request, data.get("version")),
+            actor=request.auth.actor, user_id=request.auth.user_id,
+        )
+        return Response(s.schema_out(obj), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, key: str):
+        services.schema_delete(key=key, actor=request.auth.actor, user_id=request.auth.user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TenantListView(APIView):
+    required_scopes = {"GET": "admin", "POST": "admin"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        return conditional_response(request, [s.tenant_out(t) for t in Tenant.objects.order_by("slug")])
+
+    @extend_schema(request=s.TenantSerializer, responses={201: dict})
+    def post(self, request):
+        data = _valid(s.TenantSerializer, request.data)
+        tenant = services.tenant_create(slug=data["slug"], name=data.get("name", ""), is_active=data["is_active"], actor=request.auth.actor)
+        return Response(s.tenant_out(tenant), status=status.HTTP_201_CREATED)
+
+
+class TenantDetailView(APIView):
+    required_scopes = {"GET": "admin", "PATCH": "admin", "DELETE": "admin"}
+
+    def _get(self, slug: str) -> Tenant:
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is None:
+            raise NotFound(f"tenant '{slug}' not found")
+        return tenant
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, slug: str):
+        return conditional_response(request, s.tenant_out(self._get(slug)))
+
+    @extend_schema(request=s.TenantPatchSerializer, responses={200: dict})
+    def patch(self, request, slug: str):
+        data = _valid(s.TenantPatchSerializer, request.data)
+        tenant = services.tenant_update(tenant=self._get(slug), actor=request.auth.actor, **data)
+        return Response(s.tenant_out(tenant))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug: str):
+        services.tenant_delete(tenant=self._get(slug), actor=request.auth.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EnvironmentListView(APIView):
+    required_scopes = {"GET": "configs:read", "POST": "admin"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        from ..models import Environment
+
+        return conditional_response(request, [{"slug": e.slug, "name": e.name} for e in Environment.objects.order_by("id")])
+
+    @extend_schema(request=s.EnvironmentSerializer, responses={201: dict})
+    def post(self, request):
+        data = _valid(s.EnvironmentSerializer, request.data)
+        env = services.environment_create(slug=data["slug"], name=data.get("name", ""), actor=request.auth.actor)
+        return Response({"slug": env.slug, "name": env.name}, status=status.HTTP_201_CREATED)
+
+

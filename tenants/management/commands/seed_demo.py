@@ -1,0 +1,88 @@
+"""``manage.py seed_demo``: a demo tenant with schemas, configs (one secret), an admin
+user and a demo API key. Idempotent: running it again keeps what exists."""
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from tenants import services
+from tenants.models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
+
+ACTOR = "system:seed_demo"
+
+
+class Command(BaseCommand):
+    help = "Create demo data and an admin login (printed)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default="admin")
+        parser.add_argument("--password", default=None, help="default: a new random password, printed")
+
+    def handle(self, *args, username, password, **options):
+        tenant = Tenant.objects.filter(slug="tenant123").first() or services.tenant_create(
+            slug="tenant123", name="Demo tenant", actor=ACTOR
+        )
+        prod = Environment.objects.get(slug="production")
+        dev = Environment.objects.get(slug="development")
+        if not ConfigSchema.objects.filter(key="reporting-service.export_settings").exists():
+            services.schema_set(
+                key="reporting-service.export_settings",
+                schema={
+                    "type": "object",
+                    "properties": {
+                        "format": {"type": "string", "enum": ["csv", "pdf", "excel"]},
+                        "include_headers": {"type": "boolean"},
+                        "max_rows": {"type": "integer", "minimum": 100, "maximum": 10000},
+                    },
+                    "required": ["format"],
+                },
+                metadata={"description": "Report export settings", "category": "reporting"},
+                default_value={"format": "csv", "include_headers": True, "max_rows": 1000},
+                actor=ACTOR,
+            )
+        if not ConfigSchema.objects.filter(key="email_notifications").exists():
+            services.schema_set(
+                key="email_notifications",
+                schema={
+                    "type": "object",
+                    "properties": {"enabled": {"type": "boolean"}, "frequency": {"enum": ["hourly", "daily", "weekly"]}},
+                    "required": ["enabled"],
+                },
+                actor=ACTOR,
+            )
+        demo = [
+            (tenant, None, "", "email_notifications", {"enabled": True, "frequency": "daily"}, False),
+            (None, None, "", "retry.max_attempts", 3, False),
+            (None, prod, "user-service", "database.url", "postgresql://db.internal:5432/users", False),
+            (tenant, dev, "user-service", "database.url", "postgresql://localhost:5432/users_dev", False),
+            (tenant, prod, "user-service", "external.api_key", "sk_live_demo_secret_value", True),
+            (None, None, "", "feature_flags", {"new_ui_enabled": False}, False),
+            (tenant, None, "", "feature_flags", {"new_ui_enabled": True}, False),
+        ]
+        for t, env, svc, key, value, secret in demo:
+            if not ConfigEntry.objects.filter(tenant=t, environment=env, service_name=svc, key=key).exists():
+                services.config_create(
+                    tenant=t, environment=env, service_name=svc, key=key, value=value, is_secret=secret, actor=ACTOR,
+                    description="demo data",
+                )
+        User = get_user_model()
+        user = User.objects.filter(username=username).first()
+        password = password or secrets.token_urlsafe(12)
+        if user is None:
+            User.objects.create_superuser(username=username, email=f"{username}@example.com", password=password)
+        else:
+            user.set_password(password)
+            user.save()
+        key_line = ""
+        if not ApiKey.objects.filter(name="demo-platform").exists():
+            _, raw = services.api_key_create(
+                name="demo-platform", tenant=None, actor=ACTOR,
+                scopes=["admin"],
+            )
+            key_line = f"demo API key (all tenants, admin scope): {raw}\n"
+        self.stdout.write(
+            "demo tenant: tenant123 (environments development, staging, production)\n"
+            f"admin login: {username} / {password}\n" + key_line
+        )

@@ -1,0 +1,309 @@
+"""Reads: tenants, environments, resolution of config values, API keys.
+
+The hot paths here (``config_resolve_cached``, ``api_key_principal``) are served
+from the cache; a cached read makes no database query.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+
+from config_hub.api.principal import Principal
+from config_hub.errors import NotFound
+
+from . import cache as cfg_cache
+from .fields import decrypt_json, encrypt_json
+from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
+
+# --- tenants and environments -------------------------------------------------
+
+_TENANT_TTL = 30
+
+
+def tenant_get(*, slug: str) -> Tenant:
+    """An active tenant by slug (cached briefly: every request needs it)."""
+    ck = f"tenant:{slug}"
+    data = cache.get(ck)
+    if data is None:
+        tenant = Tenant.objects.filter(slug=slug).first()
+        data = (tenant.pk, tenant.name, tenant.is_active) if tenant else (None, "", False)
+        cache.set(ck, data, _TENANT_TTL)
+    pk, name, active = data
+    if pk is None or not active:
+        raise NotFound(f"tenant '{slug}' not found")
+    return Tenant(pk=pk, slug=slug, name=name, is_active=active)
+
+
+def tenant_cache_clear(*, slug: str) -> None:
+    cache.delete(f"tenant:{slug}")
+
+
+def environment_get(*, slug: str) -> Environment:
+    ck = f"env:{slug}"
+    pk = cache.get(ck)
+    if pk is None:
+        env = Environment.objects.filter(slug=slug).first()
+        if env is None:
+            raise NotFound(f"environment '{slug}' not found")
+        pk = env.pk
+        cache.set(ck, pk, 300)
+    return Environment(pk=pk, slug=slug, name=slug)
+
+
+# --- schemas --------------------------------------------------------------------
+
+
+def schema_for_key(*, key: str) -> ConfigSchema | None:
+    return ConfigSchema.objects.filter(key=key).first()
+
+
+# --- resolution -----------------------------------------------------------------
+
+SOURCE_DEFAULT = "default"
+
+
+def _rank(entry: ConfigEntry) -> int:
+    # tenant > environment > service: 7 = tenant+environment+service ... 0 = global.
+    return (4 if entry.tenant_id else 0) + (2 if entry.environment_id else 0) + (1 if entry.service_name else 0)
+
+
+@dataclass
+class Resolution:
+    """What a key resolves to for (tenant, environment, service), and why."""
+
+    key: str
+    found: bool
+    value: Any = None
+    is_secret: bool = False
+    secret_token: str | None = None  # the encrypted value, for the cache
+    source: str | None = None
+    version: int | None = None
+    entry_id: int | None = None
+    environment: str | None = None
+    service_name: str | None = None
+    chain: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_cache(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "found": self.found,
+            "value": None if self.is_secret else self.value,
+            "is_secret": self.is_secret,
+            "secret_token": self.secret_token,
+            "source": self.source,
+            "version": self.version,
+            "entry_id": self.entry_id,
+            "environment": self.environment,
+            "service_name": self.service_name,
+        }
+
+
+def _candidates(*, tenant_id: int, environment_id: int | None, service_name: str, key: str | None):
+    qs = ConfigEntry.objects.filter(Q(tenant_id=tenant_id) | Q(tenant__isnull=True))
+    if environment_id:
+        qs = qs.filter(Q(environment_id=environment_id) | Q(environment__isnull=True))
+    else:
+        qs = qs.filter(environment__isnull=True)
+    qs = qs.filter(service_name__in=[service_name, ""] if service_name else [""])
+    if key is not None:
+        qs = qs.filter(key=key)
+    return qs.select_related("environment")
+
+
+def _chain_item(entry: ConfigEntry, *, reveal: bool) -> dict[str, Any]:
+    masked = entry.is_secret and not reveal
+    return {
+        "source": entry.scope_label,
+        "id": entry.pk,
+        "version": entry.version,
+        "environment": entry.environment.slug if entry.environment_id else None,
+        "service_name": entry.service_name or None,
+        "value": None if masked else entry.plain_value,
+        **({"masked": True} if masked else {}),
+    }
+
+
+def config_resolve(
+    *,
+    tenant: Tenant,
+    key: str,
+    environment: str | None = None,
+    service_name: str = "",
+    explain: bool = False,
+    reveal: bool = False,
+) -> Resolution:
+    """Resolve ``key`` for a tenant, most specific scope first (API.md's order).
+
+    Two queries: the candidate entries of every scope, and the key's schema for
+    its ``default_value``. ``explain`` lists every scope that holds the key.
+    """
+    env_id = environment_get(slug=environment).pk if environment else None
+    entries = sorted(
+        _candidates(tenant_id=tenant.pk, environment_id=env_id, service_name=service_name, key=key),
+        key=_rank,
+        reverse=True,
+    )
+    schema = schema_for_key(key=key)
+    chain = [_chain_item(e, reveal=reveal) for e in entries] if explain else []
+    if explain and schema is not None and schema.default_value is not None:
+        chain.append({"source": SOURCE_DEFAULT, "value": schema.default_value, "version": schema.version})
+    if entries:
+        win = entries[0]
+        return Resolution(
+            key=key,
+            found=True,
+            value=win.plain_value,
+            is_secret=win.is_secret,
+            secret_token=encrypt_json(win.secret_value) if win.is_secret else None,
+            source=win.scope_label,
+            version=win.version,
+            entry_id=win.pk,
+            environment=environment,
+            service_name=service_name or None,
+            chain=chain,
+        )
+    if schema is not None and schema.default_value is not None:
+        return Resolution(
+            key=key, found=True, value=schema.default_value, source=SOURCE_DEFAULT, version=schema.version,
+            environment=environment, service_name=service_name or None, chain=chain,
+        )
+    return Resolution(key=key, found=False, environment=environment, service_name=service_name or None, chain=chain)
+
+
+def config_resolve_cached(*, tenant: Tenant, key: str, environment: str | None, service_name: str) -> dict[str, Any]:
+    """The cached form of :func:`config_resolve` (secrets stay encrypted in the cache)."""
+    gens = cfg_cache.generations(tenant.pk, key)
+    ck = cfg_cache.resolved_key(tenant.pk, key, environment or "", service_name, gens)
+    data = cache.get(ck)
+    if data is None:
+        data = config_resolve(tenant=tenant, key=key, environment=environment, service_name=service_name).to_cache()
+        cache.set(ck, data, settings.CONFIG_CACHE_TTL)
+    return data
+
+
+def resolved_value(data: dict[str, Any], *, reveal: bool) -> tuple[Any, bool]:
+    """(value, masked) of a cached resolution for a caller allowed or not to see secrets."""
+    if not data["is_secret"]:
+        return data["value"], False
+    if not reveal:
+        return None, True
+    return decrypt_json(data["secret_token"]), False
+
+
+def config_bundle(*, tenant: Tenant, environment: str | None, service_name: str) -> list[dict[str, Any]]:
+    """Every key visible to a service, each resolved: one query (plus schema defaults).
+
+    Keys come from entries in the service's scopes; a schema whose key starts with
+    ``"<service_name>."`` adds its ``default_value`` when no entry holds the key.
+    """
+    env_id = environment_get(slug=environment).pk if environment else None
+    best: dict[str, ConfigEntry] = {}
+    for entry in _candidates(tenant_id=tenant.pk, environment_id=env_id, service_name=service_name, key=None):
+        current = best.get(entry.key)
+        if current is None or _rank(entry) > _rank(current):
+            best[entry.key] = entry
+    items = []
+    for key in sorted(best):
+        e = best[key]
+        items.append(
+            {
+                "key": key,
+                "value": None if e.is_secret else e.value,
+                "secret_token": encrypt_json(e.secret_value) if e.is_secret else None,
+                "environment": environment,
+                "service_name": service_name or None,
+                "version": e.version,
+                "source": e.scope_label,
+                "is_secret": e.is_secret,
+            }
+        )
+    if service_name:
+        for schema in ConfigSchema.objects.filter(key__startswith=f"{service_name}.", default_value__isnull=False):
+            if schema.key not in best:
+                items.append(
+                    {
+                        "key": schema.key, "value": schema.default_value, "secret_token": None,
+                        "environment": environment, "service_name": service_name, "version": schema.version,
+                        "source": SOURCE_DEFAULT, "is_secret": False,
+                    }
+                )
+        items.sort(key=lambda i: i["key"])
+    return items
+
+
+def config_bundle_cached(*, tenant: Tenant, environment: str | None, service_name: str) -> list[dict[str, Any]]:
+    gens = cfg_cache.bundle_generations(tenant.pk)
+    ck = cfg_cache.bundle_key(tenant.pk, environment or "", service_name, gens)
+    data = cache.get(ck)
+    if data is None:
+        data = config_bundle(tenant=tenant, environment=environment, service_name=service_name)
+        cache.set(ck, data, settings.CONFIG_CACHE_TTL)
+    return data
+
+
+def config_entries(*, tenant_id: int | None, all_tenants: bool):
+    """Entries a caller may list: its tenant's and the global ones."""
+    qs = ConfigEntry.objects.select_related("tenant", "environment").defer("secret_value")
+    if not all_tenants:
+        qs = qs.filter(Q(tenant_id=tenant_id) | Q(tenant__isnull=True))
+    return qs
+
+
+# --- API keys -------------------------------------------------------------------
+
+
+def api_key_hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_cache_key(key_hash: str) -> str:
+    return f"apikey:{key_hash}"
+
+
+def api_key_principal(*, raw_key: str) -> Principal | None:
+    """The principal of a raw API key, or None when unknown, revoked or expired.
+
+    Cached by hash for API_KEY_CACHE_TTL seconds: no database query per request.
+    ``last_used_at`` is written at most once a minute per key.
+    """
+    if not raw_key.startswith("chk_") or len(raw_key) > 128:
+        return None
+    digest = api_key_hash(raw_key)
+    ck = api_key_cache_key(digest)
+    data = cache.get(ck)
+    if data is None:
+        row = ApiKey.objects.select_related("tenant", "environment").filter(key_hash=digest).first()
+        if row is None or not hmac.compare_digest(row.key_hash, digest):
+            data = {"valid": False}
+        else:
+            data = {
+                "valid": row.revoked_at is None and (row.tenant is None or row.tenant.is_active),
+                "id": row.pk,
+                "name": row.name,
+                "tenant_id": row.tenant_id,
+                "scopes": list(row.scopes),
+                "environment": row.environment.slug if row.environment_id else None,
+                "expires_at": row.expires_at.timestamp() if row.expires_at else None,
+            }
+        cache.set(ck, data, settings.API_KEY_CACHE_TTL)
+    if not data["valid"]:
+        return None
+    if data["expires_at"] is not None and data["expires_at"] <= timezone.now().timestamp():
+        return None
+    if cache.add(f"apikey:used:{data['id']}", 1, 60):
+        ApiKey.objects.filter(pk=data["id"]).update(last_used_at=timezone.now())
+    return Principal(
+        kind="apikey",
+        ident=str(data["id"]),
+        label=data["name"],
+        tenant_id=data["tenant_id"],
+        scopes=frozenset(data["scopes"]),
+        environment=data["environment"],
+    )

@@ -1,0 +1,441 @@
+"""Writes: the one way to change a tenant, an environment, a config, a schema or a key.
+
+The admin's ``save_model`` and actions, the DRF views, the management commands
+and the Celery tasks call these functions and nothing else. Each write is
+validated, versioned, audited (simple-history with the actor), announced (an
+event in the same transaction) and invalidates exactly the cache it affects.
+"""
+from __future__ import annotations
+
+import secrets as pysecrets
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from config_hub.api.principal import ALL_SCOPES
+from config_hub.audit import set_actor
+from config_hub.errors import Conflict, NotFound, StaleVersion, ValidationFailed
+from config_hub.logging import register_secret
+from events.services import event_record
+
+from . import cache as cfg_cache
+from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
+from .schemas import schema_check, validate_value, violations
+from .selectors import api_key_cache_key, api_key_hash, tenant_cache_clear
+
+_UNSET: Any = object()
+
+
+def _full_clean(instance, *, exclude: list[str] | None = None) -> None:
+    try:
+        instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except DjangoValidationError as exc:
+        details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        first = next(iter(details.values()))[0] if isinstance(details, dict) else details[0]
+        raise ValidationFailed(str(first), details=details) from exc
+
+
+# --- tenants and environments ---------------------------------------------------
+
+
+def tenant_create(*, slug: str, name: str = "", is_active: bool = True, actor: str) -> Tenant:
+    tenant = Tenant(slug=slug, name=name or slug, is_active=is_active)
+    _full_clean(tenant)
+    with transaction.atomic():
+        if Tenant.objects.filter(slug=slug).exists():
+            raise Conflict(f"tenant '{slug}' already exists")
+        set_actor(tenant, actor)
+        tenant.save()
+        event_record(tenant=tenant, resource_type="tenant", action="created", actor=actor, key=slug)
+    tenant_cache_clear(slug=slug)
+    return tenant
+
+
+def tenant_update(*, tenant: Tenant, name: str | None = None, is_active: bool | None = None, actor: str) -> Tenant:
+    if tenant.slug == "default" and is_active is False:
+        raise ValidationFailed("the built-in tenant 'default' cannot be deactivated")
+    if name is not None:
+        tenant.name = name
+    if is_active is not None:
+        tenant.is_active = is_active
+    _full_clean(tenant)
+    with transaction.atomic():
+        set_actor(tenant, actor)
+        tenant.save()
+        event_record(tenant=tenant, resource_type="tenant", action="updated", actor=actor, key=tenant.slug)
+    tenant_cache_clear(slug=tenant.slug)
+    return tenant
+
+
+def tenant_delete(*, tenant: Tenant, actor: str) -> None:
+    if tenant.slug == "default":
+        raise ValidationFailed("the built-in tenant 'default' cannot be deleted")
+    with transaction.atomic():
+        event_record(tenant=None, resource_type="tenant", action="deleted", actor=actor, key=tenant.slug)
+        set_actor(tenant, actor)
+        tenant.delete()
+    tenant_cache_clear(slug=tenant.slug)
+
+
+def environment_create(*, slug: str, name: str = "", actor: str) -> Environment:
+    env = Environment(slug=slug, name=name or slug)
+    _full_clean(env)
+    with transaction.atomic():
+        if Environment.objects.filter(slug=slug).exists():
+            raise Conflict(f"environment '{slug}' already exists")
+        set_actor(env, actor)
+        env.save()
+        event_record(tenant=None, resource_type="environment", action="created", actor=actor, key=slug)
+    cache.delete(f"env:{slug}")
+    return env
+
+
+# --- configs --------------------------------------------------------------------
+
+
+def config_validate(*, key: str, value: Any, is_secret: bool = False) -> None:
+    """Validate a value against its key's schema (if any); errors carry JSON paths."""
+    schema = ConfigSchema.objects.filter(key=key).first()
+    if schema is not None:
+        validate_value(key, schema.schema, value, secret=is_secret)
+
+
+def _event_data(entry: ConfigEntry, *, value_changed: bool) -> dict[str, Any]:
+    # A secret's value never enters an event: only the fact that it changed.
+    data: dict[str, Any] = {"id": entry.pk, "is_secret": entry.is_secret, "scope": entry.scope_label}
+    if entry.is_secret:
+        data["value_changed"] = value_changed
+    else:
+        data["value"] = entry.value
+    return data
+
+
+def _announce(entry: ConfigEntry, *, action: str, actor: str, value_changed: bool = True) -> None:
+    event_record(
+        tenant=entry.tenant,
+        resource_type="config",
+        action=action,
+        actor=actor,
+        key=entry.key,
+        environment=entry.environment.slug if entry.environment_id else "",
+        service_name=entry.service_name,
+        version=entry.version,
+        data=_event_data(entry, value_changed=value_changed),
+    )
+    cfg_cache.invalidate_keys(entry.tenant_id, [entry.key])
+
+
+def _set_value(entry: ConfigEntry, value: Any) -> None:
+    if entry.is_secret:
+        entry.secret_value, entry.value = value, None
+        if isinstance(value, str):
+            register_secret(value)
+    else:
+        entry.value, entry.secret_value = value, None
+
+
+def config_create(
+    *,
+    tenant: Tenant | None,
+    key: str,
+    value: Any,
+    environment: Environment | None = None,
+    service_name: str = "",
+    description: str = "",
+    is_secret: bool = False,
+    actor: str,
+    user_id: int | None = None,
+) -> ConfigEntry:
+    """Create an entry in one scope; 409 when the scope already holds the key."""
+    entry = ConfigEntry(
+        tenant=tenant, environment=environment, service_name=service_name or "", key=key,
+        description=description or "", is_secret=is_secret,
+    )
+    _set_value(entry, value)
+    _full_clean(entry, exclude=["value", "secret_value"])
+    config_validate(key=key, value=value, is_secret=is_secret)
+    try:
+        with transaction.atomic():
+            set_actor(entry, actor, user_id=user_id)
+            entry.save()
+            _announce(entry, action="created", actor=actor)
+    except IntegrityError as exc:
+        raise Conflict(f"'{key}' already has a value in scope {entry.scope_label}; update it instead") from exc
+    return entry
+
+
+def config_update(
+    *,
+    entry: ConfigEntry,
+    value: Any = _UNSET,
+    description: str | None = None,
+    is_secret: bool | None = None,
+    expected_version: int | None = None,
+    actor: str,
+    user_id: int | None = None,
+    reason: str | None = None,
+) -> ConfigEntry:
+    """Change an entry. With ``expected_version`` the write wins only if nobody wrote since.
+
+    The version check is a conditional UPDATE (``WHERE version = expected``) so
+    of N concurrent writers holding the same version exactly one wins; the rest
+    get :class:`StaleVersion` (412).
+    """
+    current = entry.plain_value
+    new_value = current if value is _UNSET else value
+    if is_secret is not None:
+        entry.is_secret = is_secret
+    value_changed = value is not _UNSET and new_value != current
+    if description is not None:
+        entry.description = description
+    _set_value(entry, new_value)
+    _full_clean(entry, exclude=["value", "secret_value"])
+    config_validate(key=entry.key, value=new_value, is_secret=entry.is_secret)
+    with transaction.atomic():
+        locked = ConfigEntry.objects.select_for_update().filter(pk=entry.pk).values_list("version", flat=True).first()
+        if locked is None:
+            raise NotFound("config entry not found")
+        if expected_version is not None and locked != expected_version:
+            raise StaleVersion(
+                f"config entry {entry.pk} is at version {locked}, not {expected_version}",
+                details={"current_version": locked},
+            )
+        entry.version = locked + 1
+        set_actor(entry, actor, user_id=user_id, reason=reason)
+        entry.save()
+        _announce(entry, action="updated", actor=actor, value_changed=value_changed)
+    return entry
+
+
+def config_set(
+    *,
+    tenant: Tenant | None,
+    key: str,
+    value: Any,
+    environment: Environment | None = None,
+    service_name: str = "",
+    expected_version: int | None = None,
+    is_secret: bool | None = None,
+    actor: str,
+    user_id: int | None = None,
+) -> tuple[ConfigEntry, bool]:
+    """Create or update the entry of one scope (seed 000's PUT). Returns (entry, created)."""
+    entry = (
+        ConfigEntry.objects.filter(tenant=tenant, environment=environment, service_name=service_name or "", key=key)
+        .select_related("tenant", "environment")
+        .first()
+    )
+    if entry is None:
+        if expected_version not in (None, 0):
+            raise StaleVersion(f"'{key}' does not exist in this scope (expected version {expected_version})")
+        try:
+            return (
+                config_create(
+                    tenant=tenant, key=key, value=value, environment=environment, service_name=service_name,
+                    is_secret=bool(is_secret), actor=actor, user_id=user_id,
+                ),
+                True,
+            )
+        except Conflict:
+            # Lost a race with another creator: fall through to an update.
+            entry = ConfigEntry.objects.get(
+                tenant=tenant, environment=environment, service_name=service_name or "", key=key
+            )
+    return (
+        config_update(
+            entry=entry, value=value, is_secret=is_secret, expected_version=expected_version,
+            actor=actor, user_id=user_id,
+        ),
+        False,
+    )
+
+
+def config_delete(*, entry: ConfigEntry, expected_version: int | None = None, actor: str, user_id: int | None = None) -> None:
+    with transaction.atomic():
+        locked = ConfigEntry.objects.select_for_update().filter(pk=entry.pk).values_list("version", flat=True).first()
+        if locked is None:
+            raise NotFound("config entry not found")
+        if expected_version is not None and locked != expected_version:
+            raise StaleVersion(
+                f"config entry {entry.pk} is at version {locked}, not {expected_version}",
+                details={"current_version": locked},
+            )
+        _announce(entry, action="deleted", actor=actor)
+        set_actor(entry, actor, user_id=user_id)
+        entry.delete()
+
+
+# --- schemas --------------------------------------------------------------------
+
+
+def _breaking_values(key: str, schema: Any) -> list[dict[str, Any]]:
+    broken = []
+    for entry in ConfigEntry.objects.filter(key=key).select_related("tenant", "environment"):
+        errors = violations(schema, entry.plain_value, secret=entry.is_secret)
+        if errors:
+            broken.append(
+                {
+                    "id": entry.pk,
+                    "tenant": entry.tenant.slug if entry.tenant_id else None,
+                    "environment": entry.environment.slug if entry.environment_id else None,
+                    "service_name": entry.service_name or None,
+                    "errors": errors,
+                }
+            )
+    return broken
+
+
+def schema_set(
+    *,
+    key: str,
+    schema: Any,
+    metadata: dict | None = None,
+    required: bool = False,
+    default_value: Any = None,
+    expected_version: int | None = None,
+    actor: str,
+    user_id: int | None = None,
+) -> tuple[ConfigSchema, bool]:
+    """Register or replace the schema of a key.
+
+    Refused when the schema is not a valid draft 2020-12 schema, when its
+    ``default_value`` breaks it, or when existing values of the key would break
+    it (the refusal lists those entries and their violations, never a secret).
+    """
+    schema_check(schema)
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValidationFailed("metadata must be a JSON object")
+    if default_value is not None:
+        errors = violations(schema, default_value)
+        if errors:
+            raise ValidationFailed("default_value breaks the schema", details=errors, code="schema_violation")
+    broken = _breaking_values(key, schema)
+    if broken:
+        raise ValidationFailed(
+            f"{len(broken)} existing value(s) of '{key}' would break this schema",
+            details={"breaking_values": broken},
+            code="schema_breaks_existing_values",
+        )
+    with transaction.atomic():
+        obj = ConfigSchema.objects.select_for_update().filter(key=key).first()
+        created = obj is None
+        if created:
+            obj = ConfigSchema(key=key)
+        elif expected_version is not None and obj.version != expected_version:
+            raise StaleVersion(f"schema '{key}' is at version {obj.version}", details={"current_version": obj.version})
+        else:
+            obj.version += 1
+        obj.schema, obj.metadata, obj.required, obj.default_value = schema, metadata or {}, required, default_value
+        _full_clean(obj, exclude=["schema", "metadata", "default_value"])
+        set_actor(obj, actor, user_id=user_id)
+        obj.save()
+        event_record(
+            tenant=None, resource_type="schema", action="created" if created else "updated", actor=actor,
+            key=key, version=obj.version, data={"required": required},
+        )
+        # The default value takes part in resolution of every tenant.
+        _invalidate_everywhere(key)
+    return obj, created
+
+
+def schema_delete(*, key: str, actor: str, user_id: int | None = None) -> None:
+    with transaction.atomic():
+        obj = ConfigSchema.objects.filter(key=key).first()
+        if obj is None:
+            raise NotFound(f"no schema for '{key}'")
+        event_record(tenant=None, resource_type="schema", action="deleted", actor=actor, key=key, version=obj.version)
+        set_actor(obj, actor, user_id=user_id)
+        obj.delete()
+        _invalidate_everywhere(key)
+
+
+def _invalidate_everywhere(key: str) -> None:
+    cfg_cache.invalidate_keys(None, [key])
+
+
+# --- secrets rotation --------------------------------------------------------------
+
+
+def fernet_rotate(*, batch_size: int = 500) -> int:
+    """Re-encrypt every secret with the first key of FERNET_KEYS. Returns the count.
+
+    Loading decrypts with any key; saving encrypts with the first. Values do not
+    change, so no version bump and no event, but the history records the actor.
+    """
+    count = 0
+    ids = list(ConfigEntry.objects.filter(is_secret=True).values_list("pk", flat=True))
+    for start in range(0, len(ids), batch_size):
+        with transaction.atomic():
+            for entry in ConfigEntry.objects.select_for_update().filter(pk__in=ids[start : start + batch_size]):
+                ConfigEntry.objects.filter(pk=entry.pk).update(secret_value=entry.secret_value)
+                count += 1
+    return count
+
+
+# --- API keys -----------------------------------------------------------------------
+
+
+def api_key_create(
+    *,
+    name: str,
+    tenant: Tenant | None,
+    scopes: list[str],
+    environment: Environment | None = None,
+    expires_at: datetime | None = None,
+    actor: str,
+    created_by_id: int | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns (row, raw key). The raw key is never stored or shown again."""
+    unknown = sorted(set(scopes) - ALL_SCOPES)
+    if unknown:
+        raise ValidationFailed(f"unknown scope(s): {', '.join(unknown)}", details={"allowed": sorted(ALL_SCOPES)})
+    if not scopes:
+        raise ValidationFailed("an API key needs at least one scope")
+    if not name:
+        raise ValidationFailed("an API key needs a name")
+    prefix = pysecrets.token_hex(4)
+    raw = f"chk_{prefix}_{pysecrets.token_urlsafe(32)}"
+    row = ApiKey(
+        name=name, prefix=prefix, key_hash=api_key_hash(raw), tenant=tenant, environment=environment,
+        scopes=sorted(set(scopes)), expires_at=expires_at, created_by_id=created_by_id,
+    )
+    with transaction.atomic():
+        set_actor(row, actor, user_id=created_by_id)
+        row.save()
+        event_record(tenant=tenant, resource_type="api_key", action="created", actor=actor, key=name,
+                     data={"prefix": prefix, "scopes": row.scopes})
+    return row, raw
+
+
+def api_key_revoke(*, api_key: ApiKey, actor: str, user_id: int | None = None) -> ApiKey:
+    """Revoke a key; effective on the next request (the principal cache entry is dropped)."""
+    with transaction.atomic():
+        api_key.revoked_at = timezone.now()
+        set_actor(api_key, actor, user_id=user_id)
+        api_key.save(update_fields=["revoked_at"])
+        event_record(tenant=api_key.tenant, resource_type="api_key", action="revoked", actor=actor, key=api_key.name,
+                     data={"prefix": api_key.prefix})
+    transaction.on_commit(lambda: cache.delete(api_key_cache_key(api_key.key_hash)))
+    cache.delete(api_key_cache_key(api_key.key_hash))
+    return api_key
+
+
+def api_key_update(*, api_key: ApiKey, actor: str, user_id: int | None = None, **changes: Any) -> ApiKey:
+    """Change a key's name, scopes, tenant, environment or expiry; the cache follows at once."""
+    if "scopes" in changes:
+        unknown = sorted(set(changes["scopes"]) - ALL_SCOPES)
+        if unknown:
+            raise ValidationFailed(f"unknown scope(s): {', '.join(unknown)}")
+    for field_name, value in changes.items():
+        setattr(api_key, field_name, value)
+    with transaction.atomic():
+        set_actor(api_key, actor, user_id=user_id)
+        api_key.save()
+    transaction.on_commit(lambda: cache.delete(api_key_cache_key(api_key.key_hash)))
+    return api_key
+
+
