@@ -3,6 +3,7 @@
 
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/postgres
 export REDIS_URL_TEST ?= redis://127.0.0.1:6379/1
+export BROKER_URL_TEST ?= redis://127.0.0.1:6379/2
 
 venv:
 	bin/bootstrap
@@ -12,7 +13,7 @@ run:
 
 test: venv
 	bin/test-setup
-	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) DJANGO_SETTINGS_MODULE=config_hub.settings.test \
+	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) CELERY_BROKER_URL=$(BROKER_URL_TEST) DJANGO_SETTINGS_MODULE=config_hub.settings.test \
 		.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: venv

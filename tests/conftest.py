@@ -107,3 +107,80 @@ def admin_user(db):
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
+
+
+# --- a real Celery worker ---------------------------------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+
+class WorkerProcess:
+    """A real ``celery worker`` subprocess on the test database and the test broker."""
+
+    def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None):
+        from django.conf import settings
+        from django.db import connection
+
+        self.log_path = log_path
+        db = connection.settings_dict
+        env = os.environ.copy()
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "config_hub.settings.base",
+                "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+                "REDIS_URL": settings.REDIS_URL or "",
+                "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+                "FERNET_KEYS": ",".join(settings.FERNET_KEYS),
+                "SECRET_KEY": settings.SECRET_KEY,
+            }
+        )
+        env.update(extra_env or {})
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "WorkerProcess":
+        celery = str(Path(sys.executable).with_name("celery"))
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [celery, "-A", "config_hub", "worker", "--pool=threads", "--concurrency=8", "--loglevel=INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"test-{os.getpid()}@%h"],
+            cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b" ready." in self.log_path.read_bytes():
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited: {self.log_path.read_text()[-2000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"celery worker not ready in {timeout}s: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path):
+    """Start a real worker (threads pool) against the test database; stop it after the test.
+
+    Tests using it must commit their data (``transactional_db``) so the worker sees it.
+    The broker queue is purged first so no message of an earlier test is run.
+    """
+    from config_hub.celery import app
+
+    app.control.purge()
+    worker = WorkerProcess(tmp_path / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
