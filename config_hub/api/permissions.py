@@ -22,6 +22,7 @@ class HasScope(BasePermission):
         principal = request.auth
         if not isinstance(principal, Principal):
             return False
+        _refuse_foreign_tenant_header(request, principal)
         scope = required_scope(view, request.method)
         if scope is None:
             return False
@@ -36,3 +37,29 @@ def required_scope(view, method: str) -> str | None:
     if method in _SAFE:
         return getattr(view, "read_scope", None)
     return getattr(view, "write_scope", None)
+
+
+def _refuse_foreign_tenant_header(request, principal: Principal) -> None:
+    """A bound caller naming another tenant in ``X-Tenant-ID`` gets 404 on every route.
+
+    Tenant-scoped views resolve the tenant themselves; this check covers the
+    routes that serve shared data (schemas, environments), so that no route
+    answers a request for a tenant the caller is not bound to.
+    """
+    slug = request.META.get("HTTP_X_TENANT_ID")
+    if not slug or principal.tenant_id is None:
+        return
+    from config_hub.api.tenancy import request_tenant
+
+    request_tenant(request, slug)
+
+
+class IsAuthenticatedPrincipal(BasePermission):
+    """Any valid credential (the API docs and schema): no scope needed."""
+
+    def has_permission(self, request, view) -> bool:
+        if not isinstance(request.auth, Principal) and not getattr(request.user, "is_authenticated", False):
+            return False
+        if isinstance(request.auth, Principal):
+            _refuse_foreign_tenant_header(request, request.auth)
+        return True

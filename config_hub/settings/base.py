@@ -203,6 +203,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # API.md: every route but /health and /metrics needs credentials, the docs
+    # too (an operator logged into the admin reads them with the session).
+    "SERVE_PERMISSIONS": ["config_hub.api.permissions.IsAuthenticatedPrincipal"],
+    "SERVE_AUTHENTICATION": [
+        "config_hub.api.authentication.ApiKeyAuthentication",
+        "config_hub.api.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
 }
 
 # --- hub behaviour ------------------------------------------------------------
