@@ -66,6 +66,10 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200)
 
 
+def bad_request(request: HttpRequest, exception=None) -> JsonResponse:
+    return JsonResponse({"error": {"code": "bad_request", "message": "malformed request", "details": None}}, status=400)
+
+
 def not_found(request: HttpRequest, exception=None) -> JsonResponse:
     return JsonResponse({"error": {"code": "not_found", "message": "no such route", "details": None}}, status=404)
 

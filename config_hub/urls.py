@@ -33,5 +33,6 @@ urlpatterns = [
     path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
 
+handler400 = "config_hub.ops.bad_request"
 handler404 = "config_hub.ops.not_found"
 handler500 = "config_hub.ops.server_error"

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config_hub.middleware.DependencyErrorMiddleware",
+    "config_hub.limits.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -184,7 +185,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config_hub.api.pagination.Pagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["config_hub.api.throttling.PrincipalRateThrottle"],
 }
+# Requests per API key / user / service token: "<n>/<s|min|hour>", or "off".
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE") or "60000/min"
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),

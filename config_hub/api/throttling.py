@@ -1,0 +1,62 @@
+"""Per-credential throttling on the shared cache (one counter per key or user per window).
+
+DRF's ``SimpleRateThrottle`` keeps a list of request times per caller and
+rewrites it on every request, which grows with the rate; a fixed-window counter
+costs one ``INCR`` whatever the rate. Every process shares the counter through
+Redis, so the limit holds across gunicorn workers. If the cache is down the
+throttle fails open: availability of reads beats rate limiting.
+"""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
+
+from .principal import Principal
+
+_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+def parse_rate(rate: str | None) -> tuple[int, int] | None:
+    """``"600/min"`` → (600, 60); ``None``, ``""`` or ``"off"`` → no limit."""
+    if not rate or rate.lower() in ("off", "none", "0"):
+        return None
+    count, _, unit = rate.partition("/")
+    return int(count), _UNITS[unit.strip().lower()]
+
+
+class PrincipalRateThrottle(BaseThrottle):
+    """``API_THROTTLE_RATE`` requests per window for each API key, user or service."""
+
+    def __init__(self) -> None:
+        self.wait_seconds: float | None = None
+
+    def allow_request(self, request, view) -> bool:
+        limit = parse_rate(getattr(settings, "API_THROTTLE_RATE", None))
+        principal = request.auth
+        if limit is None or not isinstance(principal, Principal):
+            return True
+        count_max, window = limit
+        now = time.time()
+        bucket = int(now // window)
+        key = f"thr:{principal.kind}:{principal.ident}:{bucket}"
+        try:
+            if cache.add(key, 1, window + 1):
+                count = 1
+            else:
+                count = cache.incr(key)
+        except ValueError:
+            count = 1  # the key expired between add and incr
+        except Exception:  # noqa: BLE001 - cache down: fail open
+            return True
+        if count is None:
+            return True
+        if count > count_max:
+            self.wait_seconds = (bucket + 1) * window - now
+            return False
+        return True
+
+    def wait(self) -> float | None:
+        return self.wait_seconds

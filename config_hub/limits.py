@@ -1,0 +1,31 @@
+"""Request body size limit with API.md's JSON error (413) instead of Django's HTML 400."""
+from __future__ import annotations
+
+from typing import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+class BodySizeLimitMiddleware:
+    """Refuse a declared body larger than ``MAX_REQUEST_BYTES`` before anything reads it.
+
+    Bodies without Content-Length (chunked) are still bounded by Django's own
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` check when read, answered by ``handler400``.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if limit is not None and length > limit and not request.path.startswith("/admin/"):
+            return JsonResponse(
+                {"error": {"code": "payload_too_large", "message": f"request body over {limit} bytes", "details": {"limit": limit}}},
+                status=413,
+            )
+        return self.get_response(request)
