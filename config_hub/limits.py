@@ -23,6 +23,11 @@ class BodySizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+            return JsonResponse(
+                {"error": {"code": "bad_request", "message": "NUL characters are not allowed in URLs", "details": None}},
+                status=400,
+            )
         if limit is not None and length > limit and not request.path.startswith("/admin/"):
             return JsonResponse(
                 {"error": {"code": "payload_too_large", "message": f"request body over {limit} bytes", "details": {"limit": limit}}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -47,6 +47,11 @@ def _message(detail) -> str:
     return str(detail)
 
 
+def _is_bad_text(exc: Exception) -> bool:
+    text = str(exc)
+    return isinstance(exc, DataError) or "NUL (0x00)" in text or "\\u0000" in text
+
+
 def exception_handler(exc, context):
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
@@ -55,6 +60,9 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, (DataError, ValueError)) and _is_bad_text(exc):
+        # PostgreSQL refuses NUL characters and some escapes: bad input, not an outage.
+        return Response(error_body("validation_failed", "the request holds characters that cannot be stored (NUL)"), status=400)
     elif isinstance(exc, DatabaseError):
         logger.warning("database unavailable: %s", type(exc).__name__)
         return Response(
