@@ -1,0 +1,91 @@
+"""Faults: the real Redis and PostgreSQL of this machine are stopped and restarted."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+from django.db import connection
+
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+
+def _seed(tenant):
+    from tenants.services import config_create
+
+    config_create(tenant=tenant, key="db.pool", value={"size": 5}, actor="test")
+
+
+def test_redis_down__config_reads__answered_from_the_database(live_server, tenant, make_key, redis_outage):
+    _seed(tenant)
+    key = make_key(tenant=tenant, scopes=["configs:read", "configs:write"])
+    headers = {"Authorization": f"ApiKey {key}"}
+    url = f"{live_server.url}/api/v1/config/db.pool"
+    assert requests.get(url, headers=headers, timeout=5).json()["value"] == {"size": 5}
+
+    with redis_outage():
+        read = requests.get(url, headers=headers, timeout=5)
+        health = requests.get(f"{live_server.url}/health", timeout=5).json()
+        write = requests.put(
+            f"{live_server.url}/config/tenants/acme/configs/db.pool", json={"config_value": {"size": 9}},
+            headers=headers, timeout=5,
+        )
+        reread = requests.get(url, headers=headers, timeout=5)
+
+    assert read.status_code == 200 and read.json()["value"] == {"size": 5}
+    assert health["status"] == "degraded"
+    assert health["dependencies"]["redis"] == "unhealthy"
+    assert health["dependencies"]["database"] == "healthy"
+    assert write.status_code == 200 and write.json()["version"] == 2
+    assert reread.json()["value"] == {"size": 9}
+    # Back up: the write is visible, not a value cached before the outage.
+    assert requests.get(url, headers=headers, timeout=5).json()["value"] == {"size": 9}
+    assert requests.get(f"{live_server.url}/health", timeout=5).json()["status"] == "healthy"
+
+
+def test_postgres_down__api__answers_503_json_and_recovers(live_server, tenant, make_key, postgres_outage):
+    _seed(tenant)
+    key = make_key(tenant=tenant, scopes=["configs:read"])
+    headers = {"Authorization": f"ApiKey {key}"}
+    url = f"{live_server.url}/api/v1/configs/"
+    assert requests.get(url, headers=headers, timeout=5).status_code == 200
+
+    with postgres_outage():
+        down = requests.get(url, headers=headers, timeout=10)
+        health = requests.get(f"{live_server.url}/health", timeout=10)
+
+    assert down.status_code == 503
+    assert down.json()["error"]["code"] == "dependency_unavailable"
+    assert down.headers["Retry-After"] == "5"
+    assert health.json()["dependencies"]["database"] == "unhealthy"
+    assert health.json()["status"] == "degraded"
+    connection.close()  # the test thread's own connection died with the server
+    recovered = requests.get(url, headers=headers, timeout=10)
+    assert recovered.status_code == 200
+    assert recovered.json()["count"] == 1
+
+
+def test_concurrent_writers__same_version__exactly_one_wins_each_version(live_server, tenant, make_key):
+    from tenants.models import ConfigEntry
+
+    _seed(tenant)
+    entry = ConfigEntry.objects.get(key="db.pool")
+    key = make_key(tenant=tenant, scopes=["configs:read", "configs:write"])
+    headers = {"Authorization": f"ApiKey {key}", "If-Match": f'"{entry.pk}-1"'}
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def write(i: int) -> None:
+        r = requests.put(f"{live_server.url}/api/v1/config/{entry.pk}", json={"value": {"size": i}}, headers=headers, timeout=30)
+        with lock:
+            results.append(r.status_code)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(results) == [200] + [412] * 19
+    entry.refresh_from_db()
+    assert entry.version == 2
