@@ -15,7 +15,9 @@ app.autodiscover_tasks()
 def _beat_schedule() -> dict:
     from django.conf import settings
 
-    schedule: dict = {}
+    schedule: dict = {
+        "flags-usage-flush": {"task": "flags.usage_flush", "schedule": 60.0},
+    }
     # Other apps add their entries here (registry sweep, outbox sweep, flag
     # usage flush); keep them in this one function so an operator sees them all.
     return schedule

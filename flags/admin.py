@@ -1,0 +1,192 @@
+"""Flags in the admin: per-environment state inline, bulk enable/disable/rollout, a preview.
+
+Every save goes through flags.services, exactly as the API's writes do.
+"""
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import render
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from config_hub.errors import DomainError
+from tenants.admin import PrettyJSONField, actor_of
+from tenants.models import Environment
+
+from . import services
+from .engine import EngineError, compile_state, validate_feature
+from .models import Flag, FlagEnvironment, Segment
+from .selectors import flag_state_document
+
+
+class FlagEnvironmentForm(forms.ModelForm):
+    strategies = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 6, "cols": 70, "class": "json-editor"}),
+                                 help_text="Unleash strategies: [] enables for everyone.")
+
+    class Meta:
+        model = FlagEnvironment
+        fields = ("environment", "enabled", "strategies")
+
+    def clean_strategies(self):
+        value = self.cleaned_data.get("strategies") or []
+        if not isinstance(value, list):
+            raise forms.ValidationError("strategies must be a JSON list")
+        try:
+            validate_feature({"name": "f", "enabled": True, "strategies": value}, segment_ids=None)
+        except EngineError as exc:
+            if "segment" not in str(exc):
+                raise forms.ValidationError(str(exc)) from exc
+        return value
+
+
+class FlagEnvironmentInline(admin.TabularInline):
+    model = FlagEnvironment
+    form = FlagEnvironmentForm
+    extra = 0
+    fields = ("environment", "enabled", "strategies", "version", "evaluation_count", "last_evaluated_at")
+    readonly_fields = ("version", "evaluation_count", "last_evaluated_at")
+
+
+class FlagForm(forms.ModelForm):
+    variants = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 5, "cols": 70, "class": "json-editor"}))
+    dependencies = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 70, "class": "json-editor"}))
+
+    class Meta:
+        model = Flag
+        fields = ("tenant", "name", "description", "kind", "default_environment", "variants", "dependencies")
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            validate_feature({"name": cleaned.get("name") or "f", "enabled": True,
+                              "variants": cleaned.get("variants") or [], "dependencies": cleaned.get("dependencies") or []})
+        except EngineError as exc:
+            self.add_error("variants" if "variant" in str(exc) else "dependencies", str(exc))
+        return cleaned
+
+
+class BulkForm(forms.Form):
+    environment = forms.ModelChoiceField(queryset=Environment.objects.all())
+    rollout_percentage = forms.FloatField(required=False, min_value=0, max_value=100)
+
+
+@admin.register(Flag)
+class FlagAdmin(SimpleHistoryAdmin):
+    form = FlagForm
+    inlines = [FlagEnvironmentInline]
+    list_display = ("name", "tenant", "kind", "states", "version", "updated_at")
+    list_filter = ("tenant", "kind")
+    search_fields = ("name", "description")
+    actions = ["bulk_enable", "bulk_disable", "bulk_rollout"]
+    change_form_template = "admin/flags/flag/change_form.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("tenant").prefetch_related("states__environment")
+
+    @admin.display(description="environments")
+    def states(self, obj):
+        parts = []
+        for fe in obj.states.all():
+            pct = fe.rollout_percentage
+            colour = "#2e7d32" if fe.enabled else "#999"
+            label = f"{fe.environment.slug}: {'on' if fe.enabled else 'off'}" + (f" {pct:g}%" if fe.enabled and pct is not None else "")
+            parts.append(format_html('<span style="color:{}">{}</span>', colour, label))
+        return format_html(" · ".join(["{}"] * len(parts)), *parts) if parts else "-"
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            services.flag_update(flag=obj, description=data.get("description"), kind=data.get("kind"),
+                                 variants=data.get("variants") or [], dependencies=data.get("dependencies") or [],
+                                 actor=actor_of(request), user_id=request.user.pk)
+        else:
+            created = services.flag_create(
+                tenant=data["tenant"], name=data["name"], description=data.get("description", ""), kind=data.get("kind", "boolean"),
+                variants=data.get("variants") or [], dependencies=data.get("dependencies") or [],
+                environment=data.get("default_environment"), actor=actor_of(request), user_id=request.user.pk,
+            )
+            obj.pk = created.pk
+
+    def save_formset(self, request, form, formset, change):
+        flag = form.instance
+        for inline in formset.forms:
+            if not inline.has_changed() or not inline.cleaned_data:
+                continue
+            data = inline.cleaned_data
+            if data.get("DELETE"):
+                continue
+            try:
+                services.flag_update(flag=Flag.objects.get(pk=flag.pk), environment=data["environment"],
+                                     is_enabled=data.get("enabled", False), strategies=data.get("strategies") or [],
+                                     actor=actor_of(request), user_id=request.user.pk)
+            except DomainError as exc:
+                messages.error(request, f"{data['environment']}: {exc.message}")
+
+    def _bulk(self, request, queryset, *, title: str, enable: bool | None, rollout: bool):
+        if "apply" in request.POST:
+            form = BulkForm(request.POST)
+            if form.is_valid():
+                pct = form.cleaned_data.get("rollout_percentage") if rollout else None
+                if rollout and pct is None:
+                    form.add_error("rollout_percentage", "Enter a percentage.")
+                else:
+                    try:
+                        n = services.flags_bulk_set(flags=list(queryset), environment=form.cleaned_data["environment"],
+                                                    is_enabled=enable, rollout_percentage=pct, actor=actor_of(request),
+                                                    user_id=request.user.pk)
+                    except DomainError as exc:
+                        self.message_user(request, exc.message, level=messages.ERROR)
+                        return None
+                    self.message_user(request, f"{title}: {n} flag(s) in {form.cleaned_data['environment']}.")
+                    return None
+        else:
+            form = BulkForm()
+        return render(request, "admin/flags/bulk_action.html", {
+            **self.admin_site.each_context(request), "title": title, "form": form, "flags": queryset,
+            "action": request.POST.get("action"), "rollout": rollout, "opts": self.model._meta,
+        })
+
+    @admin.action(description="Enable selected flags in an environment")
+    def bulk_enable(self, request, queryset):
+        return self._bulk(request, queryset, title="Enable", enable=True, rollout=False)
+
+    @admin.action(description="Disable selected flags in an environment")
+    def bulk_disable(self, request, queryset):
+        return self._bulk(request, queryset, title="Disable", enable=False, rollout=False)
+
+    @admin.action(description="Set rollout percentage of selected flags")
+    def bulk_rollout(self, request, queryset):
+        return self._bulk(request, queryset, title="Set rollout", enable=None, rollout=True)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        flag = Flag.objects.filter(pk=object_id).first()
+        if flag is not None:
+            env = request.GET.get("preview_environment") or (flag.default_environment.slug if flag.default_environment else "")
+            raw = request.GET.get("preview_context", '{"userId": "user-1"}')
+            extra_context.update({"environments": Environment.objects.all(), "preview_environment": env, "preview_context": raw})
+            if "preview_environment" in request.GET:
+                try:
+                    ctx = json.loads(raw or "{}")
+                    if not isinstance(ctx, dict):
+                        raise ValueError("the context must be a JSON object")
+                    ctx.setdefault("environment", env)
+                    result = compile_state(flag_state_document(tenant_id=flag.tenant_id, environment=env)).evaluate(flag.name, ctx)
+                    extra_context["preview"] = {"enabled": result.enabled, "variant": result.variant, "reason": result.reason}
+                except ValueError as exc:
+                    extra_context["preview_error"] = str(exc)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Segment)
+class SegmentAdmin(SimpleHistoryAdmin):
+    list_display = ("name", "tenant", "updated_at")
+    list_filter = ("tenant",)
+
+    def save_model(self, request, obj, form, change):
+        seg = services.segment_set(tenant=obj.tenant, name=obj.name, constraints=obj.constraints or [],
+                                   description=obj.description, actor=actor_of(request), user_id=request.user.pk)
+        obj.pk = seg.pk

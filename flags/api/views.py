@@ -1,0 +1,333 @@
+"""Flag routes (seed 001) and OpenFeature's Remote Evaluation Protocol (OFREP)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config_hub.api.conditional import conditional_response, etag_for, expected_version, not_modified
+from config_hub.api.tenancy import request_tenant
+from config_hub.errors import NotFound, ValidationFailed
+from tenants.selectors import environment_get
+
+from .. import selectors, services
+from ..engine import Evaluation
+from ..models import Flag
+
+
+def _valid(serializer_class, data):
+    if not isinstance(data, dict):
+        raise ValidationFailed("the request body must be a JSON object")
+    ser = serializer_class(data=data)
+    ser.is_valid(raise_exception=True)
+    return ser.validated_data
+
+
+class FlagCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    environment = serializers.SlugField(required=False, allow_null=True)
+    is_enabled = serializers.BooleanField(required=False, default=False)
+    rollout_percentage = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=100)
+    strategies = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    kind = serializers.ChoiceField(choices=["boolean", "string", "number", "json"], required=False, default="boolean")
+    variants = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
+    dependencies = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
+
+
+class FlagUpdateSerializer(serializers.Serializer):
+    environment = serializers.SlugField(required=False, allow_null=True)
+    is_enabled = serializers.BooleanField(required=False, allow_null=True)
+    rollout_percentage = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=100)
+    strategies = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    kind = serializers.ChoiceField(choices=["boolean", "string", "number", "json"], required=False)
+    variants = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
+    dependencies = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
+    version = serializers.IntegerField(required=False, min_value=0)
+
+
+class EvaluateSerializer(serializers.Serializer):
+    flag_name = serializers.CharField(max_length=200)
+    environment = serializers.SlugField(required=False, allow_null=True)
+    user_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=500)
+    context = serializers.DictField(required=False, default=dict)
+
+
+class EvaluateAllSerializer(serializers.Serializer):
+    environment = serializers.SlugField(required=False, allow_null=True)
+    user_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=500)
+    context = serializers.DictField(required=False, default=dict)
+
+
+def _environment(request, body_env: str | None) -> str:
+    slug = body_env or request.META.get("HTTP_X_ENVIRONMENT") or request.auth.environment
+    if not slug:
+        raise ValidationFailed("name an environment (body 'environment', X-Environment, or an API key with one)",
+                               details={"environment": ["required"]})
+    environment_get(slug=slug)
+    return slug
+
+
+def _context(data: dict) -> dict:
+    ctx = dict(data.get("context") or {})
+    if data.get("user_id") and not ctx.get("userId"):
+        ctx["userId"] = data["user_id"]
+    props = ctx.get("properties")
+    if props is not None and not isinstance(props, dict):
+        raise ValidationFailed("context.properties must be an object")
+    return ctx
+
+
+def payload_value(payload: dict | None) -> Any:
+    """A variant payload's value in its type: json parsed, number as a number."""
+    if not payload:
+        return None
+    kind, raw = payload.get("type"), payload.get("value")
+    if kind == "json" and isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    if kind == "number" and isinstance(raw, str):
+        try:
+            number = float(raw)
+            return int(number) if number.is_integer() else number
+        except ValueError:
+            return raw
+    return raw
+
+
+def evaluation_out(result: Evaluation) -> dict[str, Any]:
+    variant = result.variant
+    has_variant = bool(variant.get("enabled"))
+    return {
+        "flag_name": result.name,
+        "enabled": result.enabled,
+        "variant": variant,
+        "payload": variant.get("payload"),
+        "value": payload_value(variant.get("payload")) if has_variant else result.enabled,
+        "reason": result.reason,
+    }
+
+
+class FlagListCreateView(APIView):
+    required_scopes = {"GET": "flags:read", "POST": "flags:write"}
+
+    @extend_schema(parameters=[OpenApiParameter("environment", str)], responses={200: dict})
+    def get(self, request):
+        tenant = request_tenant(request)
+        env_slug = request.query_params.get("environment")
+        env = environment_get(slug=env_slug) if env_slug else None
+        flags = Flag.objects.filter(tenant_id=tenant.pk).select_related("tenant", "default_environment").order_by("name")
+        return conditional_response(request, [selectors.flag_out(f, environment=env) for f in flags])
+
+    @extend_schema(request=FlagCreateSerializer, responses={201: dict})
+    def post(self, request):
+        data = _valid(FlagCreateSerializer, request.data)
+        tenant = request_tenant(request)
+        env = environment_get(slug=data["environment"]) if data.get("environment") else None
+        flag = services.flag_create(
+            tenant=tenant, name=data["name"], environment=env, is_enabled=data["is_enabled"],
+            rollout_percentage=data.get("rollout_percentage"), strategies=data.get("strategies"),
+            description=data["description"], kind=data["kind"], variants=data.get("variants"),
+            dependencies=data.get("dependencies"), actor=request.auth.actor, user_id=request.auth.user_id,
+        )
+        flag = selectors.flag_for_tenant(tenant_id=tenant.pk, flag_id=flag.pk)
+        return Response(selectors.flag_out(flag, environment=env), status=status.HTTP_201_CREATED)
+
+
+class FlagDetailView(APIView):
+    required_scopes = {"GET": "flags:read", "PUT": "flags:write", "PATCH": "flags:write", "DELETE": "flags:write"}
+
+    def _flag(self, request, flag_id: str) -> Flag:
+        if not str(flag_id).isdigit():
+            raise NotFound("flag ids are integers")
+        tenant = request_tenant(request)
+        return selectors.flag_for_tenant(tenant_id=tenant.pk, flag_id=int(flag_id))
+
+    @extend_schema(parameters=[OpenApiParameter("environment", str)], responses={200: dict})
+    def get(self, request, flag_id: str):
+        env_slug = request.query_params.get("environment")
+        env = environment_get(slug=env_slug) if env_slug else None
+        return conditional_response(request, selectors.flag_out(self._flag(request, flag_id), environment=env))
+
+    @extend_schema(request=FlagUpdateSerializer, responses={200: dict})
+    def put(self, request, flag_id: str):
+        return self._update(request, flag_id)
+
+    @extend_schema(request=FlagUpdateSerializer, responses={200: dict})
+    def patch(self, request, flag_id: str):
+        return self._update(request, flag_id)
+
+    def _update(self, request, flag_id: str):
+        flag = self._flag(request, flag_id)
+        data = _valid(FlagUpdateSerializer, request.data)
+        env_slug = data.get("environment") or request.query_params.get("environment")
+        env = environment_get(slug=env_slug) if env_slug else None
+        flag = services.flag_update(
+            flag=flag, environment=env, is_enabled=data.get("is_enabled"),
+            rollout_percentage=data.get("rollout_percentage"), strategies=data.get("strategies"),
+            description=data.get("description"), variants=data.get("variants"), dependencies=data.get("dependencies"),
+            kind=data.get("kind"), expected_version=expected_version(request, data.get("version")),
+            actor=request.auth.actor, user_id=request.auth.user_id,
+        )
+        flag = selectors.flag_for_tenant(tenant_id=flag.tenant_id, flag_id=flag.pk)
+        return Response(selectors.flag_out(flag, environment=env))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, flag_id: str):
+        services.flag_delete(flag=self._flag(request, flag_id), actor=request.auth.actor, user_id=request.auth.user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EvaluateView(APIView):
+    """Seed 001's ``is_feature_enabled``: ``{"flag_name", "environment", "user_id", "context"}``."""
+
+    required_scopes = {"POST": "flags:read"}
+
+    @extend_schema(request=EvaluateSerializer, responses={200: dict})
+    def post(self, request):
+        data = _valid(EvaluateSerializer, request.data)
+        tenant = request_tenant(request)
+        env = _environment(request, data.get("environment"))
+        result = selectors.flag_evaluate(tenant=tenant, environment=env, name=data["flag_name"], context=_context(data))
+        if result.reason == "FLAG_NOT_FOUND":
+            raise NotFound(f"flag '{data['flag_name']}' not found", code="flag_not_found")
+        return Response(evaluation_out(result))
+
+
+class EvaluateAllView(APIView):
+    required_scopes = {"POST": "flags:read"}
+
+    @extend_schema(request=EvaluateAllSerializer, responses={200: dict})
+    def post(self, request):
+        data = _valid(EvaluateAllSerializer, request.data)
+        tenant = request_tenant(request)
+        env = _environment(request, data.get("environment"))
+        results = selectors.flags_evaluate_all(tenant=tenant, environment=env, context=_context(data))
+        body = {"environment": env, "flags": {name: evaluation_out(r) for name, r in results.items()}}
+        return conditional_response(request, body)
+
+
+class ImportUnleashView(APIView):
+    required_scopes = {"POST": "flags:write"}
+
+    @extend_schema(parameters=[OpenApiParameter("environment", str, required=True)], request=dict, responses={200: dict})
+    def post(self, request):
+        tenant = request_tenant(request)
+        env_slug = request.query_params.get("environment")
+        if not env_slug:
+            raise ValidationFailed("?environment= is required", details={"environment": ["required"]})
+        env = environment_get(slug=env_slug)
+        summary = services.flags_import_unleash(
+            tenant=tenant, environment=env, document=request.data, actor=request.auth.actor, user_id=request.auth.user_id
+        )
+        return Response(summary)
+
+
+# --- OFREP ---------------------------------------------------------------------------
+
+_OFREP_REASONS = {"STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "DEFAULT"}
+_UNLEASH_FIELDS = {"sessionId", "remoteAddress", "currentTime", "environment", "appName", "userId"}
+
+
+def _ofrep_error(key: str | None, code: str, details: str, status_code: int) -> Response:
+    body = {"errorCode": code, "errorDetails": details}
+    if key is not None:
+        body = {"key": key, **body}
+    return Response(body, status=status_code)
+
+
+def _ofrep_context(request) -> tuple[dict, str | None]:
+    body = request.data if isinstance(request.data, dict) else None
+    if body is None:
+        raise ValueError("the body must be a JSON object")
+    raw = body.get("context") or {}
+    if not isinstance(raw, dict):
+        raise ValueError("context must be an object")
+    ctx: dict[str, Any] = {}
+    props: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name == "targetingKey":
+            ctx["userId"] = value
+        elif name in _UNLEASH_FIELDS:
+            ctx[name] = value
+        elif name == "properties" and isinstance(value, dict):
+            props.update(value)
+        else:
+            props[name] = value
+    if props:
+        ctx["properties"] = props
+    env = request.META.get("HTTP_X_ENVIRONMENT") or raw.get("environment") or request.auth.environment
+    return ctx, env
+
+
+def ofrep_out(key: str, result: Evaluation) -> dict[str, Any]:
+    variant = result.variant
+    has_variant = bool(variant.get("enabled"))
+    reason = result.reason if result.reason in _OFREP_REASONS else "DEFAULT"
+    return {
+        "key": key,
+        "value": payload_value(variant.get("payload")) if has_variant and variant.get("payload") else result.enabled,
+        "reason": reason,
+        "variant": variant["name"] if has_variant else None,
+        "metadata": {},
+    }
+
+
+class OfrepSingleView(APIView):
+    """``POST /ofrep/v1/evaluate/flags/{key}`` (OpenFeature Remote Evaluation Protocol)."""
+
+    required_scopes = {"POST": "flags:read"}
+
+    @extend_schema(request=dict, responses={200: dict})
+    def post(self, request, key: str):
+        try:
+            ctx, env = _ofrep_context(request)
+        except ValueError as exc:
+            return _ofrep_error(key, "INVALID_CONTEXT", str(exc), 400)
+        if not env:
+            return _ofrep_error(key, "INVALID_CONTEXT", "no environment: send X-Environment, context.environment, or use an API key with an environment", 400)
+        try:
+            environment_get(slug=env)
+        except NotFound:
+            return _ofrep_error(key, "INVALID_CONTEXT", f"environment '{env}' does not exist", 400)
+        tenant = request_tenant(request)
+        result = selectors.flag_evaluate(tenant=tenant, environment=env, name=key, context=ctx)
+        if result.reason == "FLAG_NOT_FOUND":
+            return _ofrep_error(key, "FLAG_NOT_FOUND", f"flag '{key}' was not found", 404)
+        return Response(ofrep_out(key, result))
+
+
+class OfrepBulkView(APIView):
+    """``POST /ofrep/v1/evaluate/flags``: every flag of the environment; ETag and 304."""
+
+    required_scopes = {"POST": "flags:read"}
+
+    @extend_schema(request=dict, responses={200: dict})
+    def post(self, request):
+        try:
+            ctx, env = _ofrep_context(request)
+        except ValueError as exc:
+            return _ofrep_error(None, "INVALID_CONTEXT", str(exc), 400)
+        if not env:
+            return _ofrep_error(None, "INVALID_CONTEXT", "no environment: send X-Environment, context.environment, or use an API key with an environment", 400)
+        try:
+            environment_get(slug=env)
+        except NotFound:
+            return _ofrep_error(None, "INVALID_CONTEXT", f"environment '{env}' does not exist", 400)
+        tenant = request_tenant(request)
+        results = selectors.flags_evaluate_all(tenant=tenant, environment=env, context=ctx)
+        body = {"flags": [ofrep_out(name, r) for name, r in results.items()]}
+        etag = etag_for(body)
+        if not_modified(request, etag):
+            response = Response(status=304)
+        else:
+            response = Response(body)
+        response["ETag"] = etag
+        return response

@@ -1,0 +1,158 @@
+"""Flag reads: the compiled state of a tenant and environment, and evaluation.
+
+The state of (tenant, environment) is compiled once per process and reused
+until any flag or segment of the tenant changes: writes bump a generation token
+in the shared cache after commit, and each process compares the token it
+compiled against with the current one (one cache GET per request). With Redis
+down the token cannot be read; a compiled state is then reused for at most
+``_LOCAL_TTL`` seconds before it is rebuilt from the database.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from django.core.cache import cache
+
+from config_hub.errors import NotFound
+from tenants.models import Environment, Tenant
+
+from .engine import CompiledState, Evaluation, compile_state
+from .models import Flag, FlagEnvironment, Segment
+
+_LOCAL_TTL = 5.0
+_lock = threading.Lock()
+_compiled: dict[tuple[int, str], tuple[str | None, float, CompiledState]] = {}
+
+
+def generation_key(tenant_id: int) -> str:
+    return f"flags:gen:{tenant_id}"
+
+
+def flag_state_document(*, tenant_id: int, environment: str) -> dict[str, Any]:
+    """The Unleash ``/client/features`` document of a tenant in an environment (2 queries)."""
+    states = {
+        fe.flag_id: fe
+        for fe in FlagEnvironment.objects.filter(flag__tenant_id=tenant_id, environment__slug=environment)
+    }
+    features = []
+    for flag in Flag.objects.filter(tenant_id=tenant_id).order_by("name"):
+        fe = states.get(flag.pk)
+        features.append(
+            {
+                "name": flag.name,
+                "enabled": bool(fe and fe.enabled),
+                "strategies": fe.strategies if fe else [],
+                "variants": flag.variants or [],
+                "dependencies": flag.dependencies or [],
+            }
+        )
+    segments = [
+        {"id": seg.pk, "name": seg.name, "constraints": seg.constraints}
+        for seg in Segment.objects.filter(tenant_id=tenant_id)
+    ]
+    return {"version": 1, "features": features, "segments": segments}
+
+
+def compiled_state(*, tenant_id: int, environment: str) -> CompiledState:
+    """The compiled state, rebuilt only when the tenant's flags changed."""
+    token = cache.get(generation_key(tenant_id))
+    key = (tenant_id, environment)
+    hit = _compiled.get(key)
+    now = time.monotonic()
+    if hit is not None:
+        hit_token, built_at, state = hit
+        if token is not None and hit_token == token:
+            return state
+        if token is None and now - built_at < _LOCAL_TTL:
+            return state
+    state = compile_state(flag_state_document(tenant_id=tenant_id, environment=environment))
+    if token is None:
+        # First compile since a bump was lost or never made: fix a token so
+        # other processes agree on this generation.
+        token = str(time.time_ns())
+        if not cache.add(generation_key(tenant_id), token, None):
+            token = cache.get(generation_key(tenant_id))
+    with _lock:
+        _compiled[key] = (token, now, state)
+    return state
+
+
+def local_cache_clear() -> None:
+    with _lock:
+        _compiled.clear()
+
+
+def environment_slug(slug: str | None) -> str:
+    """Check an environment slug exists (cached) and return it."""
+    from tenants.selectors import environment_get
+
+    if not slug:
+        raise NotFound("no environment given")
+    environment_get(slug=slug)
+    return slug
+
+
+def flag_evaluate(*, tenant: Tenant, environment: str, name: str, context: dict) -> Evaluation:
+    ctx = dict(context)
+    ctx.setdefault("environment", environment)
+    result = compiled_state(tenant_id=tenant.pk, environment=environment).evaluate(name, ctx)
+    if result.reason != "FLAG_NOT_FOUND":
+        from .usage import usage_record
+
+        usage_record(tenant_id=tenant.pk, environment=environment, names=(name,))
+    return result
+
+
+def flags_evaluate_all(*, tenant: Tenant, environment: str, context: dict) -> dict[str, Evaluation]:
+    ctx = dict(context)
+    ctx.setdefault("environment", environment)
+    results = compiled_state(tenant_id=tenant.pk, environment=environment).evaluate_all(ctx)
+    if results:
+        from .usage import usage_record
+
+        usage_record(tenant_id=tenant.pk, environment=environment, names=tuple(results))
+    return results
+
+
+def flag_for_tenant(*, tenant_id: int | None, flag_id: int) -> Flag:
+    qs = Flag.objects.select_related("tenant", "default_environment")
+    if tenant_id is not None:
+        qs = qs.filter(tenant_id=tenant_id)
+    flag = qs.filter(pk=flag_id).first()
+    if flag is None:
+        raise NotFound("flag not found")
+    return flag
+
+
+def flag_out(flag: Flag, *, environment: Environment | None = None) -> dict[str, Any]:
+    """The API shape of a flag: seed 001's shorthand for one environment, plus every state."""
+    states = {fe.environment.slug: fe for fe in flag.states.select_related("environment")}
+    env = environment or flag.default_environment
+    shown = states.get(env.slug) if env else None
+    return {
+        "id": flag.pk,
+        "name": flag.name,
+        "description": flag.description,
+        "kind": flag.kind,
+        "tenant": flag.tenant.slug,
+        "environment": env.slug if env else None,
+        "is_enabled": bool(shown and shown.enabled),
+        "rollout_percentage": shown.rollout_percentage if shown else None,
+        "variants": flag.variants,
+        "dependencies": flag.dependencies,
+        "version": flag.version,
+        "environments": {
+            slug: {
+                "enabled": fe.enabled,
+                "strategies": fe.strategies,
+                "rollout_percentage": fe.rollout_percentage,
+                "version": fe.version,
+                "evaluation_count": fe.evaluation_count,
+                "last_evaluated_at": fe.last_evaluated_at.isoformat() if fe.last_evaluated_at else None,
+            }
+            for slug, fe in sorted(states.items())
+        },
+        "updated_at": flag.updated_at.isoformat() if flag.updated_at else None,
+    }

@@ -1,0 +1,100 @@
+"""Evaluation counters without a database write per request.
+
+With Redis, each evaluation is one ``HINCRBY`` on a hash; the beat task
+``flag_usage_flush_task`` swaps the hash out atomically (RENAME) and adds the
+counts to ``FlagEnvironment`` in one UPDATE per flag and environment. Without
+Redis (the embedded development mode) counts are kept in the process and written
+at most every few seconds by the process that counted them.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+HASH = "flags:usage"
+_local: Counter = Counter()
+_local_lock = threading.Lock()
+_last_local_flush = time.monotonic()
+_LOCAL_FLUSH_EVERY = 10.0
+
+
+def _redis():
+    if not settings.REDIS_URL:
+        return None
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
+def usage_record(*, tenant_id: int, environment: str, names: tuple[str, ...]) -> None:
+    """Count one evaluation of each flag in ``names``; never fails the request."""
+    from config_hub.metrics import FLAG_EVALUATIONS
+
+    FLAG_EVALUATIONS.inc(len(names))
+    try:
+        client = _redis()
+    except Exception:  # noqa: BLE001
+        client = None
+    if client is not None:
+        try:
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.hincrby(HASH, f"{tenant_id}|{environment}|{name}", 1)
+            pipe.execute()
+            return
+        except Exception:  # noqa: BLE001 - Redis down: usage is best effort
+            return
+    global _last_local_flush
+    with _local_lock:
+        for name in names:
+            _local[(tenant_id, environment, name)] += 1
+        due = time.monotonic() - _last_local_flush > _LOCAL_FLUSH_EVERY
+        if due:
+            _last_local_flush = time.monotonic()
+    if due:
+        usage_flush()
+
+
+def _apply(counts: dict[tuple[int, str, str], int]) -> int:
+    from .models import FlagEnvironment
+
+    now = timezone.now()
+    for (tenant_id, environment, name), n in counts.items():
+        FlagEnvironment.objects.filter(
+            flag__tenant_id=tenant_id, flag__name=name, environment__slug=environment
+        ).update(evaluation_count=F("evaluation_count") + n, last_evaluated_at=now)
+    return len(counts)
+
+
+def usage_flush() -> int:
+    """Move counted evaluations into the database. Returns the number of flag states updated."""
+    counts: dict[tuple[int, str, str], int] = {}
+    client = None
+    try:
+        client = _redis()
+    except Exception:  # noqa: BLE001
+        client = None
+    if client is not None:
+        tmp = f"{HASH}:flushing:{time.time_ns()}"
+        try:
+            client.rename(HASH, tmp)
+        except Exception:  # noqa: BLE001 - no such key: nothing counted
+            return 0
+        raw = client.hgetall(tmp)
+        client.delete(tmp)
+        for field, value in raw.items():
+            tenant_id, environment, name = field.decode().split("|", 2)
+            counts[(int(tenant_id), environment, name)] = int(value)
+    else:
+        with _local_lock:
+            counts = dict(_local)
+            _local.clear()
+    return _apply(counts) if counts else 0
