@@ -44,15 +44,26 @@ def _clear_cache():
     cache.clear()
 
 
+def ensure_builtin_rows() -> None:
+    """The rows migration 0002 creates; transactional tests flush them away."""
+    from tenants.models import Environment, Tenant
+
+    Tenant.objects.get_or_create(slug="default", defaults={"name": "Default tenant"})
+    for slug in ("development", "staging", "production"):
+        Environment.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
+
+
 @pytest.fixture
 def default_tenant(db):
     from tenants.models import Tenant
 
+    ensure_builtin_rows()
     return Tenant.objects.get(slug="default")
 
 
 @pytest.fixture
 def tenant(db):
+    ensure_builtin_rows()
     from tenants.services import tenant_create
 
     return tenant_create(slug="acme", name="Acme", actor="test")
@@ -69,6 +80,7 @@ def other_tenant(db):
 def environments(db):
     from tenants.models import Environment
 
+    ensure_builtin_rows()
     return {e.slug: e for e in Environment.objects.all()}
 
 
