@@ -47,6 +47,39 @@ def event_record(
     return event
 
 
+def events_record_many(rows: list[dict[str, Any]]) -> list[Event]:
+    """Write many events in one INSERT (the registry sweep), in the caller's transaction.
+
+    Each row takes the keyword arguments of :func:`event_record`.
+    """
+    if not rows:
+        return []
+    events = [
+        Event(
+            tenant_id=row.get("tenant_id"),
+            tenant_slug=row.get("tenant_slug", ""),
+            resource_type=row["resource_type"],
+            action=row["action"],
+            key=row.get("key", ""),
+            environment=row.get("environment", ""),
+            service_name=row.get("service_name", ""),
+            version=row.get("version"),
+            actor=row["actor"],
+            data=row.get("data") or {},
+        )
+        for row in rows
+    ]
+    created = Event.objects.bulk_create(events)
+    ids = [e.pk for e in created if e.pk is not None]
+
+    def after() -> None:
+        for event_id in ids:
+            event_after_commit(event_id=event_id)
+
+    transaction.on_commit(after)
+    return created
+
+
 def event_after_commit(*, event_id: int) -> None:
     """Hand a committed event to the dispatcher. Failure here loses nothing: the
     outbox sweep sends any event whose ``dispatched_at`` is still empty."""

@@ -1,1 +1,80 @@
-"""Models (see the app's services for behaviour)."""
+"""Services and their running instances."""
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from config_hub.audit import audit_history
+
+HEALTHY = "healthy"
+UNHEALTHY = "unhealthy"
+OUT_OF_SERVICE = "out_of_service"
+STARTING = "starting"
+STATUSES = [(HEALTHY, "healthy"), (UNHEALTHY, "unhealthy"), (OUT_OF_SERVICE, "out of service"), (STARTING, "starting")]
+# Statuses the sweep watches: an instance in one of them must keep beating.
+LIVE = (HEALTHY, STARTING)
+
+
+class Service(models.Model):
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="services")
+    name = models.CharField(max_length=100)
+    owner = models.CharField(max_length=200, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["tenant_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="service_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Instance(models.Model):
+    """One running copy of a service. Its integer id is seed 004's ``SERVICE_ID``.
+
+    Heartbeats write ``last_heartbeat`` with one conditional UPDATE and no history
+    row (the history holds registrations and status changes, not beats).
+    """
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="instances")
+    url = models.URLField(max_length=500)
+    health_check_url = models.URLField(max_length=500, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=STATUSES, default=HEALTHY)
+    last_heartbeat = models.DateTimeField()
+    response_time_ms = models.FloatField(null=True, blank=True)
+    registered_at = models.DateTimeField(auto_now_add=True)
+    registered_by = models.CharField(max_length=150, blank=True, default="")
+    # Active checks: consecutive results, so one failed probe does not flap discovery.
+    check_failures = models.PositiveIntegerField(default=0)
+    check_successes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["service_id", "id"]
+        constraints = [models.UniqueConstraint(fields=["service", "url"], name="instance_unique_url")]
+        indexes = [
+            # The sweep's due-row lookup touches only instances that must keep
+            # beating (healthchecks' partial index on ~status=down).
+            models.Index(fields=["last_heartbeat"], condition=Q(status__in=LIVE), name="instance_live_beat_idx"),
+            models.Index(fields=["last_heartbeat"], condition=Q(status=UNHEALTHY), name="instance_dead_beat_idx"),
+            models.Index(fields=["service", "status"], name="instance_discovery_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service.name} #{self.pk} {self.url}"
+
+
+class SweepState(models.Model):
+    """One row: when the beat last swept, and when the hub came back after a gap.
+
+    Self-preservation: if no sweep ran for longer than the TTL (hub or beat down),
+    ``resumed_at`` is set and nobody is marked until a full TTL after it, so the
+    fleet gets a whole TTL to beat again before any instance is judged.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_sweep_at = models.DateTimeField(null=True, blank=True)
+    resumed_at = models.DateTimeField(null=True, blank=True)

@@ -175,6 +175,7 @@ LOGIN_URL = "admin:login"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "config_hub.api.authentication.ApiKeyAuthentication",
+        "registry.api.authentication.ServiceTokenAuthentication",
         "config_hub.api.authentication.JWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["config_hub.api.permissions.HasScope"],

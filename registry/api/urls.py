@@ -1,4 +1,17 @@
-"""Routes of this app, mounted by config_hub/urls.py."""
-urlpatterns: list = []
-# Routes outside /api/v1/ (seed paths, OFREP), mounted at the site root.
-root_urlpatterns: list = []
+"""Registry routes: /api/v1/registry/... and seed 004's /services/{name} and /heartbeat."""
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("registry/register", views.RegisterView.as_view(), name="registry-register"),
+    path("registry/health", views.HealthView.as_view(), name="registry-health"),
+    path("registry/healthy", views.HealthyListView.as_view(), name="registry-healthy"),
+    path("registry/instances/<int:instance_id>", views.InstanceDetailView.as_view(), name="registry-instance"),
+    path("registry/<str:service_name>", views.DiscoverView.as_view(), name="registry-discover"),
+]
+
+root_urlpatterns = [
+    path("services/<str:service_name>", views.SeedServiceUrlView.as_view(), name="seed-service-url"),
+    path("heartbeat", views.SeedHeartbeatView.as_view(), name="seed-heartbeat"),
+]

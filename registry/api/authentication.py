@@ -1,0 +1,49 @@
+"""Seed 004's service tokens: HS256 JWTs signed with SERVICE_JWT_SECRET, claim ``service_id``.
+
+A Bearer token that is a JWT with a ``service_id`` claim (and no simplejwt
+``token_type``) is a service token: its signature must verify, else 401. Any
+other Bearer token falls through to the operators' JWT authentication.
+"""
+from __future__ import annotations
+
+import jwt
+from django.conf import settings
+from rest_framework import authentication, exceptions
+
+from config_hub.api.principal import Principal, PrincipalUser
+
+SERVICE_SCOPES = frozenset({"registry:read", "registry:write"})
+
+
+class ServiceTokenAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        raw = request.META.get("HTTP_AUTHORIZATION", "")
+        parts = raw.split(None, 1)
+        if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1].startswith("chk_"):
+            return None
+        token = parts[1].strip()
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+        if not isinstance(unverified, dict) or "service_id" not in unverified or "token_type" in unverified:
+            return None
+        if header.get("alg") != "HS256":
+            raise exceptions.AuthenticationFailed("Service tokens are HS256")
+        options = {"require": ["exp"]} if settings.SERVICE_JWT_REQUIRE_EXP else {}
+        try:
+            claims = jwt.decode(token, settings.SERVICE_JWT_SECRET, algorithms=["HS256"], options=options)
+        except jwt.PyJWTError as exc:
+            raise exceptions.AuthenticationFailed("Invalid or expired service token") from exc
+        service_id = claims.get("service_id")
+        if isinstance(service_id, bool) or not isinstance(service_id, (int, str)) or not str(service_id).isdigit():
+            raise exceptions.AuthenticationFailed("service_id must be an instance id")
+        from registry.selectors import instance_tenant
+
+        tenant_id = instance_tenant(instance_id=int(service_id))
+        if tenant_id is None:
+            raise exceptions.AuthenticationFailed("service_id names no registered instance")
+        principal = Principal(kind="service", ident=str(service_id), label=str(service_id), tenant_id=tenant_id,
+                              scopes=SERVICE_SCOPES)
+        return PrincipalUser(principal), principal

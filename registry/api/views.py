@@ -1,0 +1,165 @@
+"""Registry routes (seed 001 and seed 004)."""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config_hub.api.conditional import conditional_response
+from config_hub.api.tenancy import request_tenant
+from config_hub.errors import NotFound, ValidationFailed
+
+from .. import selectors, services
+from ..models import Instance
+
+
+def _valid(serializer_class, data):
+    if not isinstance(data, dict):
+        raise ValidationFailed("the request body must be a JSON object")
+    ser = serializer_class(data=data)
+    ser.is_valid(raise_exception=True)
+    return ser.validated_data
+
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class RegisterSerializer(serializers.Serializer):
+    service_name = serializers.RegexField(_NAME, max_length=100)
+    service_url = serializers.URLField(max_length=500)
+    health_check_url = serializers.URLField(max_length=500, required=False, allow_blank=True, allow_null=True)
+    metadata = serializers.DictField(required=False, default=dict)
+    status = serializers.ChoiceField(choices=["healthy", "starting", "unhealthy"], required=False, default="healthy")
+
+
+class HealthSerializer(serializers.Serializer):
+    service_name = serializers.RegexField(_NAME, max_length=100)
+    status = serializers.ChoiceField(choices=["healthy", "starting", "unhealthy"], required=False, default="healthy")
+    response_time = serializers.FloatField(required=False, allow_null=True, min_value=0)
+    instance_id = serializers.IntegerField(required=False, min_value=1)
+    service_url = serializers.URLField(required=False, max_length=500)
+
+
+class SeedHeartbeatSerializer(serializers.Serializer):
+    service_id = serializers.IntegerField(min_value=1)
+    status = serializers.ChoiceField(choices=["healthy", "starting", "unhealthy"], required=False, default="healthy")
+    response_time = serializers.FloatField(required=False, allow_null=True, min_value=0)
+
+
+class RegisterView(APIView):
+    required_scopes = {"POST": "registry:write"}
+
+    @extend_schema(request=RegisterSerializer, responses={200: dict})
+    def post(self, request):
+        data = _valid(RegisterSerializer, request.data)
+        tenant = request_tenant(request)
+        instance, _created = services.instance_register(
+            tenant=tenant, service_name=data["service_name"], url=data["service_url"],
+            health_check_url=data.get("health_check_url") or "", metadata=data.get("metadata"),
+            status=data["status"], actor=request.auth.actor,
+        )
+        return Response(selectors.instance_out(instance))
+
+
+class HealthView(APIView):
+    """Seed 001's ``PUT /api/v1/registry/health``: a heartbeat with the instance's own status.
+
+    The body names a service, not an instance: the beat applies to the instances
+    of that service this credential registered (or to one, with ``instance_id``
+    or ``service_url``).
+    """
+
+    required_scopes = {"PUT": "registry:write"}
+
+    @extend_schema(request=HealthSerializer, responses={200: dict})
+    def put(self, request):
+        data = _valid(HealthSerializer, request.data)
+        tenant = request_tenant(request)
+        qs = Instance.objects.filter(service__tenant_id=tenant.pk, service__name=data["service_name"])
+        if data.get("instance_id"):
+            qs = qs.filter(pk=data["instance_id"])
+        elif data.get("service_url"):
+            qs = qs.filter(url=data["service_url"])
+        else:
+            qs = qs.filter(registered_by=request.auth.actor)
+        ids = list(qs.values_list("pk", flat=True))
+        if not ids:
+            raise NotFound(f"no instance of '{data['service_name']}' registered by this credential")
+        for iid in ids:
+            services.instance_heartbeat(instance_id=iid, status=data["status"], response_time_ms=data.get("response_time"),
+                                        actor=request.auth.actor, tenant_id=tenant.pk)
+        return Response({"service_name": data["service_name"], "status": data["status"], "instances": ids})
+
+
+class HealthyListView(APIView):
+    required_scopes = {"GET": "registry:read"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        tenant = request_tenant(request)
+        return conditional_response(request, {"services": [selectors.instance_out(i) for i in selectors.instances_healthy(tenant_id=tenant.pk)]})
+
+
+class DiscoverView(APIView):
+    required_scopes = {"GET": "registry:read"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, service_name: str):
+        tenant = request_tenant(request)
+        instance = selectors.instance_discover(tenant_id=tenant.pk, service_name=service_name,
+                                               filters=selectors.metadata_filters(request.query_params))
+        return Response(selectors.instance_out(instance))
+
+
+class InstanceDetailView(APIView):
+    required_scopes = {"DELETE": "registry:write", "GET": "registry:read"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, instance_id: int):
+        tenant = request_tenant(request)
+        instance = Instance.objects.select_related("service").filter(pk=instance_id, service__tenant_id=tenant.pk).first()
+        if instance is None:
+            raise NotFound("instance not found")
+        return conditional_response(request, selectors.instance_out(instance))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, instance_id: int):
+        tenant = request_tenant(request)
+        services.instance_deregister(instance_id=instance_id, tenant_id=tenant.pk, actor=request.auth.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SeedServiceUrlView(APIView):
+    """Seed 004: ``GET /services/{name}`` → ``{"url": ...}``."""
+
+    required_scopes = {"GET": "registry:read"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, service_name: str):
+        tenant = request_tenant(request)
+        instance = selectors.instance_discover(tenant_id=tenant.pk, service_name=service_name,
+                                               filters=selectors.metadata_filters(request.query_params))
+        return Response({"url": instance.url, "id": instance.pk, "service_name": service_name})
+
+
+class SeedHeartbeatView(APIView):
+    """Seed 004: ``POST /heartbeat`` with ``{"service_id": 42}`` and that instance's service token."""
+
+    required_scopes = {"POST": "registry:write"}
+
+    @extend_schema(request=SeedHeartbeatSerializer, responses={200: dict})
+    def post(self, request):
+        data = _valid(SeedHeartbeatSerializer, request.data)
+        principal = request.auth
+        if principal.kind == "service" and principal.ident != str(data["service_id"]):
+            from rest_framework.exceptions import PermissionDenied
+
+            raise PermissionDenied("the token's service_id names another instance")
+        tenant = request_tenant(request)
+        result = services.instance_heartbeat(instance_id=data["service_id"], status=data["status"],
+                                             response_time_ms=data.get("response_time"), actor=principal.actor,
+                                             tenant_id=tenant.pk)
+        if result is None:
+            raise NotFound("instance not found")
+        return Response({"service_id": data["service_id"], "status": "ok"})

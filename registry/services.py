@@ -1,0 +1,253 @@
+"""Registry writes: register, heartbeat, drain/restore, deregister, and the beat sweep."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from config_hub.audit import set_actor
+from config_hub.errors import NotFound, ValidationFailed
+from events.services import event_record, events_record_many
+from tenants.models import Tenant
+
+from .models import HEALTHY, LIVE, OUT_OF_SERVICE, STARTING, UNHEALTHY, Instance, Service, SweepState
+
+logger = logging.getLogger(__name__)
+
+REPORTABLE = (HEALTHY, UNHEALTHY, STARTING)
+
+
+def _status_event(instance: Instance, *, old: str, new: str, actor: str, reason: str) -> None:
+    event_record(
+        tenant=instance.service.tenant, resource_type="instance", action="status_changed", actor=actor,
+        key=instance.service.name, service_name=instance.service.name,
+        data={"id": instance.pk, "url": instance.url, "from": old, "to": new, "reason": reason},
+    )
+
+
+def instance_register(
+    *, tenant: Tenant, service_name: str, url: str, health_check_url: str = "", metadata: dict | None = None,
+    status: str = HEALTHY, actor: str,
+) -> tuple[Instance, bool]:
+    """Register an instance; the same URL again refreshes it and keeps its id. Returns (instance, created)."""
+    if status not in REPORTABLE:
+        raise ValidationFailed(f"status must be one of {', '.join(REPORTABLE)}")
+    now = timezone.now()
+    with transaction.atomic():
+        service, _ = Service.objects.get_or_create(tenant=tenant, name=service_name)
+        instance = Instance.objects.select_for_update().filter(service=service, url=url).first()
+        created = instance is None
+        old = None if created else instance.status
+        if created:
+            instance = Instance(service=service, url=url)
+        instance.health_check_url = health_check_url or ""
+        instance.metadata = metadata or {}
+        instance.last_heartbeat = now
+        instance.registered_by = actor
+        # A drained instance stays drained until an operator restores it.
+        if old != OUT_OF_SERVICE:
+            instance.status = status
+        instance.check_failures = instance.check_successes = 0
+        instance.save()
+        instance.service = service
+        service.tenant = tenant
+        event_record(
+            tenant=tenant, resource_type="instance", action="registered" if created else "refreshed", actor=actor,
+            key=service_name, service_name=service_name,
+            data={"id": instance.pk, "url": url, "status": instance.status, "metadata": instance.metadata},
+        )
+    return instance, created
+
+
+def instance_heartbeat(
+    *, instance_id: int, status: str | None = None, response_time_ms: float | None = None, actor: str,
+    tenant_id: int | None = None,
+) -> Instance | None:
+    """A heartbeat: one conditional UPDATE when the status does not change.
+
+    ``status`` is the instance's own view of its health (seed 001); a drained
+    instance stays out of service. Returns None for an unknown instance.
+    """
+    from config_hub.metrics import REGISTRY_HEARTBEATS
+
+    REGISTRY_HEARTBEATS.inc()
+    if status is not None and status not in REPORTABLE:
+        raise ValidationFailed(f"status must be one of {', '.join(REPORTABLE)}")
+    now = timezone.now()
+    qs = Instance.objects.filter(pk=instance_id)
+    if tenant_id is not None:
+        qs = qs.filter(service__tenant_id=tenant_id)
+    fields: dict[str, Any] = {"last_heartbeat": now}
+    if response_time_ms is not None:
+        fields["response_time_ms"] = response_time_ms
+    wanted = status or HEALTHY
+    # Fast path: nothing but the time changes (the status is already what the
+    # instance reports, or it is drained and stays so).
+    if qs.filter(status__in=[wanted, OUT_OF_SERVICE]).update(**fields):
+        return Instance(pk=instance_id)
+    with transaction.atomic():
+        instance = qs.select_for_update().select_related("service__tenant").first()
+        if instance is None:
+            return None
+        old = instance.status
+        instance.last_heartbeat = now
+        if response_time_ms is not None:
+            instance.response_time_ms = response_time_ms
+        if old != OUT_OF_SERVICE:
+            instance.status = wanted
+        instance.save(update_fields=["last_heartbeat", "response_time_ms", "status"])
+        if instance.status != old:
+            _status_event(instance, old=old, new=instance.status, actor=actor, reason="heartbeat")
+    return instance
+
+
+def instance_set_status(*, instance: Instance, status: str, actor: str, user_id: int | None = None) -> Instance:
+    """An operator's drain (``out_of_service``) or restore (``healthy``)."""
+    if status not in (OUT_OF_SERVICE, HEALTHY):
+        raise ValidationFailed("operators drain (out_of_service) or restore (healthy)")
+    with transaction.atomic():
+        locked = Instance.objects.select_for_update().select_related("service__tenant").get(pk=instance.pk)
+        old = locked.status
+        if old == status:
+            return locked
+        locked.status = status
+        if status == HEALTHY:
+            # Restored: it gets a full TTL to beat before the sweep judges it.
+            locked.last_heartbeat = timezone.now()
+        locked.save(update_fields=["status", "last_heartbeat"])
+        _status_event(locked, old=old, new=status, actor=actor, reason="drained" if status == OUT_OF_SERVICE else "restored")
+    return locked
+
+
+def instance_drain(*, instance: Instance, actor: str, user_id: int | None = None) -> Instance:
+    return instance_set_status(instance=instance, status=OUT_OF_SERVICE, actor=actor, user_id=user_id)
+
+
+def instance_restore(*, instance: Instance, actor: str, user_id: int | None = None) -> Instance:
+    return instance_set_status(instance=instance, status=HEALTHY, actor=actor, user_id=user_id)
+
+
+def instance_deregister(*, instance_id: int, tenant_id: int | None, actor: str) -> None:
+    with transaction.atomic():
+        qs = Instance.objects.select_related("service__tenant").filter(pk=instance_id)
+        if tenant_id is not None:
+            qs = qs.filter(service__tenant_id=tenant_id)
+        instance = qs.first()
+        if instance is None:
+            raise NotFound("instance not found")
+        event_record(
+            tenant=instance.service.tenant, resource_type="instance", action="deregistered", actor=actor,
+            key=instance.service.name, service_name=instance.service.name, data={"id": instance.pk, "url": instance.url},
+        )
+        instance.delete()
+
+
+def service_update(*, service: Service, owner: str | None = None, description: str | None = None, actor: str,
+                   user_id: int | None = None) -> Service:
+    if owner is not None:
+        service.owner = owner
+    if description is not None:
+        service.description = description
+    with transaction.atomic():
+        set_actor(service, actor, user_id=user_id)
+        service.save()
+    return service
+
+
+# --- the sweep ------------------------------------------------------------------------
+
+_LOCK_ID = 0x5EED_0001
+
+
+def _try_lock() -> bool:
+    """One sweep at a time across every beat and worker (transaction-scoped)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK_ID])
+            return bool(cursor.fetchone()[0])
+    # SQLite has one writer at a time; the cache lock keeps two beats from
+    # sweeping the same instant in the embedded setup.
+    return bool(cache.add("registry:sweep-lock", 1, 5))
+
+
+def instance_sweep(*, now=None) -> dict[str, Any]:
+    """Mark silent instances unhealthy and remove long-dead ones, set-based.
+
+    A constant number of queries whatever the fleet size. Safety:
+    - self-preservation: after a gap longer than the TTL since the last sweep
+      (hub or beat down), nobody is marked until one full TTL has passed;
+    - if one sweep would mark more than REGISTRY_MAX_EVICT_RATIO of a service's
+      live instances, they are marked but nothing is removed this round, and a
+      warning is logged: a mass loss of heartbeats is more often the network.
+    """
+    now = now or timezone.now()
+    ttl = timedelta(seconds=settings.REGISTRY_HEARTBEAT_TTL)
+    remove_after = timedelta(seconds=settings.REGISTRY_DEREGISTER_AFTER)
+    ratio = settings.REGISTRY_MAX_EVICT_RATIO
+    with transaction.atomic():
+        if not _try_lock():
+            return {"skipped": "locked"}
+        state, _ = SweepState.objects.select_for_update().get_or_create(pk=1)
+        if state.last_sweep_at is None or now - state.last_sweep_at > ttl:
+            state.resumed_at = now
+        state.last_sweep_at = now
+        state.save()
+        if state.resumed_at and now - state.resumed_at < ttl:
+            return {"marked": 0, "removed": 0, "grace": True}
+        cutoff = now - ttl
+        table = Instance._meta.db_table
+        service_table = Service._meta.db_table
+        live = tuple(LIVE)
+        with connection.cursor() as cursor:
+            # Per service: live instances and how many of them are silent.
+            cursor.execute(
+                f"SELECT service_id, COUNT(*), SUM(CASE WHEN last_heartbeat < %s THEN 1 ELSE 0 END) "
+                f"FROM {table} WHERE status IN (%s, %s) GROUP BY service_id",
+                [cutoff, *live],
+            )
+            mass = {sid for sid, total, stale in cursor.fetchall() if stale and total and stale / total > ratio}
+            cursor.execute(
+                f"UPDATE {table} SET status = %s WHERE status IN (%s, %s) AND last_heartbeat < %s "
+                f"RETURNING id, service_id, url",
+                [UNHEALTHY, *live, cutoff],
+            )
+            marked = cursor.fetchall()
+            removed: list = []
+            if not mass:
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE status = %s AND last_heartbeat < %s RETURNING id, service_id, url",
+                    [UNHEALTHY, now - remove_after],
+                )
+                removed = cursor.fetchall()
+            service_ids = {row[1] for row in marked} | {row[1] for row in removed}
+            names: dict[int, tuple[str, int, str]] = {}
+            if service_ids:
+                cursor.execute(
+                    f"SELECT s.id, s.name, s.tenant_id, t.slug FROM {service_table} s "
+                    f"JOIN tenants_tenant t ON t.id = s.tenant_id WHERE s.id IN ({','.join(['%s'] * len(service_ids))})",
+                    list(service_ids),
+                )
+                names = {sid: (name, tid, slug) for sid, name, tid, slug in cursor.fetchall()}
+        if mass:
+            logger.warning(
+                "registry sweep: more than %.0f%% of the live instances of %d service(s) went silent at once; "
+                "marked unhealthy, nothing removed this round (network trouble?)", ratio * 100, len(mass),
+            )
+        rows = []
+        for iid, sid, url in marked:
+            name, tid, slug = names[sid]
+            rows.append({"tenant_id": tid, "tenant_slug": slug, "resource_type": "instance", "action": "status_changed",
+                         "key": name, "service_name": name, "actor": "system:beat",
+                         "data": {"id": iid, "url": url, "from": "live", "to": UNHEALTHY, "reason": "heartbeat_ttl"}})
+        for iid, sid, url in removed:
+            name, tid, slug = names[sid]
+            rows.append({"tenant_id": tid, "tenant_slug": slug, "resource_type": "instance", "action": "deregistered",
+                         "key": name, "service_name": name, "actor": "system:beat",
+                         "data": {"id": iid, "url": url, "reason": "deregister_after"}})
+        events_record_many(rows)
+    return {"marked": len(marked), "removed": len(removed), "grace": False, "mass_services": len(mass)}
