@@ -183,7 +183,13 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, tmp_path):
+def celery_worker_env() -> dict[str, str]:
+    """Extra environment of the worker process (short registry TTLs for the sweep tests)."""
+    return {"REGISTRY_HEARTBEAT_TTL": "2", "REGISTRY_DEREGISTER_AFTER": "4", "REGISTRY_MAX_EVICT_RATIO": "1.0"}
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path, celery_worker_env):
     """Start a real worker (threads pool) against the test database; stop it after the test.
 
     Tests using it must commit their data (``transactional_db``) so the worker sees it.
@@ -192,7 +198,7 @@ def celery_worker_process(transactional_db, tmp_path):
     from config_hub.celery import app
 
     app.control.purge()
-    worker = WorkerProcess(tmp_path / "worker.log")
+    worker = WorkerProcess(tmp_path / "worker.log", extra_env=celery_worker_env)
     worker.start()
     yield worker
     worker.stop()
