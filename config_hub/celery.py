@@ -18,6 +18,8 @@ def _beat_schedule() -> dict:
     schedule: dict = {
         "flags-usage-flush": {"task": "flags.usage_flush", "schedule": 60.0},
         "registry-sweep": {"task": "registry.sweep", "schedule": float(settings.REGISTRY_SWEEP_INTERVAL)},
+        "events-outbox-sweep": {"task": "events.outbox_sweep", "schedule": 5.0},
+        "beat-heartbeat": {"task": "config_hub.beat_heartbeat", "schedule": 10.0},
     }
     # Other apps add their entries here (registry sweep, outbox sweep, flag
     # usage flush); keep them in this one function so an operator sees them all.

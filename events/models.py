@@ -4,6 +4,9 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from config_hub.audit import audit_history
+from tenants.fields import EncryptedJSONField
+
 
 class Event(models.Model):
     """A record of a change. Never carries a secret's value (see events.services)."""
@@ -31,3 +34,82 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.resource_type} {self.action} {self.key}"
+
+
+class WebhookSubscription(models.Model):
+    """A receiver of a tenant's events, with a filter and a Standard Webhooks secret."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True, default="")
+    # Filter: empty means "everything".
+    resource_types = models.JSONField(default=list, blank=True)
+    key_prefix = models.CharField(max_length=200, blank=True, default="")
+    environment = models.CharField(max_length=64, blank=True, default="")
+    service_name = models.CharField(max_length=100, blank=True, default="")
+    secret = EncryptedJSONField(editable=False)
+    is_active = models.BooleanField(default=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = audit_history(excluded_fields=["secret"])
+
+    class Meta:
+        ordering = ["tenant_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.tenant_id})"
+
+    def matches(self, event: "Event") -> bool:
+        """Whether an event passes this subscription's filter."""
+        if self.resource_types and event.resource_type not in self.resource_types:
+            return False
+        if self.key_prefix and not event.key.startswith(self.key_prefix):
+            return False
+        if self.environment and event.environment != self.environment:
+            return False
+        if self.service_name and event.service_name != self.service_name:
+            return False
+        return True
+
+
+class WebhookDelivery(models.Model):
+    """One event for one subscription; retried until it succeeds or the subscription is disabled."""
+
+    PENDING, SENDING, RETRYING, SUCCEEDED, FAILED = "pending", "sending", "retrying", "succeeded", "failed"
+    STATUSES = [(s, s) for s in (PENDING, SENDING, RETRYING, SUCCEEDED, FAILED)]
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # For pending/retrying: when it is due; for sending: when the claim expires.
+    next_attempt_at = models.DateTimeField(db_index=True)
+    last_response_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [models.UniqueConstraint(fields=["event", "subscription"], name="delivery_once_per_subscriber")]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=Q(status__in=["pending", "sending", "retrying"]), name="delivery_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} → {self.subscription_id} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(auto_now_add=True)
+    response_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="")
+    duration_ms = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["id"]

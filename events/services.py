@@ -98,3 +98,54 @@ def register_after_commit_hook(hook) -> None:
     """Let the dispatcher (Celery fan-out, long-poll wake-up) listen to committed events."""
     if hook not in _after_commit_hooks:
         _after_commit_hooks.append(hook)
+
+
+# --- webhook subscriptions ------------------------------------------------------------
+
+
+def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None, key_prefix: str = "",
+                   environment: str = "", service_name: str = "", description: str = "", actor: str,
+                   user_id: int | None = None):
+    """Create a subscription; returns (subscription, secret). The secret is shown on creation."""
+    from config_hub.audit import set_actor
+
+    from .dispatch import new_secret
+    from .models import WebhookSubscription
+
+    sub = WebhookSubscription(tenant=tenant, url=url, resource_types=resource_types or [], key_prefix=key_prefix or "",
+                              environment=environment or "", service_name=service_name or "", description=description or "",
+                              secret=new_secret())
+    with transaction.atomic():
+        set_actor(sub, actor, user_id=user_id)
+        sub.save()
+        event_record(tenant=tenant, resource_type="webhook", action="created", actor=actor, key=url,
+                     data={"id": sub.pk, "resource_types": sub.resource_types})
+    return sub
+
+
+def webhook_update(*, subscription, actor: str, user_id: int | None = None, **changes: Any):
+    from config_hub.audit import set_actor
+
+    allowed = {"url", "resource_types", "key_prefix", "environment", "service_name", "description", "is_active"}
+    for name, value in changes.items():
+        if name in allowed and value is not None:
+            setattr(subscription, name, value)
+    if changes.get("is_active") is True:
+        subscription.disabled_at = None
+        subscription.failing_since = None
+    with transaction.atomic():
+        set_actor(subscription, actor, user_id=user_id)
+        subscription.save()
+        event_record(tenant=subscription.tenant, resource_type="webhook", action="updated", actor=actor,
+                     key=subscription.url, data={"id": subscription.pk})
+    return subscription
+
+
+def webhook_delete(*, subscription, actor: str, user_id: int | None = None) -> None:
+    from config_hub.audit import set_actor
+
+    with transaction.atomic():
+        event_record(tenant=subscription.tenant, resource_type="webhook", action="deleted", actor=actor,
+                     key=subscription.url, data={"id": subscription.pk})
+        set_actor(subscription, actor, user_id=user_id)
+        subscription.delete()

@@ -173,6 +173,15 @@ class ConfigEntryAdmin(SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         actor, uid = actor_of(request), request.user.pk
+        match = request.resolver_match
+        if change and match is not None and match.url_name and match.url_name.endswith("_simple_history"):
+            # simple-history's "Revert" posts the old version's form: it goes
+            # through the revert service (validated, audited, announced).
+            services.config_revert(
+                entry=ConfigEntry.objects.select_related("tenant", "environment").get(pk=obj.pk),
+                history_id=int(match.kwargs["version_id"]), actor=actor, user_id=uid,
+            )
+            return
         try:
             if change:
                 kwargs = {}

@@ -439,3 +439,22 @@ def api_key_update(*, api_key: ApiKey, actor: str, user_id: int | None = None, *
     return api_key
 
 
+
+
+def config_revert(*, entry: ConfigEntry, history_id: int, actor: str, user_id: int | None = None) -> ConfigEntry:
+    """Put an entry back to an earlier version of its history.
+
+    Goes through :func:`config_update`: validated against the key's schema again,
+    versioned, audited (reason "revert to version N") and announced. A secret's
+    value is not in the history, so reverting a secret restores its description only.
+    """
+    record = ConfigEntry.history.filter(id=entry.pk, history_id=history_id).first()
+    if record is None:
+        raise NotFound(f"no history record {history_id} for config entry {entry.pk}")
+    kwargs: dict[str, Any] = {}
+    if not entry.is_secret and not record.is_secret:
+        kwargs["value"] = record.value
+    return config_update(
+        entry=entry, description=record.description, actor=actor, user_id=user_id,
+        reason=f"revert to version {record.version}", **kwargs,
+    )

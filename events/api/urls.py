@@ -1,4 +1,13 @@
-"""Routes of this app, mounted by config_hub/urls.py."""
-urlpatterns: list = []
-# Routes outside /api/v1/ (seed paths, OFREP), mounted at the site root.
+"""Events, webhooks and history, mounted at /api/v1/."""
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("events/", views.EventListView.as_view(), name="event-list"),
+    path("webhooks/", views.WebhookListView.as_view(), name="webhook-list"),
+    path("webhooks/<int:webhook_id>", views.WebhookDetailView.as_view(), name="webhook-detail"),
+    path("webhooks/<int:webhook_id>/deliveries/", views.DeliveryListView.as_view(), name="webhook-deliveries"),
+    path("history/", views.HistoryView.as_view(), name="history"),
+]
 root_urlpatterns: list = []

@@ -9,6 +9,7 @@ urlpatterns = [
     path("config/<str:key>", views.ConfigKeyView.as_view(), name="config-key"),
     path("configs/", views.ConfigListView.as_view(), name="config-list"),
     path("configs/<int:config_id>", views.ConfigEntryDetailView.as_view(), name="config-detail"),
+    path("configs/<int:config_id>/revert", views.ConfigRevertView.as_view(), name="config-revert"),
     path("schemas/", views.SchemaListView.as_view(), name="schema-list"),
     path("schemas/<str:key>", views.SchemaDetailView.as_view(), name="schema-detail"),
     path("tenants/", views.TenantListView.as_view(), name="tenant-list"),

@@ -26,6 +26,15 @@ def _valid(serializer_class, data, **kwargs):
     return ser.validated_data
 
 
+def _require_platform(request) -> None:
+    """Cross-tenant routes (all-tenants reads, tenant provisioning, global schemas)
+    need a credential bound to every tenant, whatever its scopes."""
+    if not request.auth.all_tenants:
+        from rest_framework.exceptions import PermissionDenied
+
+        raise PermissionDenied("this route needs a platform credential (bound to all tenants)")
+
+
 def _reveal(request) -> bool:
     return request.auth.has_scope("secrets:read")
 
@@ -321,6 +330,7 @@ class AllTenantsConfigView(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request, config_key: str):
+        _require_platform(request)
         reveal = _reveal(request)
         out = []
         for tenant in Tenant.objects.filter(is_active=True).order_by("slug"):
@@ -345,6 +355,7 @@ class SchemaListView(APIView):
 
     @extend_schema(request=s.SchemaSerializer, responses={201: dict})
     def post(self, request):
+        _require_platform(request)
         data = _valid(s.SchemaSerializer, request.data)
         obj, created = services.schema_set(
             key=data["key"], schema=data["schema"], metadata=data.get("metadata"), required=data.get("required", False),
@@ -366,6 +377,7 @@ class SchemaDetailView(APIView):
 
     @extend_schema(request=s.SchemaUpdateSerializer, responses={200: dict})
     def put(self, request, key: str):
+        _require_platform(request)
         data = _valid(s.SchemaUpdateSerializer, request.data)
         if data.get("key") not in (None, key):
             raise ValidationFailed("the body's key differs from the path's")
@@ -378,12 +390,17 @@ class SchemaDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, key: str):
+        _require_platform(request)
         services.schema_delete(key=key, actor=request.auth.actor, user_id=request.auth.user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TenantListView(APIView):
     required_scopes = {"GET": "admin", "POST": "admin"}
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        _require_platform(request)
 
     @extend_schema(responses={200: dict})
     def get(self, request):
@@ -398,6 +415,10 @@ class TenantListView(APIView):
 
 class TenantDetailView(APIView):
     required_scopes = {"GET": "admin", "PATCH": "admin", "DELETE": "admin"}
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        _require_platform(request)
 
     def _get(self, slug: str) -> Tenant:
         tenant = Tenant.objects.filter(slug=slug).first()
@@ -432,8 +453,27 @@ class EnvironmentListView(APIView):
 
     @extend_schema(request=s.EnvironmentSerializer, responses={201: dict})
     def post(self, request):
+        _require_platform(request)
         data = _valid(s.EnvironmentSerializer, request.data)
         env = services.environment_create(slug=data["slug"], name=data.get("name", ""), actor=request.auth.actor)
         return Response({"slug": env.slug, "name": env.name}, status=status.HTTP_201_CREATED)
 
 
+
+
+class ConfigRevertView(APIView):
+    """``POST /api/v1/configs/{id}/revert`` with ``{"history_id"}``: back to an earlier version."""
+
+    required_scopes = {"POST": "configs:write"}
+
+    @extend_schema(request=dict, responses={200: dict})
+    def post(self, request, config_id: int):
+        entry = _entry_for(request, str(config_id))
+        history_id = request.data.get("history_id") if isinstance(request.data, dict) else None
+        if isinstance(history_id, bool) or not isinstance(history_id, int):
+            raise ValidationFailed("history_id must be an integer", details={"history_id": ["required"]})
+        entry = services.config_revert(entry=entry, history_id=history_id, actor=request.auth.actor,
+                                       user_id=request.auth.user_id)
+        response = Response(s.entry_out(entry, reveal=_reveal(request)))
+        response["ETag"] = _entry_etag(entry)
+        return response

@@ -72,9 +72,18 @@ def tenant_a_data(tenant, environments):
     """Tenant A ("acme") with a config, a secret and whatever other apps add."""
     from tenants.services import config_create
 
+    from events.services import webhook_create
+    from flags.services import flag_create
+    from registry.services import instance_register
+
     entry = config_create(tenant=tenant, key="marker.key", value=MARKER, service_name="marker-svc", actor="test")
     config_create(tenant=tenant, key="marker.secret", value=SECRET_MARKER, is_secret=True, actor="test")
-    return {"tenant": tenant, "config_id": entry.pk}
+    flag = flag_create(tenant=tenant, name="marker.key", environment=environments["production"], is_enabled=True,
+                       description=MARKER, actor="test")
+    instance, _ = instance_register(tenant=tenant, service_name="marker-svc", url="http://127.0.0.1:9999/marker",
+                                    metadata={"note": MARKER}, actor="test")
+    webhook = webhook_create(tenant=tenant, url="http://127.0.0.1:9/marker", description=MARKER, actor="test")
+    return {"tenant": tenant, "config_id": entry.pk, "flag_id": flag.pk, "instance_id": instance.pk, "webhook_id": webhook.pk}
 
 
 def _params(data) -> dict:
@@ -85,6 +94,9 @@ def _params(data) -> dict:
         "config_key": "marker.key",
         "config_id": data["config_id"],
         "service_name": "marker-svc",
+        "flag_id": data["flag_id"],
+        "instance_id": data["instance_id"],
+        "webhook_id": data["webhook_id"],
     }
 
 
@@ -168,15 +180,14 @@ def test_matrix__key_of_another_tenant__never_sees_tenant_a(tenant_a_data, other
     failures = []
     for route, method, _view in ROUTES:
         path = _path(route, params)
-        addresses_a = any(tok in route for tok in ("<str:tenant_id>", "<str:slug>", "<int:config_id>", "<str:key>"))
+        addresses_a = any(tok in route for tok in ("<str:tenant_id>", "<str:slug>", "<int:config_id>", "<str:flag_id>",
+                                                    "<int:instance_id>", "<int:webhook_id>"))
         for header_case, extra in (("own", {}), ("x_tenant_a", {"HTTP_X_TENANT_ID": "acme"})):
             client = APIClient()
             response = _call(client, method, path, HTTP_AUTHORIZATION=f"ApiKey {raw}", **extra)
             MATRIX_COUNTS[f"other_tenant_{header_case}"] += 1
             _no_leak(response)
-            must_refuse = header_case == "x_tenant_a" or (
-                addresses_a and "<str:key>" not in route and "<str:config_key>" not in route
-            )
+            must_refuse = header_case == "x_tenant_a" or addresses_a
             if must_refuse and response.status_code not in (403, 404):
                 failures.append(f"{method} {path} [{header_case}] -> {response.status_code}")
             if response.status_code >= 500:

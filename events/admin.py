@@ -1,0 +1,96 @@
+"""Webhook subscriptions and their deliveries (every attempt; send again), and events."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from tenants.admin import actor_of
+
+from . import services
+from .dispatch import delivery_resend
+from .models import DeliveryAttempt, Event, WebhookDelivery, WebhookSubscription
+
+
+class SubscriptionForm(forms.ModelForm):
+    resource_types = forms.JSONField(required=False, initial=list, help_text='e.g. ["config", "flag"]; empty = all')
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ("tenant", "url", "description", "resource_types", "key_prefix", "environment", "service_name", "is_active")
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    form = SubscriptionForm
+    list_display = ("url", "tenant", "state", "failing_since", "created_at")
+    list_filter = ("tenant", "is_active")
+    readonly_fields = ("failing_since", "disabled_at")
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if not obj.is_active:
+            return format_html('<span style="color:#c62828">disabled</span>')
+        if obj.failing_since:
+            return format_html('<span style="color:#f9a825">failing</span>')
+        return format_html('<span style="color:#2e7d32">active</span>')
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            services.webhook_update(subscription=obj, actor=actor_of(request), user_id=request.user.pk,
+                                    **{k: data.get(k) for k in ("url", "description", "resource_types", "key_prefix",
+                                                               "environment", "service_name", "is_active")})
+        else:
+            sub = services.webhook_create(tenant=data["tenant"], url=data["url"], resource_types=data.get("resource_types") or [],
+                                          key_prefix=data.get("key_prefix", ""), environment=data.get("environment", ""),
+                                          service_name=data.get("service_name", ""), description=data.get("description", ""),
+                                          actor=actor_of(request), user_id=request.user.pk)
+            obj.pk = sub.pk
+            messages.warning(request, format_html("Signing secret (shown once): <code id=\"webhook-secret\">{}</code>", sub.secret))
+
+    def delete_model(self, request, obj):
+        services.webhook_delete(subscription=obj, actor=actor_of(request), user_id=request.user.pk)
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ("at", "response_code", "error", "duration_ms")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("id", "event", "subscription", "status", "attempts", "last_response_code", "next_attempt_at", "delivered_at")
+    list_filter = ("status", "subscription__tenant")
+    readonly_fields = ("event", "subscription", "status", "attempts", "next_attempt_at", "last_response_code", "last_error",
+                       "created_at", "delivered_at")
+    inlines = [AttemptInline]
+    actions = ["send_again"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Send again")
+    def send_again(self, request, queryset):
+        for delivery in queryset:
+            delivery_resend(delivery_id=delivery.pk, actor=actor_of(request))
+        self.message_user(request, f"Queued {queryset.count()} delivery(ies) again.")
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "tenant_slug", "resource_type", "action", "key", "environment", "service_name", "actor", "dispatched_at")
+    list_filter = ("resource_type", "action", "tenant_slug")
+    search_fields = ("key", "actor")
+    readonly_fields = [f.name for f in Event._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

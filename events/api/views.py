@@ -1,0 +1,195 @@
+"""Watch, webhooks and history routes (API.md "Changes and audit")."""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config_hub.api.conditional import conditional_response
+from config_hub.api.tenancy import request_tenant
+from config_hub.errors import NotFound, ValidationFailed
+
+from .. import selectors, services
+from ..dispatch import CHANNEL, event_payload
+from ..history import history_rows
+from ..models import WebhookDelivery, WebhookSubscription
+
+
+def _valid(serializer_class, data, **kw):
+    if not isinstance(data, dict):
+        raise ValidationFailed("the request body must be a JSON object")
+    ser = serializer_class(data=data, **kw)
+    ser.is_valid(raise_exception=True)
+    return ser.validated_data
+
+
+def _int_param(request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValidationFailed(f"{name} must be an integer", details={name: ["must be an integer"]}) from exc
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValidationFailed(f"{name} must be between {minimum} and {maximum}", details={name: ["out of range"]})
+    return value
+
+
+def _wait_for_event(timeout: float) -> None:
+    """Block until an event is published or ``timeout`` passes (Redis pub/sub; a slow
+    database poll only when Redis is not there)."""
+    if settings.REDIS_URL:
+        try:
+            from django_redis import get_redis_connection
+
+            pubsub = get_redis_connection("default").pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(CHANNEL)
+            try:
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    message = pubsub.get_message(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+                    if message is not None:
+                        return
+            finally:
+                pubsub.close()
+            return
+        except Exception:  # noqa: BLE001 - Redis down: fall back to the poll below
+            pass
+    time.sleep(min(timeout, 1.0))
+
+
+class EventListView(APIView):
+    """``GET /api/v1/events/?after=<id>&wait=<s>``: events after a cursor; with ``wait``, a long poll."""
+
+    read_scope = "events:read"
+
+    @extend_schema(parameters=[OpenApiParameter("after", int), OpenApiParameter("wait", int), OpenApiParameter("limit", int)],
+                   responses={200: dict})
+    def get(self, request):
+        principal = request.auth
+        after = _int_param(request, "after", 0)
+        wait = _int_param(request, "wait", 0, maximum=settings.EVENTS_MAX_WAIT)
+        limit = _int_param(request, "limit", 100, minimum=1, maximum=1000)
+        tenant_filter = None
+        if principal.all_tenants and (request.query_params.get("tenant") or request.META.get("HTTP_X_TENANT_ID")):
+            tenant_filter = request_tenant(request, request.query_params.get("tenant")).pk
+        elif not principal.all_tenants:
+            request_tenant(request)
+        deadline = time.monotonic() + wait
+        while True:
+            events = selectors.events_after(tenant_id=principal.tenant_id, all_tenants=principal.all_tenants,
+                                            after=after, limit=limit, tenant_filter=tenant_filter)
+            remaining = deadline - time.monotonic()
+            if events or remaining <= 0:
+                break
+            _wait_for_event(remaining)
+        cursor = events[-1].pk if events else after
+        return Response({"events": [event_payload(e) for e in events], "cursor": cursor})
+
+
+class WebhookSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=500)
+    description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    resource_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False, default=list)
+    key_prefix = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    environment = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    service_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    is_active = serializers.BooleanField(required=False)
+
+
+def _subscription(request, webhook_id) -> WebhookSubscription:
+    tenant = request_tenant(request)
+    sub = WebhookSubscription.objects.select_related("tenant").filter(pk=webhook_id, tenant_id=tenant.pk).first()
+    if sub is None:
+        raise NotFound("webhook subscription not found")
+    return sub
+
+
+class WebhookListView(APIView):
+    required_scopes = {"GET": "events:read", "POST": "admin"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        tenant = request_tenant(request)
+        subs = WebhookSubscription.objects.filter(tenant_id=tenant.pk).order_by("id")
+        return conditional_response(request, [selectors.subscription_out(s) for s in subs])
+
+    @extend_schema(request=WebhookSerializer, responses={201: dict})
+    def post(self, request):
+        data = _valid(WebhookSerializer, request.data)
+        tenant = request_tenant(request)
+        sub = services.webhook_create(tenant=tenant, url=data["url"], resource_types=data["resource_types"],
+                                      key_prefix=data["key_prefix"], environment=data["environment"],
+                                      service_name=data["service_name"], description=data["description"],
+                                      actor=request.auth.actor, user_id=request.auth.user_id)
+        # The signing secret is shown once, on creation.
+        return Response(selectors.subscription_out(sub, secret=sub.secret), status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailView(APIView):
+    required_scopes = {"GET": "events:read", "PUT": "admin", "PATCH": "admin", "DELETE": "admin"}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, webhook_id: int):
+        return conditional_response(request, selectors.subscription_out(_subscription(request, webhook_id)))
+
+    @extend_schema(request=WebhookSerializer, responses={200: dict})
+    def put(self, request, webhook_id: int):
+        return self._update(request, webhook_id, partial=False)
+
+    @extend_schema(request=WebhookSerializer, responses={200: dict})
+    def patch(self, request, webhook_id: int):
+        return self._update(request, webhook_id, partial=True)
+
+    def _update(self, request, webhook_id: int, *, partial: bool):
+        sub = _subscription(request, webhook_id)
+        data = _valid(WebhookSerializer, request.data, partial=partial)
+        sub = services.webhook_update(subscription=sub, actor=request.auth.actor, user_id=request.auth.user_id, **data)
+        return Response(selectors.subscription_out(sub))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, webhook_id: int):
+        services.webhook_delete(subscription=_subscription(request, webhook_id), actor=request.auth.actor,
+                                user_id=request.auth.user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeliveryListView(APIView):
+    read_scope = "events:read"
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, webhook_id: int):
+        sub = _subscription(request, webhook_id)
+        rows = []
+        for d in WebhookDelivery.objects.filter(subscription=sub).prefetch_related("attempt_log").order_by("-id")[:200]:
+            rows.append({
+                "id": d.id, "event_id": d.event_id, "status": d.status, "attempts": d.attempts,
+                "response_code": d.last_response_code, "last_error": d.last_error or None,
+                "next_attempt_at": d.next_attempt_at.isoformat() if d.status in ("pending", "retrying") else None,
+                "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+                "attempt_log": [{"at": a.at.isoformat(), "response_code": a.response_code, "error": a.error or None,
+                                 "duration_ms": round(a.duration_ms, 1)} for a in d.attempt_log.all()],
+            })
+        return conditional_response(request, rows)
+
+
+class HistoryView(APIView):
+    """``GET /api/v1/history/?resource=config&key=...``: who changed what, when, field by field."""
+
+    read_scope = "events:read"
+
+    @extend_schema(parameters=[OpenApiParameter("resource", str, required=True), OpenApiParameter("key", str),
+                               OpenApiParameter("id", int)], responses={200: dict})
+    def get(self, request):
+        principal = request.auth
+        resource = request.query_params.get("resource") or ""
+        object_id = _int_param(request, "id", 0, minimum=0) or None
+        tenant = request_tenant(request) if not principal.all_tenants else None
+        rows = history_rows(resource=resource, key=request.query_params.get("key"), object_id=object_id,
+                            tenant_id=tenant.pk if tenant else None, all_tenants=principal.all_tenants)
+        return conditional_response(request, {"results": rows})
