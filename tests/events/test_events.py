@@ -1,0 +1,203 @@
+"""Change events: the outbox, signed webhooks with retries, the watch route, the audit trail."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import requests
+from django.db import transaction
+from standardwebhooks.webhooks import Webhook
+
+from tests.receiver import Receiver
+
+SECRET = "sk_live_never_leak_this_9f8e7d"
+
+
+def _wait(predicate, timeout=20.0, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+@pytest.mark.django_db
+def test_rollback__change_inside_failed_transaction__no_event_no_delivery(tenant):
+    from events.models import Event, WebhookDelivery
+    from events.services import webhook_create
+    from tenants.services import config_create
+
+    webhook_create(tenant=tenant, url="http://127.0.0.1:9/x", actor="t")
+    before = Event.objects.count()
+
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            config_create(tenant=tenant, key="rolled.back", value=1, actor="t")
+            raise RuntimeError("abort")
+
+    assert Event.objects.count() == before
+    assert not Event.objects.filter(key="rolled.back").exists()
+    assert WebhookDelivery.objects.count() == 0
+
+
+@pytest.fixture
+def celery_worker_env():
+    return {"WEBHOOK_RETRY_SCHEDULE": "0.5,0.5,0.5,0.5", "WEBHOOK_TIMEOUT": "3"}
+
+
+@pytest.mark.worker
+def test_webhook__receiver_fails_twice__three_attempts_same_id_signature_verifies(celery_worker_process, tenant):
+    from events.models import WebhookDelivery
+    from events.services import webhook_create
+    from tenants.services import config_create
+
+    with Receiver(fail_first=2) as receiver:
+        sub = webhook_create(tenant=tenant, url=receiver.url, resource_types=["config"], actor="t")
+        config_create(tenant=tenant, key="payments.retries", value=3, environment=None, actor="apikey:deployer")
+
+        assert _wait(lambda: len(receiver.requests) >= 3 and receiver.arrived.is_set()), celery_worker_process.log_path.read_text()[-2000:]
+        time.sleep(1.0)  # nothing more may arrive
+
+    assert len(receiver.requests) == 3
+    ids = {r["headers"]["webhook-id"] for r in receiver.requests}
+    assert len(ids) == 1
+    verifier = Webhook(sub.secret)
+    for r in receiver.requests:
+        payload = verifier.verify(r["body"], r["headers"])
+        assert payload["type"] == "config.created"
+        assert payload["data"]["key"] == "payments.retries"
+        assert payload["data"]["actor"] == "apikey:deployer"
+    delivery = WebhookDelivery.objects.get(subscription=sub)
+    assert (delivery.status, delivery.attempts, delivery.last_response_code) == ("succeeded", 3, 200)
+    assert [a.response_code for a in delivery.attempt_log.all()] == [500, 500, 200]
+
+
+@pytest.mark.worker
+def test_webhook__filter__only_matching_events_delivered_and_secret_never_sent(celery_worker_process, tenant, environments):
+    from events.services import webhook_create
+    from tenants.services import config_create
+
+    with Receiver() as everything, Receiver() as prod_only:
+        webhook_create(tenant=tenant, url=everything.url, resource_types=["config"], actor="t")
+        webhook_create(tenant=tenant, url=prod_only.url, environment="production", key_prefix="db.", actor="t")
+        config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, environment=environments["production"], actor="t")
+        config_create(tenant=tenant, key="db.pool", value=5, environment=environments["staging"], actor="t")
+        config_create(tenant=tenant, key="cache.ttl", value=5, environment=environments["production"], actor="t")
+
+        assert _wait(lambda: len(everything.requests) == 3 and len(prod_only.requests) == 1)
+        time.sleep(0.5)
+
+    assert [json.loads(r["body"])["data"]["key"] for r in prod_only.requests] == ["db.password"]
+    bodies = b"".join(r["body"] for r in everything.requests + prod_only.requests)
+    assert SECRET.encode() not in bodies
+    assert json.loads(prod_only.requests[0]["body"])["data"]["details"] == {"id": json.loads(prod_only.requests[0]["body"])["data"]["details"]["id"], "is_secret": True, "scope": "tenant+environment", "value_changed": True}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_watch__long_poll__returns_within_a_second_of_an_admin_change(live_server, tenant, make_key, admin_user):
+    from django.test import Client
+
+    from events.models import Event
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="ui.theme", value="light", actor="t")
+    key = make_key(tenant=tenant, scopes=["events:read"])
+    cursor = Event.objects.latest("id").pk
+    result = {}
+
+    def poll():
+        started = time.monotonic()
+        r = requests.get(f"{live_server.url}/api/v1/events/?after={cursor}&wait=20", headers={"Authorization": f"ApiKey {key}"}, timeout=30)
+        result.update(body=r.json(), returned=time.monotonic(), started=started)
+
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(1.0)
+    admin = Client()
+    admin.force_login(admin_user)
+    changed_at = time.monotonic()
+    r = admin.post(f"/admin/tenants/configentry/{entry.pk}/change/", {
+        "tenant": tenant.pk, "environment": "", "service_name": "", "key": "ui.theme", "is_secret": "",
+        "value": '"dark"', "description": "",
+    })
+    committed = time.monotonic()
+    t.join(30)
+
+    assert r.status_code == 302, r.content[:500]
+    assert result["body"]["events"][0]["data"]["key"] == "ui.theme"
+    assert result["body"]["events"][0]["data"]["actor"] == "user:root"
+    assert result["returned"] - committed < 1.0
+    assert result["returned"] - result["started"] > 0.9  # it really waited
+    assert changed_at < result["returned"]
+
+
+@pytest.mark.django_db
+def test_watch__bound_caller__never_sees_another_tenants_events(tenant, other_tenant, make_key, client_for):
+    from tenants.services import config_create
+
+    config_create(tenant=other_tenant, key="theirs", value=SECRET, actor="t")
+    config_create(tenant=tenant, key="mine", value=1, actor="t")
+    client = client_for(make_key(tenant=tenant, scopes=["events:read"]))
+
+    keys = [e["data"]["key"] for e in client.get("/api/v1/events/?after=0").json()["events"]]
+
+    assert "mine" in keys and "theirs" not in keys
+
+
+@pytest.mark.django_db
+def test_history__admin_api_and_revert__three_actors_field_level_and_no_secret(tenant, make_key, client_for, admin_user, django_user_model):
+    from django.test import Client
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from tenants.models import ConfigEntry
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="email.sender", value="a@example.com", actor="apikey:bootstrap")
+    secret = config_create(tenant=tenant, key="smtp.password", value=SECRET, is_secret=True, actor="apikey:bootstrap")
+    admin = Client()
+    admin.force_login(admin_user)
+    r = admin.post(f"/admin/tenants/configentry/{entry.pk}/change/", {
+        "tenant": tenant.pk, "environment": "", "service_name": "", "key": "email.sender", "is_secret": "",
+        "value": '"b@example.com"', "description": "",
+    })
+    assert r.status_code == 302
+    api = client_for(make_key(tenant=tenant, scopes=["configs:write", "configs:read", "events:read"], name="deployer"))
+    assert api.put(f"/api/v1/config/{entry.pk}", {"value": "c@example.com"}, format="json").status_code == 200
+    api.put(f"/api/v1/config/{secret.pk}", {"value": SECRET + "-2"}, format="json")
+    first = ConfigEntry.history.filter(id=entry.pk).order_by("history_id").first()
+    auditor = django_user_model.objects.create_user("auditor", password="x", is_staff=True)
+    jwt_client = client_for()
+    jwt_client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(auditor)}")
+    reverted = jwt_client.post(f"/api/v1/configs/{entry.pk}/revert", {"history_id": first.history_id}, format="json")
+
+    rows = api.get("/api/v1/history/?resource=config&key=email.sender").json()["results"]
+    secret_rows = api.get("/api/v1/history/?resource=config&key=smtp.password").json()["results"]
+
+    assert reverted.status_code == 200 and reverted.json()["value"] == "a@example.com"
+    assert [r["actor"] for r in rows] == ["apikey:bootstrap", "user:root", "apikey:deployer", "user:auditor"]
+    assert rows[1]["changes"] == [{"field": "value", "old": "a@example.com", "new": "b@example.com"},
+                                  {"field": "version", "old": 1, "new": 2}]
+    assert rows[3]["reason"] == "revert to version 1"
+    assert rows[3]["user"] == "auditor"
+    assert {"field": "value", "changed": True} in secret_rows[1]["changes"]
+    assert SECRET not in json.dumps(secret_rows)
+
+
+@pytest.mark.django_db
+def test_revert__old_value_breaks_current_schema__refused(tenant, make_key, client_for):
+    from tenants.models import ConfigEntry
+    from tenants.services import config_create, config_update, schema_set
+
+    entry = config_create(tenant=tenant, key="limits.max", value="lots", actor="t")
+    config_update(entry=entry, value=10, actor="t")
+    schema_set(key="limits.max", schema={"type": "integer"}, actor="t")
+    first = ConfigEntry.history.filter(id=entry.pk).order_by("history_id").first()
+    client = client_for(make_key(tenant=tenant, scopes=["configs:write"]))
+
+    r = client.post(f"/api/v1/configs/{entry.pk}/revert", {"history_id": first.history_id}, format="json")
+
+    assert r.status_code == 400
+    assert r.json()["error"]["details"] == [{"path": "$", "message": "'lots' is not of type 'integer'"}]

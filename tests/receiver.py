@@ -1,0 +1,49 @@
+"""A real HTTP receiver on 127.0.0.1 for webhook tests and the fan-out benchmark."""
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Receiver:
+    """Records every POST (headers and body); answers 500 for the first ``fail_first`` requests."""
+
+    def __init__(self, fail_first: int = 0):
+        self.fail_first = fail_first
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        self.arrived = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                with receiver.lock:
+                    receiver.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                    n = len(receiver.requests)
+                code = 500 if n <= receiver.fail_first else 200
+                self.send_response(code)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                if code == 200:
+                    receiver.arrived.set()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def __enter__(self) -> "Receiver":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
