@@ -7,3 +7,4 @@ class ConfigHubConfig(AppConfig):
 
     def ready(self) -> None:
         from . import audit  # noqa: F401  (connects the history actor signal)
+        from .api import schema  # noqa: F401  (OpenAPI descriptions of our credentials)
