@@ -8,3 +8,10 @@ class ConfigHubConfig(AppConfig):
     def ready(self) -> None:
         from . import audit  # noqa: F401  (connects the history actor signal)
         from .api import schema  # noqa: F401  (OpenAPI descriptions of our credentials)
+
+
+from django.contrib.admin.apps import AdminConfig  # noqa: E402
+
+
+class HubAdminConfig(AdminConfig):
+    default_site = "config_hub.admin_site.HubAdminSite"

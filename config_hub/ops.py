@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 import config_hub
 
@@ -48,10 +48,31 @@ def _check_broker() -> str:
         return "unhealthy"
 
 
+def _beat_age() -> float | None:
+    from django.core.cache import cache
+
+    from .tasks import BEAT_KEY
+
+    try:
+        last = cache.get(BEAT_KEY)
+    except Exception:  # noqa: BLE001
+        return None
+    return None if last is None else max(0.0, time.time() - float(last))
+
+
 def health(request: HttpRequest) -> JsonResponse:
-    """Seed 002's health document; ``degraded`` when a dependency is down."""
+    """Seed 002's health document; ``degraded`` when a dependency is down.
+
+    ``beat`` is ``unknown`` until the beat has run once (a fresh hub), ``stale``
+    when its last run is older than ``BEAT_STALE_AFTER`` seconds (degraded).
+    """
     deps = {"database": _check_database(), "redis": _check_redis(), "broker": _check_broker()}
-    status = "healthy" if all(v in ("healthy", "not_configured") for v in deps.values()) else "degraded"
+    beat_age = _beat_age()
+    if beat_age is None:
+        deps["beat"] = "unknown"
+    else:
+        deps["beat"] = "healthy" if beat_age <= settings.BEAT_STALE_AFTER else "stale"
+    status = "healthy" if all(v in ("healthy", "not_configured", "unknown") for v in deps.values()) else "degraded"
     body = {
         "service": settings.SERVICE_NAME,
         "status": status,
@@ -60,10 +81,38 @@ def health(request: HttpRequest) -> JsonResponse:
         "dependencies": deps,
         "metrics": {
             "uptime_seconds": round(time.monotonic() - _STARTED, 3),
+            "beat_last_run_seconds_ago": None if beat_age is None else round(beat_age, 1),
             "pid": os.getpid(),
         },
     }
     return JsonResponse(body, status=200)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text: config fetch latency, cache hits, flag evaluations, registry
+    instances by status, webhook deliveries by outcome (seed 001's list)."""
+    if not settings.METRICS_PUBLIC and not _authenticated(request):
+        return JsonResponse({"error": {"code": "not_authenticated", "message": "credentials required", "details": None}}, status=401)
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from .metrics import render
+
+    return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _authenticated(request: HttpRequest) -> bool:
+    from rest_framework.request import Request
+
+    from .api.authentication import ApiKeyAuthentication, JWTAuthentication
+
+    drf_request = Request(request)
+    for auth in (ApiKeyAuthentication(), JWTAuthentication()):
+        try:
+            if auth.authenticate(drf_request):
+                return True
+        except Exception:  # noqa: BLE001 - bad credentials: not authenticated
+            return False
+    return bool(getattr(request, "user", None) and request.user.is_authenticated and request.user.is_staff)
 
 
 def bad_request(request: HttpRequest, exception=None) -> JsonResponse:

@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("config/", include(tenant_seed_urls)),
     path("health", ops.health, name="health"),
+    path("metrics", ops.metrics, name="metrics"),
     path("", include(flags_root_urls)),
     path("", include(registry_root_urls)),
     path("", include(events_root_urls)),

@@ -139,6 +139,33 @@ class ConfigEntryAdmin(SimpleHistoryAdmin):
     list_select_related = ("tenant", "environment")
     readonly_fields = ("version", "created_at", "updated_at")
     history_list_display = ("history_actor",)
+    change_form_template = "admin/tenants/configentry/change_form.html"
+
+    class Media:
+        js = ("config_hub/json-editor.js",)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from .selectors import config_resolve
+
+        extra_context = extra_context or {}
+        entry = ConfigEntry.objects.select_related("tenant", "environment").filter(pk=object_id).first()
+        reveal = can_reveal(request.user)
+        if entry is not None:
+            if entry.is_secret and reveal and request.GET.get("reveal") == "1" and request.method == "GET":
+                services.config_reveal(entry=entry, actor=actor_of(request), user_id=request.user.pk)
+                extra_context["revealed"] = True
+            extra_context["can_reveal"] = reveal
+            tenant = entry.tenant
+            if tenant is not None:
+                res = config_resolve(tenant=tenant, key=entry.key, environment=entry.environment.slug if entry.environment_id else None,
+                                     service_name=entry.service_name, explain=True, reveal=reveal and request.GET.get("reveal") == "1")
+                masked = res.is_secret and not (reveal and request.GET.get("reveal") == "1")
+                extra_context["resolution"] = {
+                    "source": res.source,
+                    "value_text": MASK if masked else json.dumps(res.value, ensure_ascii=False),
+                    "chain": [{**c, "text": MASK if c.get("masked") else json.dumps(c.get("value"), ensure_ascii=False)} for c in res.chain],
+                }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -253,6 +280,9 @@ class ConfigSchemaForm(forms.ModelForm):
 @admin.register(ConfigSchema)
 class ConfigSchemaAdmin(SimpleHistoryAdmin):
     form = ConfigSchemaForm
+
+    class Media:
+        js = ("config_hub/json-editor.js",)
     list_display = ("key", "required", "version", "updated_at")
     search_fields = ("key",)
     readonly_fields = ("version",)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from config_hub.api.principal import Principal
 from config_hub.errors import NotFound
+from config_hub.metrics import CONFIG_CACHE
 
 from . import cache as cfg_cache
 from .fields import decrypt_json, encrypt_json
@@ -183,8 +184,11 @@ def config_resolve_cached(*, tenant: Tenant, key: str, environment: str | None, 
     ck = cfg_cache.resolved_key(tenant.pk, key, environment or "", service_name, gens)
     data = cache.get(ck)
     if data is None:
+        CONFIG_CACHE.labels("miss").inc()
         data = config_resolve(tenant=tenant, key=key, environment=environment, service_name=service_name).to_cache()
         cache.set(ck, data, settings.CONFIG_CACHE_TTL)
+    else:
+        CONFIG_CACHE.labels("hit").inc()
     return data
 
 
@@ -243,8 +247,11 @@ def config_bundle_cached(*, tenant: Tenant, environment: str | None, service_nam
     ck = cfg_cache.bundle_key(tenant.pk, environment or "", service_name, gens)
     data = cache.get(ck)
     if data is None:
+        CONFIG_CACHE.labels("miss").inc()
         data = config_bundle(tenant=tenant, environment=environment, service_name=service_name)
         cache.set(ck, data, settings.CONFIG_CACHE_TTL)
+    else:
+        CONFIG_CACHE.labels("hit").inc()
     return data
 
 

@@ -458,3 +458,14 @@ def config_revert(*, entry: ConfigEntry, history_id: int, actor: str, user_id: i
         entry=entry, description=record.description, actor=actor, user_id=user_id,
         reason=f"revert to version {record.version}", **kwargs,
     )
+
+
+def config_reveal(*, entry: ConfigEntry, actor: str, user_id: int | None = None) -> Any:
+    """Return a secret's value to an operator allowed to see it, and record that they did."""
+    with transaction.atomic():
+        event_record(
+            tenant=entry.tenant, resource_type="config", action="revealed", actor=actor, key=entry.key,
+            environment=entry.environment.slug if entry.environment_id else "", service_name=entry.service_name,
+            version=entry.version, data={"id": entry.pk, "is_secret": True},
+        )
+    return entry.secret_value

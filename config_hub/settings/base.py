@@ -45,7 +45,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # --- apps --------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config_hub.apps.HubAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -234,6 +234,7 @@ WEBHOOK_RETRY_SCHEDULE = [float(x) for x in env_list("WEBHOOK_RETRY_SCHEDULE", [
 WEBHOOK_DISABLE_AFTER = env_float("WEBHOOK_DISABLE_AFTER", 86400)
 EVENTS_MAX_WAIT = env_int("EVENTS_MAX_WAIT", 60)
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
+BEAT_STALE_AFTER = env_float("BEAT_STALE_AFTER", 120)
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", True)
 
 # --- security ----------------------------------------------------------------

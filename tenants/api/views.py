@@ -18,6 +18,29 @@ from ..models import ConfigEntry, ConfigSchema, Tenant
 from . import serializers as s
 
 
+def _timed(route: str):
+    """Observe the config fetch latency of a read route (Prometheus histogram)."""
+    import functools
+    import time
+
+    from config_hub.metrics import CONFIG_FETCH_SECONDS
+
+    histogram = CONFIG_FETCH_SECONDS.labels(route)
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                histogram.observe(time.perf_counter() - started)
+
+        return inner
+
+    return wrap
+
+
 def _valid(serializer_class, data, **kwargs):
     if not isinstance(data, dict):
         raise ValidationFailed("the request body must be a JSON object")
@@ -75,6 +98,7 @@ class ConfigKeyView(APIView):
     write_scope = "configs:write"
 
     @extend_schema(parameters=[_ENV, _SVC, OpenApiParameter("explain", bool)], responses={200: dict})
+    @_timed("config")
     def get(self, request, key: str):
         tenant = request_tenant(request)
         environment = request.query_params.get("environment") or None
@@ -250,6 +274,7 @@ class ServiceBundleView(APIView):
     read_scope = "configs:read"
 
     @extend_schema(parameters=[_ENV], responses={200: dict})
+    @_timed("bundle")
     def get(self, request, service_name: str):
         tenant = request_tenant(request)
         environment = request.query_params.get("environment") or None
@@ -275,6 +300,7 @@ class TenantConfigView(APIView):
     write_scope = "configs:write"
 
     @extend_schema(parameters=[_ENV, _SVC], responses={200: dict})
+    @_timed("tenant_config")
     def get(self, request, tenant_id: str, config_key: str):
         tenant = request_tenant(request, tenant_id)
         environment = request.query_params.get("environment") or None

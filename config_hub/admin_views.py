@@ -1,0 +1,129 @@
+"""Extra admin pages: compare and promote environments; import and export a tenant."""
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from config_hub.errors import DomainError
+from tenants.models import ConfigEntry, Environment, Tenant
+
+MASK = "••••••••"
+
+
+class CompareForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all())
+    source = forms.ModelChoiceField(queryset=Environment.objects.all(), label="from")
+    target = forms.ModelChoiceField(queryset=Environment.objects.all(), label="to")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("source") and cleaned.get("source") == cleaned.get("target"):
+            raise forms.ValidationError("Pick two different environments.")
+        return cleaned
+
+
+def _differences(tenant: Tenant, source: Environment, target: Environment, *, reveal: bool) -> list[dict]:
+    from django.db.models import Q
+
+    from tenants.selectors import config_resolve
+
+    keys = sorted(set(ConfigEntry.objects.filter(Q(tenant=tenant) | Q(tenant__isnull=True)).values_list("key", flat=True)))
+    rows = []
+    for key in keys:
+        left = config_resolve(tenant=tenant, key=key, environment=source.slug)
+        right = config_resolve(tenant=tenant, key=key, environment=target.slug)
+        if left.found and (not right.found or left.value != right.value):
+            secret = left.is_secret or right.is_secret
+            show = (lambda r: (json.dumps(r.value, ensure_ascii=False) if r.found else "—")) if (reveal or not secret) else (lambda r: MASK if r.found else "—")
+            rows.append({"key": key, "source": show(left), "target": show(right), "source_scope": left.source,
+                         "target_scope": right.source if right.found else "(none)", "secret": secret})
+    return rows
+
+
+@require_http_methods(["GET", "POST"])
+def compare_environments(request):
+    """Pick a tenant and two environments, see what differs, copy chosen keys after a preview."""
+    from tenants.services import config_set
+
+    reveal = request.user.has_perm("tenants.reveal_secret")
+    form = CompareForm(request.GET or None)
+    context = {**admin.site.each_context(request), "title": "Compare and promote environments", "form": form}
+    if form.is_valid():
+        tenant, source, target = form.cleaned_data["tenant"], form.cleaned_data["source"], form.cleaned_data["target"]
+        rows = _differences(tenant, source, target, reveal=reveal)
+        context.update(rows=rows, tenant=tenant, source=source, target=target)
+        if request.method == "POST":
+            chosen = [k for k in request.POST.getlist("keys") if k in {r["key"] for r in rows}]
+            if not chosen:
+                messages.error(request, "Choose at least one key to promote.")
+            elif "confirm" in request.POST:
+                from django.db import transaction
+
+                from tenants.selectors import config_resolve
+
+                try:
+                    with transaction.atomic():
+                        for key in chosen:
+                            res = config_resolve(tenant=tenant, key=key, environment=source.slug)
+                            config_set(tenant=tenant, key=key, value=res.value, environment=target,
+                                       is_secret=res.is_secret, actor=f"user:{request.user.get_username()}",
+                                       user_id=request.user.pk)
+                except DomainError as exc:
+                    messages.error(request, f"Nothing was promoted: {exc.message}")
+                else:
+                    messages.success(request, f"Promoted {len(chosen)} key(s) from {source} to {target} for {tenant}.")
+                    return redirect(f"{request.path}?{request.GET.urlencode()}")
+            else:
+                context.update(preview=[r for r in rows if r["key"] in chosen], chosen=chosen)
+    return render(request, "admin/compare.html", context)
+
+
+class ImportForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all())
+    file = forms.FileField(help_text="A JSON or YAML export of config hub.")
+
+
+class ExportForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all())
+    format = forms.ChoiceField(choices=[("yaml", "YAML"), ("json", "JSON")])
+    secrets = forms.ChoiceField(choices=[("none", "leave secrets out"), ("encrypted", "encrypted (Fernet tokens)"),
+                                         ("plain", "plain text (needs the reveal permission)")])
+
+
+@require_http_methods(["GET", "POST"])
+def transfer(request):
+    from tenants.transfer import dumps, loads, tenant_export, tenant_import
+
+    export_form = ExportForm(request.GET if "export" in request.GET else None)
+    import_form = ImportForm(request.POST or None, request.FILES or None)
+    if "export" in request.GET and export_form.is_valid():
+        secrets = export_form.cleaned_data["secrets"]
+        if secrets == "plain" and not request.user.has_perm("tenants.reveal_secret"):
+            messages.error(request, "Exporting secrets in plain text needs the permission to reveal them.")
+        else:
+            tenant, fmt = export_form.cleaned_data["tenant"], export_form.cleaned_data["format"]
+            body = dumps(tenant_export(tenant=tenant, include_secrets=secrets), fmt)
+            response = HttpResponse(body, content_type="application/x-yaml" if fmt == "yaml" else "application/json")
+            response["Content-Disposition"] = f'attachment; filename="{tenant.slug}.{fmt}"'
+            return response
+    if request.method == "POST" and import_form.is_valid():
+        try:
+            text = import_form.cleaned_data["file"].read().decode("utf-8")
+            summary = tenant_import(tenant=import_form.cleaned_data["tenant"], document=loads(text),
+                                    actor=f"user:{request.user.get_username()}", user_id=request.user.pk)
+        except (DomainError, UnicodeDecodeError) as exc:
+            problems = getattr(exc, "details", None)
+            problems = problems.get("problems", []) if isinstance(problems, dict) else []
+            import_form.add_error("file", getattr(exc, "message", str(exc)))
+            for p in problems[:20]:
+                import_form.add_error("file", p)
+        else:
+            messages.success(request, f"Imported {summary['configs']} config(s) and {summary['flags']} flag(s).")
+            return redirect(request.path)
+    return render(request, "admin/transfer.html", {**admin.site.each_context(request), "title": "Import and export",
+                                                    "export_form": export_form or ExportForm(), "import_form": import_form})
