@@ -117,7 +117,9 @@ class ConfigEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.key} @ {self.scope_label}"
+        tenant = self.tenant.slug if self.tenant_id else "global"
+        env = self.environment.slug if self.environment_id else "*"
+        return f"{self.key} @ {tenant}/{env}/{self.service_name or '*'}"
 
     @property
     def scope_label(self) -> str:
