@@ -1,4 +1,5 @@
 """URL map. Every API route lives under /api/v1/ except the seeds' own paths."""
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -33,6 +34,11 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
+
+if settings.BENCH_ROUTES:
+    from .bench_views import bare
+
+    urlpatterns.append(path("bench/bare", bare, name="bench-bare"))
 
 handler400 = "config_hub.ops.bad_request"
 handler404 = "config_hub.ops.not_found"

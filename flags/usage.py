@@ -34,24 +34,48 @@ def _redis():
     return get_redis_connection("default")
 
 
+_pending: Counter = Counter()
+_pending_lock = threading.Lock()
+_last_push = time.monotonic()
+PUSH_EVERY = 1.0
+
+
+def usage_push() -> None:
+    """Send this process's counts to Redis in one pipeline (at most once a second)."""
+    global _last_push
+    with _pending_lock:
+        counts = dict(_pending)
+        _pending.clear()
+        _last_push = time.monotonic()
+    if not counts:
+        return
+    try:
+        client = _redis()
+        pipe = client.pipeline(transaction=False)
+        for field, n in counts.items():
+            pipe.hincrby(HASH, field, n)
+        pipe.execute()
+    except Exception:  # noqa: BLE001 - Redis down: usage is best effort
+        pass
+
+
 def usage_record(*, tenant_id: int, environment: str, names: tuple[str, ...]) -> None:
-    """Count one evaluation of each flag in ``names``; never fails the request."""
+    """Count one evaluation of each flag in ``names``; never fails the request.
+
+    Counts gather in the process and go to Redis at most once a second, so an
+    evaluation costs no network round trip of its own.
+    """
     from config_hub.metrics import FLAG_EVALUATIONS
 
     FLAG_EVALUATIONS.inc(len(names))
-    try:
-        client = _redis()
-    except Exception:  # noqa: BLE001
-        client = None
-    if client is not None:
-        try:
-            pipe = client.pipeline(transaction=False)
+    if settings.REDIS_URL:
+        with _pending_lock:
             for name in names:
-                pipe.hincrby(HASH, f"{tenant_id}|{environment}|{name}", 1)
-            pipe.execute()
-            return
-        except Exception:  # noqa: BLE001 - Redis down: usage is best effort
-            return
+                _pending[f"{tenant_id}|{environment}|{name}"] += 1
+            due = time.monotonic() - _last_push >= PUSH_EVERY
+        if due:
+            usage_push()
+        return
     global _last_local_flush
     with _local_lock:
         for name in names:
@@ -83,6 +107,7 @@ def usage_flush() -> int:
     except Exception:  # noqa: BLE001
         client = None
     if client is not None:
+        usage_push()
         tmp = f"{HASH}:flushing:{time.time_ns()}"
         try:
             client.rename(HASH, tmp)

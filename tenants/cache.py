@@ -35,17 +35,26 @@ def _bundle_gen_key(tenant_id: int | None) -> str:
     return f"cfg:bgen:{tenant_id or GLOBAL}"
 
 
+def _pair(tkey: str, gkey: str) -> tuple[str, str]:
+    found = cache.get_many([tkey, gkey])
+    if len(found) < 2:
+        # A key never written since Redis started: give it a generation so the
+        # per-process cache can key on it. With Redis down nothing is stored,
+        # the pair stays ("0", "0") and callers skip every cache.
+        for k in (tkey, gkey):
+            if k not in found and cache.add(k, uuid.uuid4().hex[:12], None):
+                pass
+        found = cache.get_many([tkey, gkey])
+    return found.get(tkey) or "0", found.get(gkey) or "0"
+
+
 def generations(tenant_id: int, key: str) -> tuple[str, str]:
     """The (tenant, global) generation tokens of a key, in one cache round trip."""
-    tkey, gkey = _gen_key(tenant_id, key), _gen_key(None, key)
-    found = cache.get_many([tkey, gkey])
-    return found.get(tkey) or "0", found.get(gkey) or "0"
+    return _pair(_gen_key(tenant_id, key), _gen_key(None, key))
 
 
 def bundle_generations(tenant_id: int) -> tuple[str, str]:
-    tkey, gkey = _bundle_gen_key(tenant_id), _bundle_gen_key(None)
-    found = cache.get_many([tkey, gkey])
-    return found.get(tkey) or "0", found.get(gkey) or "0"
+    return _pair(_bundle_gen_key(tenant_id), _bundle_gen_key(None))
 
 
 def resolved_key(tenant_id: int, key: str, environment: str, service: str, gens: tuple[str, str]) -> str:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from config_hub.api.principal import Principal
 from config_hub.errors import NotFound
+from config_hub.localcache import LocalCache
 from config_hub.metrics import CONFIG_CACHE
 
 from . import cache as cfg_cache
@@ -26,16 +27,23 @@ from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 # --- tenants and environments -------------------------------------------------
 
 _TENANT_TTL = 30
+# Every request needs its tenant: a process keeps it for a few seconds, so a
+# deactivation reaches every process within TENANT_LOCAL_TTL (this process: at once).
+_local_tenants = LocalCache(ttl=5.0)
+_local_resolved = LocalCache(ttl=300.0, max_items=50_000)
 
 
 def tenant_get(*, slug: str) -> Tenant:
     """An active tenant by slug (cached briefly: every request needs it)."""
     ck = f"tenant:{slug}"
-    data = cache.get(ck)
+    data = _local_tenants.get(ck)
     if data is None:
-        tenant = Tenant.objects.filter(slug=slug).first()
-        data = (tenant.pk, tenant.name, tenant.is_active) if tenant else (None, "", False)
-        cache.set(ck, data, _TENANT_TTL)
+        data = cache.get(ck)
+        if data is None:
+            tenant = Tenant.objects.filter(slug=slug).first()
+            data = (tenant.pk, tenant.name, tenant.is_active) if tenant else (None, "", False)
+            cache.set(ck, data, _TENANT_TTL)
+        _local_tenants.set(ck, data)
     pk, name, active = data
     if pk is None or not active:
         raise NotFound(f"tenant '{slug}' not found")
@@ -44,6 +52,7 @@ def tenant_get(*, slug: str) -> Tenant:
 
 def tenant_cache_clear(*, slug: str) -> None:
     cache.delete(f"tenant:{slug}")
+    _local_tenants.clear()
 
 
 def environment_get(*, slug: str) -> Environment:
@@ -180,8 +189,15 @@ def config_resolve(
 
 def config_resolve_cached(*, tenant: Tenant, key: str, environment: str | None, service_name: str) -> dict[str, Any]:
     """The cached form of :func:`config_resolve` (secrets stay encrypted in the cache)."""
+    # One Redis round trip for the generations; the value itself is then taken
+    # from this process when it has it (keyed by those generations, so a write
+    # anywhere is seen on the next request), else from Redis, else resolved.
     gens = cfg_cache.generations(tenant.pk, key)
     ck = cfg_cache.resolved_key(tenant.pk, key, environment or "", service_name, gens)
+    data = _local_resolved.get(ck) if gens != ("0", "0") else None
+    if data is not None:
+        CONFIG_CACHE.labels("hit").inc()
+        return data
     data = cache.get(ck)
     if data is None:
         CONFIG_CACHE.labels("miss").inc()
@@ -189,6 +205,8 @@ def config_resolve_cached(*, tenant: Tenant, key: str, environment: str | None, 
         cache.set(ck, data, settings.CONFIG_CACHE_TTL)
     else:
         CONFIG_CACHE.labels("hit").inc()
+    if gens != ("0", "0"):
+        _local_resolved.set(ck, data)
     return data
 
 
@@ -245,6 +263,10 @@ def config_bundle(*, tenant: Tenant, environment: str | None, service_name: str)
 def config_bundle_cached(*, tenant: Tenant, environment: str | None, service_name: str) -> list[dict[str, Any]]:
     gens = cfg_cache.bundle_generations(tenant.pk)
     ck = cfg_cache.bundle_key(tenant.pk, environment or "", service_name, gens)
+    data = _local_resolved.get(ck) if gens != ("0", "0") else None
+    if data is not None:
+        CONFIG_CACHE.labels("hit").inc()
+        return data
     data = cache.get(ck)
     if data is None:
         CONFIG_CACHE.labels("miss").inc()
@@ -252,6 +274,8 @@ def config_bundle_cached(*, tenant: Tenant, environment: str | None, service_nam
         cache.set(ck, data, settings.CONFIG_CACHE_TTL)
     else:
         CONFIG_CACHE.labels("hit").inc()
+    if gens != ("0", "0"):
+        _local_resolved.set(ck, data)
     return data
 
 
@@ -268,6 +292,9 @@ def config_entries(*, tenant_id: int | None, all_tenants: bool):
 
 def api_key_hash(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+_local_used = LocalCache(ttl=60.0)
 
 
 def api_key_cache_key(key_hash: str) -> str:
@@ -304,8 +331,12 @@ def api_key_principal(*, raw_key: str) -> Principal | None:
         return None
     if data["expires_at"] is not None and data["expires_at"] <= timezone.now().timestamp():
         return None
-    if cache.add(f"apikey:used:{data['id']}", 1, 60):
-        ApiKey.objects.filter(pk=data["id"]).update(last_used_at=timezone.now())
+    # last_used_at: at most one write a minute per key, and one Redis call a
+    # minute per key and process.
+    if _local_used.get(data["id"]) is None:
+        _local_used.set(data["id"], True)
+        if cache.add(f"apikey:used:{data['id']}", 1, 60):
+            ApiKey.objects.filter(pk=data["id"]).update(last_used_at=timezone.now())
     return Principal(
         kind="apikey",
         ident=str(data["id"]),

@@ -39,9 +39,13 @@ def _block_outbound_network():
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
+    from config_hub.localcache import clear_all
+
     cache.clear()
+    clear_all()
     yield
     cache.clear()
+    clear_all()
 
 
 def ensure_builtin_rows() -> None:

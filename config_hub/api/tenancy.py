@@ -7,6 +7,7 @@ tenants exist.
 from __future__ import annotations
 
 from config_hub.errors import NotFound
+from config_hub.localcache import LocalCache
 
 from .principal import Principal
 
@@ -26,6 +27,9 @@ def request_tenant(request, path_slug: str | None = None):
     return tenant
 
 
+_slugs = LocalCache(ttl=300.0)
+
+
 def _tenant_by_id(tenant_id: int):
     from django.core.cache import cache
 
@@ -33,10 +37,13 @@ def _tenant_by_id(tenant_id: int):
     from tenants.selectors import tenant_get
 
     ck = f"tenant:id:{tenant_id}"
-    slug = cache.get(ck)
+    slug = _slugs.get(ck)  # a tenant's slug never changes
     if slug is None:
-        slug = Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first()
+        slug = cache.get(ck)
         if slug is None:
-            raise NotFound("tenant not found")
-        cache.set(ck, slug, 300)
+            slug = Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first()
+            if slug is None:
+                raise NotFound("tenant not found")
+            cache.set(ck, slug, 300)
+        _slugs.set(ck, slug)
     return tenant_get(slug=slug)

@@ -106,7 +106,10 @@ def test_uncached_read__small_constant_number_of_queries(tenant, reader, environ
     for i in range(30):
         config_create(tenant=tenant, key=f"k{i}", value=i, actor="t")
     reader.get("/api/v1/config/k0")
+    from config_hub.localcache import clear_all
+
     cache.clear()
+    clear_all()
 
     with CaptureQueriesContext(connection) as ctx:
         reader.get("/api/v1/config/k1?environment=production&service_name=s")

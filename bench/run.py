@@ -1,0 +1,170 @@
+"""Driver of bench/run: seed, start gunicorn, drive each route with wrk, print and save the table."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PY = str(REPO / ".venv" / "bin" / "python")
+DB_NAME = os.environ.get("BENCH_DATABASE", "config_hub_bench")
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+TARGETS = {  # route -> minimum ratio to the bare view (issue 6/7)
+    "config read (seed 001, cached)": 0.8, "304 revalidation": 0.9, "service bundle (50 keys)": 0.6,
+    "flag evaluate": 0.75, "evaluate-all (100 flags)": 0.5, "heartbeat (seed 004)": 0.5,
+}
+P99_TARGET_MS = 25.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd: list[str], env: dict, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=env, cwd=REPO, check=True, **kw)
+
+
+def wrk_script(directory: Path, name: str, method: str, headers: dict[str, str], body: dict | None) -> Path:
+    lines = [f'wrk.method = "{method}"']
+    for k, v in headers.items():
+        lines.append(f'wrk.headers["{k}"] = {json.dumps(v)}')
+    if body is not None:
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+        lines.append(f"wrk.body = {json.dumps(json.dumps(body))}")
+    path = directory / f"{name}.lua"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def parse_wrk(text: str) -> dict:
+    def ms(value: str) -> float:
+        number = float(re.match(r"[\d.]+", value).group())
+        return number / 1000 if value.endswith("us") else number * 1000 if value.endswith("s") and not value.endswith("ms") else number
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    p50 = ms(re.search(r"\s50%\s+([\d.]+\w+)", text).group(1))
+    p99 = ms(re.search(r"\s99%\s+([\d.]+\w+)", text).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def main() -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_"))}
+    from cryptography.fernet import Fernet
+
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config_hub.settings.base", "DJANGO_DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50), "FERNET_KEYS": Fernet.generate_key().decode(),
+        "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}", "REDIS_URL": REDIS_URL,
+        "CELERY_BROKER_URL": REDIS_URL, "BENCH_ROUTES": "true", "API_THROTTLE_RATE": "off", "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    })
+    print(f"preparing database {DB_NAME} ...", flush=True)
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True)
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True)
+    subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], check=True, stdout=subprocess.DEVNULL)
+    run([PY, "manage.py", "migrate", "--noinput"], env, stdout=subprocess.DEVNULL)
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    seed_file = work / "seed.json"
+    run([PY, "manage.py", "bench_seed", str(seed_file)], env)
+    seed = json.loads(seed_file.read_text())
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env.update({"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "8", "GUNICORN_BIND": f"127.0.0.1:{port}",
+                "PROMETHEUS_MULTIPROC_DIR": str(work / "prom")})
+    server = subprocess.Popen([str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "config_hub/gunicorn.conf.py", "config_hub.wsgi"],
+                              env=env, cwd=REPO, stdout=open(work / "gunicorn.log", "w"), stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        key = {"Authorization": f"ApiKey {seed['api_key']}"}
+        tenant = seed["tenant"]
+        config_url = f"{base}/api/v1/config/{seed['config_key']}?environment=production&service_name=svc-1"
+        etag = urllib.request.urlopen(urllib.request.Request(config_url, headers=key)).headers["ETag"]
+        routes = [
+            ("bare Django view (baseline)", "GET", f"{base}/bench/bare", {}, None),
+            ("config read (seed 001, cached)", "GET", config_url, key, None),
+            ("tenant read (seed 000)", "GET", f"{base}/config/tenants/{tenant}/configs/{seed['tenant_key']}", {"Authorization": f"Bearer {seed['api_key']}"}, None),
+            ("service bundle (50 keys)", "GET", f"{base}/api/v1/config/service/{seed['bundle_service']}?environment=production", key, None),
+            ("304 revalidation", "GET", config_url, {**key, "If-None-Match": etag}, None),
+            ("flag evaluate", "POST", f"{base}/api/v1/feature-flags/evaluate", key,
+             {"flag_name": "flag1", "environment": "production", "user_id": "user-42"}),
+            ("evaluate-all (100 flags)", "POST", f"{base}/api/v1/feature-flags/evaluate-all", key,
+             {"environment": "production", "context": {"userId": "user-42", "properties": {"region": "eu"}}}),
+            ("OFREP bulk", "POST", f"{base}/ofrep/v1/evaluate/flags", {**key, "X-Environment": "production"},
+             {"context": {"targetingKey": "user-42", "region": "eu"}}),
+            ("heartbeat (seed 004)", "POST", f"{base}/heartbeat", {"Authorization": f"Bearer {seed['service_token']}"},
+             {"service_id": seed["instance_id"]}),
+            ("discovery", "GET", f"{base}/api/v1/registry/{seed['bundle_service']}", key, None),
+        ]
+        results = []
+        for name, method, url, headers, body in routes:
+            script = wrk_script(work, re.sub(r"\W+", "_", name), method, headers, body)
+            # Warm up: fill caches and compile flag states in every worker.
+            subprocess.run(["wrk", "-t2", f"-c{CONCURRENCY}", "-d2s", "-s", str(script), url], capture_output=True, check=True)
+            out = subprocess.run(["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
+                                 capture_output=True, text=True, check=True).stdout
+            results.append({"route": name, **parse_wrk(out)})
+            print(f"  measured {name}: {results[-1]['rps']:.0f} req/s", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    bare = results[0]["rps"]
+    for r in results:
+        r["ratio"] = round(r["rps"] / bare, 3) if bare else None
+        r["target_ratio"] = TARGETS.get(r["route"])
+        r["met"] = (r["target_ratio"] is None or r["ratio"] >= r["target_ratio"]) and r["p99_ms"] < P99_TARGET_MS and r["non_2xx"] == 0
+    machine = {"cpus": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(), "platform": platform.platform()}
+    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": SECONDS, "concurrency": CONCURRENCY,
+              "gunicorn": {"workers": 2, "worker_class": "gthread", "threads": 8}, "machine": machine, "results": results}
+    print()
+    print(f"{'route':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'target':>7}  met")
+    for r in results:
+        target = f">={r['target_ratio']}" if r["target_ratio"] else "-"
+        flag = "yes" if r["met"] else "NO"
+        extra = f"  ({r['non_2xx']} non-2xx)" if r["non_2xx"] else ""
+        print(f"{r['route']:34} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['ratio']:6.2f} {target:>7}  {flag}{extra}")
+    print(f"\nconcurrency {CONCURRENCY}, {SECONDS}s per route, gunicorn 2 x gthread(8); p99 target < {P99_TARGET_MS} ms; {machine['cpus']} CPUs ({machine['cpu']})")
+    results_dir = REPO / "bench" / "results"
+    results_dir.mkdir(exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for path in (results_dir / f"{stamp}.json", results_dir / "latest.json"):
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written: bench/results/{stamp}.json and bench/results/latest.json")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Gunicorn settings for the hub: ``gunicorn -c config_hub/gunicorn.conf.py config_hub.wsgi``.
+
+Worker class gthread: each process serves ``GUNICORN_THREADS`` requests at once.
+The hot paths are short and mostly wait on Redis, so threads keep a process
+busy without the memory of more processes; and the long-poll watch
+(``/api/v1/events/?wait=``) holds one thread per waiting caller, not a whole
+process. Size threads for the number of watchers you expect per process.
+"""
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+# Long polls last up to EVENTS_MAX_WAIT (60 s): the timeout must exceed it.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "90"))
+graceful_timeout = 30
+keepalive = 5
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
+
+
+def on_starting(server):  # noqa: ARG001
+    # Prometheus multi-process mode: every worker writes its figures here.
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):
+            os.remove(os.path.join(path, name))
+
+
+def child_exit(server, worker):  # noqa: ARG001
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
