@@ -238,16 +238,23 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
                 "registry sweep: more than %.0f%% of the live instances of %d service(s) went silent at once; "
                 "marked unhealthy, nothing removed this round (network trouble?)", ratio * 100, len(mass),
             )
-        rows = []
+        # One event per service and outcome (chunks of 500 instances), not one
+        # per instance: a mass expiry must not flood the outbox and the broker.
+        grouped: dict[tuple[int, str], list[tuple[int, str]]] = {}
         for iid, sid, url in marked:
-            name, tid, slug = names[sid]
-            rows.append({"tenant_id": tid, "tenant_slug": slug, "resource_type": "instance", "action": "status_changed",
-                         "key": name, "service_name": name, "actor": "system:beat",
-                         "data": {"id": iid, "url": url, "from": "live", "to": UNHEALTHY, "reason": "heartbeat_ttl"}})
+            grouped.setdefault((sid, "status_changed"), []).append((iid, url))
         for iid, sid, url in removed:
+            grouped.setdefault((sid, "deregistered"), []).append((iid, url))
+        rows = []
+        for (sid, action), items in sorted(grouped.items()):
             name, tid, slug = names[sid]
-            rows.append({"tenant_id": tid, "tenant_slug": slug, "resource_type": "instance", "action": "deregistered",
-                         "key": name, "service_name": name, "actor": "system:beat",
-                         "data": {"id": iid, "url": url, "reason": "deregister_after"}})
+            for start in range(0, len(items), 500):
+                chunk = items[start : start + 500]
+                data = {"ids": [i for i, _ in chunk], "urls": [u for _, u in chunk], "count": len(chunk),
+                        "reason": "heartbeat_ttl" if action == "status_changed" else "deregister_after"}
+                if action == "status_changed":
+                    data.update({"from": "live", "to": UNHEALTHY})
+                rows.append({"tenant_id": tid, "tenant_slug": slug, "resource_type": "instance", "action": action,
+                             "key": name, "service_name": name, "actor": "system:beat", "data": data})
         events_record_many(rows)
     return {"marked": len(marked), "removed": len(removed), "grace": False, "mass_services": len(mass)}

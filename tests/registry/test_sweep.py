@@ -48,7 +48,9 @@ def test_sweep__silent_past_ttl__marked_unhealthy_with_event(tenant, settings):
     assert result["marked"] == 3
     assert Instance.objects.filter(status="unhealthy").count() == 3
     assert Instance.objects.filter(service__name="fresh", status="healthy").count() == 2
-    assert Event.objects.filter(resource_type="instance", action="status_changed", actor="system:beat").count() == 3
+    event = Event.objects.get(resource_type="instance", action="status_changed", actor="system:beat")
+    assert (event.key, event.data["count"], event.data["to"]) == ("api", 3, "unhealthy")
+    assert sorted(event.data["ids"]) == sorted(Instance.objects.filter(status="unhealthy").values_list("pk", flat=True))
 
 
 def test_sweep__hub_down_longer_than_ttl__marks_nobody_until_a_full_ttl(tenant, settings):
