@@ -301,3 +301,295 @@ def test_logs__secret_written_read_and_refused__never_in_a_log_line(tenant, make
     assert SECRET not in "\n".join(redacted)
     assert created.status_code == 201
     assert len(redacted) > 5  # the DEBUG logs (SQL included) were really captured
+
+
+# --- every route, masking, ETags -----------------------------------------------------
+
+
+@pytest.fixture
+def platform(make_key, client_for, default_tenant):
+    return client_for(make_key(tenant=None, scopes=["admin"], name="platform"))
+
+
+def test_secret__every_read_route__masked_without_scope_shown_with_it(tenant, reader, make_key, client_for, platform):
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
+    revealer = client_for(make_key(tenant=tenant, scopes=["configs:read", "secrets:read"], name="revealer"))
+    platform_reader = client_for(make_key(tenant=None, scopes=["configs:read"], name="platform-reader"))
+    urls = [
+        "/api/v1/config/db.password",
+        "/api/v1/config/db.password?explain=true",
+        f"/api/v1/configs/{entry.pk}",
+        "/config/tenants/acme/configs/db.password",
+    ]
+
+    masked = [reader.get(url) for url in urls]
+    shown = [revealer.get(url) for url in urls]
+    everyone_masked = platform_reader.get("/config/configs/db.password/all-tenants")
+    listed = platform_reader.get("/api/v1/configs/?tenant=acme")
+
+    assert [r.status_code for r in masked + shown] == [200] * 8
+    for r in masked:
+        assert SECRET not in r.content.decode()
+        assert r.json().get("value", r.json().get("config_value")) is None and r.json()["masked"] is True
+    assert masked[1].json()["explain"] == [{"source": "tenant", "id": entry.pk, "version": 1, "environment": None,
+                                            "service_name": None, "value": None, "masked": True}]
+    assert [r.json().get("value", r.json().get("config_value")) for r in shown] == [SECRET] * 4
+    assert all("masked" not in r.json() for r in shown)
+    assert everyone_masked.status_code == 403  # all-tenants needs the admin scope
+    assert SECRET not in listed.content.decode() and listed.json()["results"][0]["masked"] is True
+    assert platform.get("/config/configs/db.password/all-tenants").json() == [
+        {"tenant_id": "acme", "config_value": SECRET, "source": "tenant", "version": 1}
+    ]
+
+
+def test_secret__write_answers__never_echo_the_value_without_secrets_scope(tenant, writer):
+    created = writer.post("/api/v1/config/", {"key": "smtp.password", "value": SECRET, "is_secret": True}, format="json")
+    updated = writer.put(f"/api/v1/config/{created.json()['id']}", {"value": SECRET + "2"}, format="json")
+    seed000 = writer.put("/config/tenants/acme/configs/smtp.password", {"config_value": SECRET + "3"}, format="json")
+
+    assert [created.status_code, updated.status_code, seed000.status_code] == [201, 200, 200]
+    for r in (created, updated, seed000):
+        assert SECRET not in r.content.decode()
+    assert (created.json()["value"], created.json()["masked"]) == (None, True)
+
+
+def test_etag__every_get_route__304_on_if_none_match(tenant, platform, make_key, client_for):
+    from tenants.services import config_create, schema_set
+
+    entry = config_create(tenant=tenant, key="k", value=1, actor="t")
+    schema_set(key="k", schema={"type": "integer"}, actor="t")
+    urls = [
+        "/api/v1/config/k", "/api/v1/config/k?explain=true", "/api/v1/config/service/svc", "/api/v1/configs/",
+        f"/api/v1/configs/{entry.pk}", "/config/tenants/acme/configs/k", "/config/configs/k/all-tenants",
+        "/api/v1/schemas/", "/api/v1/schemas/k", "/api/v1/tenants/", "/api/v1/tenants/acme", "/api/v1/environments/",
+    ]
+
+    for url in urls:
+        first = platform.get(url, HTTP_X_TENANT_ID="acme") if "tenants/" not in url else platform.get(url)
+        assert first.status_code == 200, url
+        again = platform.get(url, HTTP_IF_NONE_MATCH=first["ETag"], **({} if "tenants/" in url else {"HTTP_X_TENANT_ID": "acme"}))
+        assert (url, again.status_code, again.content) == (url, 304, b"")
+
+
+def test_etag__value_changes__new_etag_and_200(tenant, writer, django_capture_on_commit_callbacks):
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="k", value=1, actor="t")
+    first = writer.get("/api/v1/config/k")
+    with django_capture_on_commit_callbacks(execute=True):
+        writer.put(f"/api/v1/config/{entry.pk}", {"value": 2}, format="json")
+
+    again = writer.get("/api/v1/config/k", HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert again.status_code == 200 and again.json()["value"] == 2
+    assert again["ETag"] != first["ETag"]
+
+
+# --- seed 001 write routes --------------------------------------------------------
+
+
+def test_seed001_create__every_field__201_with_id_then_readable(tenant, environments, writer):
+    r = writer.post("/api/v1/config/", {
+        "key": "user-service.email_settings", "value": {"smtp": "mail"}, "environment": "production",
+        "service_name": "user-service", "description": "mail relay", "is_secret": False,
+    }, format="json")
+
+    assert r.status_code == 201
+    body = r.json()
+    assert {k: body[k] for k in ("key", "value", "tenant", "environment", "service_name", "description", "version", "source")} == {
+        "key": "user-service.email_settings", "value": {"smtp": "mail"}, "tenant": "acme", "environment": "production",
+        "service_name": "user-service", "description": "mail relay", "version": 1, "source": "tenant+environment+service",
+    }
+    assert isinstance(body["id"], int) and r["ETag"] == f'"{body["id"]}-1"'
+    read = writer.get("/api/v1/config/user-service.email_settings?environment=production&service_name=user-service")
+    assert (read.json()["value"], read.json()["id"]) == ({"smtp": "mail"}, body["id"])
+
+
+def test_seed001_create__is_encrypted__stored_as_secret(tenant, writer):
+    r = writer.post("/api/v1/config/", {"key": "api.token", "value": SECRET, "is_encrypted": True}, format="json")
+
+    assert r.status_code == 201
+    assert (r.json()["is_secret"], r.json()["is_encrypted"], r.json()["value"]) == (True, True, None)
+
+
+def test_seed001_patch_and_delete__versions_and_if_match(tenant, writer):
+    from tenants.models import ConfigEntry
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="k", value={"a": 1}, description="d", actor="t")
+
+    patched = writer.patch(f"/api/v1/config/{entry.pk}", {"description": "new"}, format="json")
+    stale_delete = writer.delete(f"/api/v1/config/{entry.pk}", HTTP_IF_MATCH=f'"{entry.pk}-1"')
+    deleted = writer.delete(f"/api/v1/config/{entry.pk}", HTTP_IF_MATCH=f'"{entry.pk}-2"')
+    gone = writer.delete(f"/api/v1/config/{entry.pk}")
+
+    assert (patched.status_code, patched.json()["value"], patched.json()["description"], patched.json()["version"]) == (200, {"a": 1}, "new", 2)
+    assert stale_delete.status_code == 412
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert gone.status_code == 404
+    assert not ConfigEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_seed001_put__value_breaks_schema__400_with_every_path(tenant, writer):
+    from tenants.services import config_create, schema_set
+
+    entry = config_create(tenant=tenant, key="pool", value={"size": 5}, actor="t")
+    schema_set(key="pool", schema={"type": "object", "properties": {"size": {"type": "integer"}, "hosts": {"type": "array", "items": {"type": "string"}}}}, actor="t")
+
+    r = writer.put(f"/api/v1/config/{entry.pk}", {"value": {"size": "big", "hosts": ["a", 2]}}, format="json")
+
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "schema_violation"
+    assert r.json()["error"]["details"] == [
+        {"path": "$.hosts[1]", "message": "2 is not of type 'string'"},
+        {"path": "$.size", "message": "'big' is not of type 'integer'"},
+    ]
+
+
+def test_seed000_put__creates_then_updates__201_then_200(tenant, writer):
+    created = writer.put("/config/tenants/acme/configs/email_notifications", {"config_value": {"enabled": True}}, format="json")
+    updated = writer.put("/config/tenants/acme/configs/email_notifications", {"config_value": {"enabled": False}}, format="json")
+    stale = writer.put("/config/tenants/acme/configs/email_notifications", {"config_value": {}, "version": 1}, format="json")
+
+    assert (created.status_code, created.json()["version"], created.json()["source"]) == (201, 1, "tenant")
+    assert (updated.status_code, updated.json()["config_value"], updated.json()["version"]) == (200, {"enabled": False}, 2)
+    assert stale.status_code == 412
+    assert writer.get("/config/tenants/acme/configs/email_notifications").json() == {
+        "config_key": "email_notifications", "config_value": {"enabled": False}, "version": 2, "source": "tenant"}
+
+
+def test_seed000_get__no_scope_and_no_default__404_json(tenant, reader):
+    r = reader.get("/config/tenants/acme/configs/nothing.here")
+
+    assert r.status_code == 404
+    assert r.json() == {"error": {"code": "not_found", "message": "config 'nothing.here' not found for tenant 'acme'", "details": None}}
+
+
+def test_explain__over_http__every_scope_in_order(tenant, environments, reader):
+    from tenants.services import config_create, schema_set
+
+    config_create(tenant=None, key="k", value="global", actor="t")
+    config_create(tenant=tenant, environment=environments["staging"], key="k", value="tenant+env", actor="t")
+    schema_set(key="k", schema={"type": "string"}, default_value="fallback", actor="t")
+
+    r = reader.get("/api/v1/config/k?environment=staging&explain=true")
+
+    assert (r.json()["value"], r.json()["source"]) == ("tenant+env", "tenant+environment")
+    assert [(c["source"], c["value"]) for c in r.json()["explain"]] == [
+        ("tenant+environment", "tenant+env"), ("global", "global"), ("default", "fallback")]
+
+
+def test_list__filters_and_pagination(tenant, other_tenant, environments, reader):
+    from tenants.services import config_create
+
+    config_create(tenant=tenant, key="billing.a", value=1, environment=environments["production"], actor="t")
+    config_create(tenant=tenant, key="billing.b", value=2, service_name="billing", actor="t")
+    config_create(tenant=None, key="billing.c", value=3, actor="t")
+    config_create(tenant=tenant, key="other", value=4, actor="t")
+    config_create(tenant=other_tenant, key="billing.z", value=5, actor="t")
+
+    prefix = reader.get("/api/v1/configs/?key_prefix=billing.")
+    env = reader.get("/api/v1/configs/?environment=production")
+    svc = reader.get("/api/v1/configs/?service_name=billing")
+    page = reader.get("/api/v1/configs/?limit=2&offset=0")
+
+    assert [e["key"] for e in prefix.json()["results"]] == ["billing.a", "billing.b", "billing.c"]
+    assert [e["key"] for e in env.json()["results"]] == ["billing.a"]
+    assert [e["key"] for e in svc.json()["results"]] == ["billing.b"]
+    assert (page.json()["count"], len(page.json()["results"]), page.json()["next"] is not None) == (4, 2, True)
+
+
+# --- schemas, tenants, environments ----------------------------------------------------
+
+
+def test_schemas__register_read_replace_delete(tenant, platform, reader, django_capture_on_commit_callbacks):
+    body = {"key": "limits", "schema": {"type": "object", "properties": {"max": {"type": "integer"}}},
+            "metadata": {"owner": "billing"}, "required": True, "default_value": {"max": 10}}
+
+    created = platform.post("/api/v1/schemas/", body, format="json")
+    read = reader.get("/api/v1/schemas/limits")
+    first = reader.get("/api/v1/config/limits")
+    with django_capture_on_commit_callbacks(execute=True):
+        replaced = platform.put("/api/v1/schemas/limits", {**body, "default_value": {"max": 20}}, format="json")
+    resolved = reader.get("/api/v1/config/limits")
+    listed = reader.get("/api/v1/schemas/")
+    refused = reader.post("/api/v1/schemas/", body, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = platform.delete("/api/v1/schemas/limits")
+
+    assert created.status_code == 201
+    assert {k: read.json()[k] for k in ("key", "schema", "metadata", "required", "default_value", "version")} == {
+        "key": "limits", "schema": body["schema"], "metadata": {"owner": "billing"}, "required": True,
+        "default_value": {"max": 10}, "version": 1}
+    assert (replaced.status_code, replaced.json()["version"]) == (200, 2)
+    assert first.json()["value"] == {"max": 10}
+    assert (resolved.json()["value"], resolved.json()["source"]) == ({"max": 20}, "default")
+    assert [s["key"] for s in listed.json()] == ["limits"]
+    assert refused.status_code == 403
+    assert deleted.status_code == 204 and reader.get("/api/v1/schemas/limits").status_code == 404
+    assert reader.get("/api/v1/config/limits").status_code == 404
+
+
+def test_schemas__invalid_schema__400_with_path(platform):
+    r = platform.post("/api/v1/schemas/", {"key": "x", "schema": {"type": "object", "properties": {"n": {"minimum": "one"}}}}, format="json")
+
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_schema"
+    assert r.json()["error"]["details"] == [{"path": "$.properties.n.minimum", "message": "'one' is not of type 'number'"}]
+
+
+def test_schemas__existing_secret_breaks_it__400_listing_it_without_the_value(tenant, platform):
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
+
+    r = platform.put("/api/v1/schemas/db.password", {"schema": {"type": "string", "maxLength": 8}}, format="json")
+
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "schema_breaks_existing_values"
+    assert r.json()["error"]["details"] == {"breaking_values": [{
+        "id": entry.pk, "tenant": "acme", "environment": None, "service_name": None,
+        "errors": [{"path": "$", "message": "does not satisfy 'maxLength': 8"}]}]}
+    assert SECRET not in r.content.decode()
+
+
+def test_tenants__platform_admin_provisions__bound_or_scopeless_refused(platform, tenant, make_key, client_for):
+    created = platform.post("/api/v1/tenants/", {"slug": "initech", "name": "Initech"}, format="json")
+    duplicate = platform.post("/api/v1/tenants/", {"slug": "initech"}, format="json")
+    patched = platform.patch("/api/v1/tenants/initech", {"is_active": False}, format="json")
+    listed = platform.get("/api/v1/tenants/")
+    read = platform.get("/api/v1/tenants/initech")
+    deleted = platform.delete("/api/v1/tenants/initech")
+    reader_of_all = client_for(make_key(tenant=None, scopes=["configs:read"])).get("/api/v1/tenants/")
+
+    assert (created.status_code, created.json()) == (201, {"slug": "initech", "name": "Initech", "is_active": True})
+    assert duplicate.status_code == 409
+    assert patched.json() == {"slug": "initech", "name": "Initech", "is_active": False}
+    assert [t["slug"] for t in listed.json()] == ["acme", "default", "initech"]
+    assert read.json()["is_active"] is False
+    assert deleted.status_code == 204 and platform.get("/api/v1/tenants/initech").status_code == 404
+    assert reader_of_all.status_code == 403
+
+
+def test_tenants__deactivated__its_keys_get_404_at_once(tenant, platform, reader):
+    from tenants.services import config_create
+
+    config_create(tenant=tenant, key="k", value=1, actor="t")
+    assert reader.get("/api/v1/config/k").status_code == 200
+
+    platform.patch("/api/v1/tenants/acme", {"is_active": False}, format="json")
+
+    assert reader.get("/api/v1/config/k").status_code == 404
+
+
+def test_environments__list_and_add(platform, reader, environments):
+    added = platform.post("/api/v1/environments/", {"slug": "qa", "name": "QA"}, format="json")
+    refused = reader.post("/api/v1/environments/", {"slug": "qa2"}, format="json")
+
+    assert added.status_code == 201 and added.json() == {"slug": "qa", "name": "QA"}
+    assert refused.status_code == 403
+    assert reader.get("/api/v1/environments/").json() == [
+        {"slug": "development", "name": "Development"}, {"slug": "staging", "name": "Staging"},
+        {"slug": "production", "name": "Production"}, {"slug": "qa", "name": "QA"}]
