@@ -56,6 +56,13 @@ def exception_handler(exc, context):
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    from tenants.fields import SecretDecryptionError
+
+    if isinstance(exc, SecretDecryptionError):
+        # A server misconfiguration (a key removed before rotation), not bad input:
+        # say so clearly, never hand out the ciphertext.
+        logger.error("secret decryption failed: %s", exc)
+        return Response(error_body("secret_undecryptable", str(exc)), status=500)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -1,6 +1,7 @@
 """Config routes over HTTP: shapes, secrets, ETags, caching, auth, errors."""
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
@@ -593,3 +594,81 @@ def test_environments__list_and_add(platform, reader, environments):
     assert reader.get("/api/v1/environments/").json() == [
         {"slug": "development", "name": "Development"}, {"slug": "staging", "name": "Staging"},
         {"slug": "production", "name": "Production"}, {"slug": "qa", "name": "QA"}]
+
+
+# --- cache: zero queries on every cached read, invalidation by rotation ---------------
+
+
+@pytest.mark.parametrize("scheme", ["ApiKey", "Bearer"])
+@pytest.mark.parametrize("url", [
+    "/api/v1/config/k?environment=production&service_name=billing",
+    "/api/v1/config/service/billing?environment=production",
+    "/config/tenants/acme/configs/k",
+])
+def test_cached_read__every_cached_route__second_request_makes_no_query(
+    tenant, environments, make_key, client_for, django_assert_num_queries, url, scheme
+):
+    from tenants.services import config_create
+
+    config_create(tenant=tenant, key="k", value=1, actor="t")
+    config_create(tenant=tenant, key="s", value=SECRET, is_secret=True, actor="t")
+    client = client_for(make_key(tenant=tenant, scopes=["configs:read", "secrets:read"]), scheme=scheme)
+    assert client.get(url).status_code == 200
+
+    with django_assert_num_queries(0):
+        r = client.get(url)
+
+    assert r.status_code == 200
+
+
+def test_cached_read__platform_key_with_x_tenant_id__no_query(tenant, make_key, client_for, django_assert_num_queries):
+    from tenants.services import config_create
+
+    config_create(tenant=tenant, key="k", value=1, actor="t")
+    client = client_for(make_key(tenant=None, scopes=["configs:read"]), HTTP_X_TENANT_ID="acme")
+    assert client.get("/api/v1/config/k").json()["value"] == 1
+
+    with django_assert_num_queries(0):
+        assert client.get("/api/v1/config/k").json()["value"] == 1
+
+
+def test_rotation__cached_secret_read__still_answers_with_only_the_new_key(
+    tenant, make_key, client_for, settings, django_capture_on_commit_callbacks
+):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from tenants.services import config_create
+
+    revealer = client_for(make_key(tenant=tenant, scopes=["configs:read", "secrets:read"], name="revealer"))
+    config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, service_name="billing", actor="t")
+    old = settings.FERNET_KEYS[0]
+    assert revealer.get("/api/v1/config/db.password?service_name=billing").json()["value"] == SECRET
+    assert revealer.get("/api/v1/config/service/billing").json()[0]["value"] == SECRET
+    new = Fernet.generate_key().decode()
+    settings.FERNET_KEYS = [new, old]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("rotate_fernet_keys", stdout=io.StringIO())
+    settings.FERNET_KEYS = [new]  # the old key is gone: anything it encrypted is unreadable
+
+    single = revealer.get("/api/v1/config/db.password?service_name=billing")
+    bundle = revealer.get("/api/v1/config/service/billing")
+    assert (single.status_code, single.json()["value"]) == (200, SECRET)
+    assert (bundle.status_code, bundle.json()[0]["value"]) == (200, SECRET)
+
+
+def test_secret__wrong_fernet_key__json_error_never_ciphertext(tenant, make_key, client_for, settings):
+    from cryptography.fernet import Fernet
+
+    from tenants.services import config_create
+
+    config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
+    revealer = client_for(make_key(tenant=tenant, scopes=["configs:read", "secrets:read"], name="revealer"))
+    settings.FERNET_KEYS = [Fernet.generate_key().decode()]
+
+    r = revealer.get("/api/v1/config/db.password")
+
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "secret_undecryptable"
+    assert "gAAAA" not in r.content.decode() and SECRET not in r.content.decode()

@@ -231,3 +231,43 @@ def test_rotation__new_key_first__reencrypted_old_key_no_longer_needed(tenant, s
         cursor.execute("SELECT secret_value FROM tenants_configentry WHERE id = %s", [entry.pk])
         token = cursor.fetchone()[0]
     assert Fernet(new.encode()).decrypt(token.encode()) == b'{"token": "pg-password-Zx81-never-in-clear"}'
+
+
+def test_rotation__only_the_new_key_decrypts_afterwards(tenant, settings):
+    from cryptography.fernet import Fernet, InvalidToken
+    from django.core.management import call_command
+
+    from tenants.services import config_create
+
+    old = settings.FERNET_KEYS[0]
+    entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
+    new = Fernet.generate_key().decode()
+    settings.FERNET_KEYS = [new, old]
+
+    call_command("rotate_fernet_keys", stdout=open("/dev/null", "w"))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret_value FROM tenants_configentry WHERE id = %s", [entry.pk])
+        token = cursor.fetchone()[0].encode()
+    assert Fernet(new.encode()).decrypt(token) == b'"pg-password-Zx81-never-in-clear"'
+    with pytest.raises(InvalidToken):
+        Fernet(old.encode()).decrypt(token)
+
+
+def test_rotation__webhook_signing_secrets__reencrypted_too(tenant, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from events.models import WebhookSubscription
+    from events.services import webhook_create
+
+    old = settings.FERNET_KEYS[0]
+    sub = webhook_create(tenant=tenant, url="http://127.0.0.1:9/hook", actor="t")
+    signing_secret = WebhookSubscription.objects.get(pk=sub.pk).secret
+    new = Fernet.generate_key().decode()
+    settings.FERNET_KEYS = [new, old]
+
+    call_command("rotate_fernet_keys", stdout=open("/dev/null", "w"))
+    settings.FERNET_KEYS = [new]
+
+    assert WebhookSubscription.objects.get(pk=sub.pk).secret == signing_secret
