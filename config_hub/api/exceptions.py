@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, DataError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -63,6 +64,10 @@ def exception_handler(exc, context):
         # say so clearly, never hand out the ciphertext.
         logger.error("secret decryption failed: %s", exc)
         return Response(error_body("secret_undecryptable", str(exc)), status=500)
+    if isinstance(exc, DjangoValidationError):
+        # A model validator run outside a serializer (a key in a URL path): bad input.
+        details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        return Response(error_body("validation_failed", _message(exc.messages), details), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

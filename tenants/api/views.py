@@ -66,6 +66,16 @@ def _entry_etag(entry: ConfigEntry, masked: bool = False) -> str:
     return f'"{entry.pk}-{entry.version}{"-m" if masked else ""}"'
 
 
+def _valid_path_key(key: str) -> None:
+    """A key named in a URL path gets the same check as one in a body: 400, never 500."""
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    try:
+        s.key_validator(key)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(exc.messages[0], details={"config_key": exc.messages}) from exc
+
+
 def _env_or_none(slug):
     return selectors.environment_get(slug=slug) if slug else None
 
@@ -321,7 +331,7 @@ class TenantConfigView(APIView):
         data = _valid(s.TenantConfigPutSerializer, request.data)
         if "config_value" not in request.data:
             raise ValidationError({"config_value": ["This field is required."]})
-        s.key_validator(config_key)
+        _valid_path_key(config_key)
         entry, created = services.config_set(
             tenant=tenant,
             key=config_key,

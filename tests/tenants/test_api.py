@@ -672,3 +672,212 @@ def test_secret__wrong_fernet_key__json_error_never_ciphertext(tenant, make_key,
     assert r.status_code == 500
     assert r.json()["error"]["code"] == "secret_undecryptable"
     assert "gAAAA" not in r.content.decode() and SECRET not in r.content.decode()
+
+
+# --- auth and errors ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [
+    "ApiKey", "ApiKey ", "ApiKey chk_deadbeef_unknown", "ApiKey not-a-key", "Bearer not.a.jwt",
+    "Bearer chk_deadbeef_unknown", "Basic cm9vdDpwdw==", "ApiKey " + "chk_" + "x" * 5000, "Token abc",
+])
+def test_auth__malformed_or_unknown_credentials__401_json(tenant, header):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+
+    r = client.get("/api/v1/config/k")
+
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] in ("not_authenticated", "authentication_failed")
+    assert set(r.json()["error"]) == {"code", "message", "details"}
+
+
+def test_auth__expired_jwt__401(tenant, admin_user, client_for):
+    from datetime import timedelta
+
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(admin_user)
+    token.set_exp(lifetime=-timedelta(seconds=1))
+
+    r = client_for(str(token), scheme="Bearer").get("/config/tenants/acme/configs/k")
+
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == "Invalid or expired token"
+
+
+def test_auth__wrong_password_for_jwt__401_json(admin_user, client_for):
+    r = client_for().post("/api/v1/auth/token/", {"username": "root", "password": "nope"}, format="json")
+
+    assert r.status_code == 401
+    assert set(r.json()["error"]) == {"code", "message", "details"}
+
+
+def test_api_key__scopes_changed__effective_on_the_next_request(tenant, make_key, client_for, django_capture_on_commit_callbacks):
+    from tenants.models import ApiKey
+    from tenants.services import api_key_update
+
+    client = client_for(make_key(tenant=tenant, scopes=["configs:read"], name="k1"))
+    assert client.get("/api/v1/configs/").status_code == 200
+
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_update(api_key=ApiKey.objects.get(name="k1"), scopes=["flags:read"], actor="t")
+
+    assert client.get("/api/v1/configs/").status_code == 403
+
+
+@pytest.mark.parametrize("method,url,body", [
+    ("post", "/api/v1/config/", "null"),
+    ("post", "/api/v1/config/", '"a string"'),
+    ("post", "/api/v1/config/", "42"),
+    ("post", "/api/v1/config/", ""),
+    ("post", "/api/v1/config/", '{"key": ["k"], "value": 1}'),
+    ("post", "/api/v1/config/", '{"key": "k", "value": 1, "is_secret": "maybe"}'),
+    ("post", "/api/v1/config/", '{"key": "k", "value": 1, "environment": ["production"]}'),
+    ("post", "/api/v1/config/", '{"key": "k", "value": 1, "service_name": {"a": 1}}'),
+    ("post", "/api/v1/config/", '{"key": "k", "value": 1, "tenant": 7}'),
+    ("post", "/api/v1/config/", '{"key": "k\\u0000", "value": 1}'),
+    ("post", "/api/v1/config/", '{"key": "k", "value": "nul\\u0000"}'),
+    ("post", "/api/v1/config/", '{"value": 1}'),
+    ("put", "/api/v1/config/{id}", '{"value": 1, "version": "two"}'),
+    ("put", "/api/v1/config/{id}", '{"value": 1, "version": -1}'),
+    ("put", "/api/v1/config/{id}", "[]"),
+    ("put", "/api/v1/config/{id}", "{}"),
+    ("patch", "/api/v1/config/{id}", '{"is_secret": "yes please"}'),
+    ("put", "/config/tenants/acme/configs/k", '{"config_value": 1, "version": true}'),
+    ("put", "/config/tenants/acme/configs/k", '"x"'),
+    ("put", "/config/tenants/acme/configs/k", '{"config_value": 1, "environment": "no such env"}'),
+    ("put", "/config/tenants/acme/configs/" + "k" * 300, '{"config_value": 1}'),
+    ("put", "/config/tenants/acme/configs/bad%20key", '{"config_value": 1}'),
+    ("post", "/api/v1/schemas/", '{"key": "s", "schema": "not a schema"}'),
+    ("post", "/api/v1/schemas/", '{"key": "s", "schema": {"type": "string"}, "metadata": [1]}'),
+    ("post", "/api/v1/schemas/", '{"key": "s", "schema": {"type": "string"}, "default_value": 5}'),
+    ("post", "/api/v1/tenants/", '{"slug": "Not A Slug"}'),
+    ("patch", "/api/v1/tenants/acme", '{"is_active": "sometimes"}'),
+    ("post", "/api/v1/environments/", '{"slug": ""}'),
+])
+def test_errors__wrong_types_and_shapes__400_json_never_500(tenant, environments, make_key, client_for, method, url, body):
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="k", value=0, actor="t")
+    client = client_for(make_key(tenant=None, scopes=["admin"], name="platform"), HTTP_X_TENANT_ID="acme")
+
+    r = getattr(client, method)(url.replace("{id}", str(entry.pk)), body, content_type="application/json")
+
+    assert r.status_code in (400, 404), r.content[:300]
+    assert set(r.json()["error"]) == {"code", "message", "details"}
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/config/" + "k" * 5000,
+    "/api/v1/config/%00",
+    "/api/v1/config/k?environment=" + "e" * 3000,
+    "/api/v1/config/k?service_name=%00",
+    "/api/v1/config/k?environment=nowhere",
+    "/api/v1/config/service/" + "s" * 3000,
+    "/config/tenants/" + "t" * 3000 + "/configs/k",
+    "/config/tenants/acme/configs/" + "k" * 5000,
+    "/api/v1/configs/?limit=abc&offset=-5",
+    "/api/v1/configs/99999999999999999999999",
+    "/api/v1/configs/?tenant=%00",
+    "/api/v1/schemas/" + "s" * 5000,
+])
+def test_errors__huge_or_odd_reads__json_4xx_never_500(tenant, environments, reader, url):
+    r = reader.get(url)
+
+    assert r.status_code in (200, 400, 404), (url[:80], r.status_code, r.content[:300])
+    if r.status_code != 200:
+        assert set(r.json()["error"]) == {"code", "message", "details"}
+
+
+def test_errors__if_match_garbage__400(tenant, writer):
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="k", value=0, actor="t")
+
+    r = writer.put(f"/api/v1/config/{entry.pk}", {"value": 1}, format="json", HTTP_IF_MATCH='"banana"')
+
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_precondition"
+
+
+# --- tenant isolation: more ways to name another tenant ---------------------------------
+
+
+def test_bound_key__other_tenant_named_any_way__404_and_never_their_value(tenant, other_tenant, make_key, client_for):
+    from tenants.services import config_create
+
+    theirs = config_create(tenant=other_tenant, key="k", value="THEIRS", actor="t")
+    secret = config_create(tenant=other_tenant, key="s", value="THEIR-SECRET", is_secret=True, actor="t")
+    mine = client_for(make_key(tenant=tenant, scopes=["configs:read", "configs:write", "secrets:read", "admin"]))
+    header = {"HTTP_X_TENANT_ID": "globex"}
+
+    responses = [
+        mine.get("/api/v1/config/k?explain=true", **header),
+        mine.get("/api/v1/config/s", **header),
+        mine.get("/config/tenants/globex/configs/s"),
+        mine.get("/config/tenants/globex/configs/k", **header),
+        mine.get(f"/api/v1/configs/{secret.pk}"),
+        mine.get(f"/api/v1/configs/{theirs.pk}", **header),
+        mine.get("/api/v1/configs/", **header),
+        mine.post("/api/v1/config/", {"key": "new", "value": 1}, format="json", **header),
+        mine.put(f"/api/v1/config/{theirs.pk}", {"value": 1}, format="json", **header),
+        mine.delete(f"/api/v1/config/{secret.pk}"),
+        mine.put("/config/tenants/globex/configs/new", {"config_value": 1}, format="json", **header),
+        mine.get("/api/v1/schemas/", **header),
+        mine.get("/api/v1/environments/", **header),
+        mine.get("/config/tenants/no-such-tenant/configs/k"),
+    ]
+
+    assert [r.status_code for r in responses] == [404] * len(responses)
+    for r in responses:
+        assert "THEIR" not in r.content.decode()
+    assert theirs.__class__.objects.get(pk=theirs.pk).value == "THEIRS"
+
+
+def test_bound_key__global_entry__readable_but_not_writable(tenant, make_key, client_for):
+    from tenants.services import config_create
+
+    shared = config_create(tenant=None, key="shared", value="G", actor="t")
+    mine = client_for(make_key(tenant=tenant, scopes=["configs:read", "configs:write"]))
+
+    assert mine.get(f"/api/v1/configs/{shared.pk}").json()["value"] == "G"
+    assert mine.put(f"/api/v1/config/{shared.pk}", {"value": "X"}, format="json").status_code == 404
+    assert mine.delete(f"/api/v1/config/{shared.pk}").status_code == 404
+    assert mine.post("/api/v1/config/", {"key": "g2", "value": 1, "tenant": None}, format="json").status_code == 404
+
+
+def test_logs__secret_cycle_at_debug__no_raw_record_carries_it_even_unfiltered(tenant, make_key, client_for, caplog, settings):
+    """Nothing logs a secret in the first place: the redaction filter is only a second line."""
+    from config_hub import logging as hub_logging
+    from tenants.services import schema_set
+
+    settings.DEBUG = True  # every SQL statement is logged with its parameters
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("django.db.backends").setLevel(logging.DEBUG)
+    hub_logging._secrets.clear()  # as in a process that never wrote the secret itself
+    client = client_for(make_key(tenant=tenant, scopes=["configs:read", "configs:write", "secrets:read"]))
+    schema_set(key="smtp.password", schema={"type": "string", "maxLength": 64}, actor="t")
+
+    created = client.post("/api/v1/config/", {"key": "smtp.password", "value": SECRET, "is_secret": True}, format="json")
+    hub_logging._secrets.clear()
+    entry_id = created.json()["id"]
+    reads = [client.get("/api/v1/config/smtp.password"), client.get("/config/tenants/acme/configs/smtp.password"),
+             client.get(f"/api/v1/configs/{entry_id}"), client.get("/api/v1/config/service/x")]
+    refused = client.put(f"/api/v1/config/{entry_id}", {"value": SECRET * 5}, format="json")
+    seed000 = client.put("/config/tenants/acme/configs/smtp.password", {"config_value": SECRET[::-1]}, format="json")
+    hub_logging._secrets.clear()
+
+    raw = "\n".join(record.getMessage() for record in caplog.records)
+    assert created.status_code == 201 and refused.status_code == 400 and seed000.status_code == 200
+    assert [r.status_code for r in reads] == [200] * 4
+    assert "tenants_configentry" in raw  # SQL was captured at DEBUG
+    assert SECRET not in raw and SECRET[::-1] not in raw
+
+
+def test_logs__configured_handlers__all_carry_the_redaction_filter(settings):
+    handlers = settings.LOGGING["handlers"]
+
+    assert handlers and all("redact" in h.get("filters", []) for h in handlers.values())
