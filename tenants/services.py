@@ -74,11 +74,15 @@ def tenant_update(*, tenant: Tenant, name: str | None = None, is_active: bool | 
 def tenant_delete(*, tenant: Tenant, actor: str) -> None:
     if tenant.slug == "default":
         raise ValidationFailed("the built-in tenant 'default' cannot be deleted")
+    key_hashes = list(ApiKey.objects.filter(tenant=tenant).values_list("key_hash", flat=True))
+    tenant_id = tenant.pk
     with transaction.atomic():
         event_record(tenant=None, resource_type="tenant", action="deleted", actor=actor, key=tenant.slug)
         set_actor(tenant, actor)
         tenant.delete()
     tenant_cache_clear(slug=tenant.slug)
+    # Its keys are gone with it: refuse them on the next request, not after the cache TTL.
+    cache.delete_many([api_key_cache_key(h) for h in key_hashes] + [f"tenant:id:{tenant_id}"])
 
 
 def environment_create(*, slug: str, name: str = "", actor: str) -> Environment:
@@ -445,9 +449,17 @@ def api_key_revoke(*, api_key: ApiKey, actor: str, user_id: int | None = None) -
         api_key.save(update_fields=["revoked_at"])
         event_record(tenant=api_key.tenant, resource_type="api_key", action="revoked", actor=actor, key=api_key.name,
                      data={"prefix": api_key.prefix})
-    transaction.on_commit(lambda: cache.delete(api_key_cache_key(api_key.key_hash)))
-    cache.delete(api_key_cache_key(api_key.key_hash))
+    transaction.on_commit(lambda: _forget_key(api_key.key_hash))
+    _forget_key(api_key.key_hash)
     return api_key
+
+
+def _forget_key(key_hash: str) -> None:
+    """Drop a key's cached principal everywhere: Redis and every process."""
+    from config_hub import invalidation
+
+    cache.delete(api_key_cache_key(key_hash))
+    invalidation.invalidate(api_key_cache_key(key_hash))
 
 
 def api_key_update(*, api_key: ApiKey, actor: str, user_id: int | None = None, **changes: Any) -> ApiKey:
@@ -461,7 +473,7 @@ def api_key_update(*, api_key: ApiKey, actor: str, user_id: int | None = None, *
     with transaction.atomic():
         set_actor(api_key, actor, user_id=user_id)
         api_key.save()
-    transaction.on_commit(lambda: cache.delete(api_key_cache_key(api_key.key_hash)))
+    transaction.on_commit(lambda: _forget_key(api_key.key_hash))
     return api_key
 
 

@@ -46,4 +46,10 @@ def _tenant_by_id(tenant_id: int):
                 raise NotFound("tenant not found")
             cache.set(ck, slug, 300)
         _slugs.set(ck, slug)
-    return tenant_get(slug=slug)
+    tenant = tenant_get(slug=slug)
+    if tenant.pk != tenant_id:
+        # The key's tenant was deleted and its slug given to a new tenant: the
+        # key (still cached for a moment) must never reach the newcomer.
+        _slugs.delete(ck)
+        raise NotFound("tenant not found")
+    return tenant

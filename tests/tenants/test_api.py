@@ -881,3 +881,18 @@ def test_logs__configured_handlers__all_carry_the_redaction_filter(settings):
     handlers = settings.LOGGING["handlers"]
 
     assert handlers and all("redact" in h.get("filters", []) for h in handlers.values())
+
+
+def test_bound_key__its_tenant_deleted_and_slug_reused__never_reaches_the_new_tenant(tenant, platform, make_key, client_for):
+    from tenants.services import config_create, tenant_create
+
+    old_key = client_for(make_key(tenant=tenant, scopes=["configs:read"], name="old"))
+    config_create(tenant=tenant, key="k", value="old", actor="t")
+    assert old_key.get("/api/v1/config/k").json()["value"] == "old"
+
+    assert platform.delete("/api/v1/tenants/acme").status_code == 204
+    config_create(tenant=tenant_create(slug="acme", name="New Acme", actor="t"), key="k", value="NEW-TENANT", actor="t")
+
+    r = old_key.get("/api/v1/config/k")
+    assert r.status_code in (401, 404)
+    assert "NEW-TENANT" not in r.content.decode()
