@@ -51,4 +51,7 @@ def clear_all() -> None:
         c.clear()
     from flags.selectors import local_cache_clear
 
+    from . import invalidation
+
     local_cache_clear()
+    invalidation.reset()

@@ -57,7 +57,9 @@ def flag_state_document(*, tenant_id: int, environment: str) -> dict[str, Any]:
 
 def compiled_state(*, tenant_id: int, environment: str) -> CompiledState:
     """The compiled state, rebuilt only when the tenant's flags changed."""
-    token = cache.get(generation_key(tenant_id))
+    from config_hub import invalidation
+
+    token = invalidation.cached(generation_key(tenant_id), lambda: cache.get(generation_key(tenant_id)))
     key = (tenant_id, environment)
     hit = _compiled.get(key)
     now = time.monotonic()
@@ -73,7 +75,9 @@ def compiled_state(*, tenant_id: int, environment: str) -> CompiledState:
         # other processes agree on this generation.
         token = str(time.time_ns())
         if not cache.add(generation_key(tenant_id), token, None):
-            token = cache.get(generation_key(tenant_id))
+            from config_hub import invalidation
+
+    token = invalidation.cached(generation_key(tenant_id), lambda: cache.get(generation_key(tenant_id)))
     with _lock:
         _compiled[key] = (token, now, state)
     return state

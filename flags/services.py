@@ -26,7 +26,13 @@ _UNSET: Any = object()
 
 
 def _bump(tenant_id: int) -> None:
-    transaction.on_commit(lambda: cache.set(generation_key(tenant_id), str(time.time_ns()), None))
+    def bump() -> None:
+        from config_hub import invalidation
+
+        cache.set(generation_key(tenant_id), str(time.time_ns()), None)
+        invalidation.invalidate(generation_key(tenant_id))
+
+    transaction.on_commit(bump)
 
 
 def _rollout_strategy(flag_name: str, percentage: float) -> dict:

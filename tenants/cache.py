@@ -36,6 +36,24 @@ def _bundle_gen_key(tenant_id: int | None) -> str:
 
 
 def _pair(tkey: str, gkey: str) -> tuple[str, str]:
+    from config_hub import invalidation
+
+    if invalidation.enabled():
+        return (
+            invalidation.cached(tkey, lambda: _one(tkey)) or "0",
+            invalidation.cached(gkey, lambda: _one(gkey)) or "0",
+        )
+    return _pair_from_redis(tkey, gkey)
+
+
+def _one(key: str) -> str | None:
+    value = cache.get(key)
+    if value is None and cache.add(key, uuid.uuid4().hex[:12], None):
+        value = cache.get(key)
+    return value or cache.get(key)
+
+
+def _pair_from_redis(tkey: str, gkey: str) -> tuple[str, str]:
     found = cache.get_many([tkey, gkey])
     if len(found) < 2:
         # A key never written since Redis started: give it a generation so the
@@ -74,5 +92,8 @@ def invalidate_keys(tenant_id: int | None, keys: Iterable[str]) -> None:
         values = {_gen_key(tenant_id, k): token for k in keys}
         values[_bundle_gen_key(tenant_id)] = token
         cache.set_many(values, timeout=None)
+        from config_hub import invalidation
+
+        invalidation.invalidate(*values)
 
     transaction.on_commit(bump)

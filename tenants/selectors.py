@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config_hub.api.principal import Principal
+from config_hub import invalidation
 from config_hub.errors import NotFound
 from config_hub.localcache import LocalCache
 from config_hub.metrics import CONFIG_CACHE
@@ -311,6 +312,13 @@ def api_key_principal(*, raw_key: str) -> Principal | None:
         return None
     digest = api_key_hash(raw_key)
     ck = api_key_cache_key(digest)
+    data = invalidation.cached(ck, lambda: _api_key_data(ck, digest))
+    if not data["valid"]:
+        return None
+    return _principal_from(data)
+
+
+def _api_key_data(ck: str, digest: str) -> dict:
     data = cache.get(ck)
     if data is None:
         row = ApiKey.objects.select_related("tenant", "environment").filter(key_hash=digest).first()
@@ -327,8 +335,10 @@ def api_key_principal(*, raw_key: str) -> Principal | None:
                 "expires_at": row.expires_at.timestamp() if row.expires_at else None,
             }
         cache.set(ck, data, settings.API_KEY_CACHE_TTL)
-    if not data["valid"]:
-        return None
+    return data
+
+
+def _principal_from(data: dict) -> Principal | None:
     if data["expires_at"] is not None and data["expires_at"] <= timezone.now().timestamp():
         return None
     # last_used_at: at most one write a minute per key, and one Redis call a

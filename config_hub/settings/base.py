@@ -235,6 +235,9 @@ WEBHOOK_DISABLE_AFTER = env_float("WEBHOOK_DISABLE_AFTER", 86400)
 EVENTS_MAX_WAIT = env_int("EVENTS_MAX_WAIT", 60)
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
 BENCH_ROUTES = env_bool("BENCH_ROUTES", False)
+# Per-process caches of hot lookups, invalidated by Redis pub/sub (config_hub/invalidation.py).
+LOCAL_INVALIDATION = env_bool("LOCAL_INVALIDATION", True)
+LOCAL_INVALIDATION_TTL = env_float("LOCAL_INVALIDATION_TTL", 60)
 BEAT_STALE_AFTER = env_float("BEAT_STALE_AFTER", 120)
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", True)
 
