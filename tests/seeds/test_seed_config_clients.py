@@ -93,3 +93,72 @@ def test_seed001__get_config_client_and_startup_loading(live_server, data, make_
         "database.url": "postgresql://db/users", "email_notifications": {"enabled": True, "frequency": "daily"},
         "external.api_key": "sk_live_x", "feature_flags": {"new_ui_enabled": True}, "retry.max_attempts": "3",
     }
+
+
+def _with_headers(monkeypatch, headers: dict[str, str]) -> None:
+    """Like ``_with_key`` for any headers (a platform key naming its tenant with X-Tenant-ID)."""
+    original = requests.Session.request
+
+    def request(self, method, url, **kwargs):
+        merged = dict(kwargs.pop("headers", None) or {})
+        for name, value in headers.items():
+            merged.setdefault(name, value)
+        return original(self, method, url, headers=merged, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", request)
+
+
+@pytest.fixture
+def seed001_from_env(live_server, monkeypatch):
+    """Seed 001 reads CONFIG_SERVICE_URL from the environment at import: set it, import again."""
+    import importlib
+
+    monkeypatch.setenv("CONFIG_SERVICE_URL", live_server.url)
+    module = importlib.reload(seed001_clients)
+    yield module
+    monkeypatch.undo()
+    importlib.reload(seed001_clients)
+
+
+def test_seed001__base_url_from_environment__platform_key_with_x_tenant_id(data, make_key, monkeypatch, seed001_from_env):
+    _with_headers(monkeypatch, {
+        "Authorization": f"ApiKey {make_key(tenant=None, scopes=['configs:read'], name='platform')}",
+        "X-Tenant-ID": "acme",
+    })
+    monkeypatch.setenv("SERVICE_NAME", "user-service")
+    monkeypatch.setenv("ENVIRONMENT", "production")
+
+    flags = seed001_from_env.get_config("feature_flags")
+    masked = seed001_from_env.get_config("external.api_key")
+    loaded = asyncio.run(seed001_from_env.load_configurations())
+
+    assert seed001_from_env.CONFIG_SERVICE_URL.startswith("http://localhost:")
+    assert flags == {"new_ui_enabled": True}  # acme's own value, not the global one
+    assert masked is None  # no secrets:read: the value is masked
+    assert loaded["external.api_key"] is None and loaded["feature_flags"] == {"new_ui_enabled": True}
+
+
+def test_seed001__no_credentials__refused_not_served(data, seed001_from_env, monkeypatch):
+    monkeypatch.setenv("SERVICE_NAME", "user-service")
+
+    with pytest.raises(Exception, match="Failed to fetch config: feature_flags"):
+        seed001_from_env.get_config("feature_flags")
+    assert asyncio.run(seed001_from_env.load_configurations()) == {}
+    assert seed001_from_env.ConfigClient(seed001_from_env.CONFIG_SERVICE_URL).get_config("feature_flags", "production", "x") is None
+
+
+def test_seed000__base_url_from_environment__reads_acme(live_server, data, make_key, monkeypatch):
+    monkeypatch.setenv("MANAGEMENT_SYSTEMS_URL", live_server.url)
+    key = make_key(tenant=data, scopes=["configs:read"])
+
+    async def scenario():
+        client = seed000_client.ManagementSystemsClient(auth_token=key)
+        try:
+            return client.base_url, await client.get_tenant_config("acme", "feature_flags")
+        finally:
+            await client.close()
+
+    base_url, value = asyncio.run(scenario())
+
+    assert base_url == live_server.url
+    assert value == {"new_ui_enabled": True}
