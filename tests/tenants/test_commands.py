@@ -78,3 +78,77 @@ def test_settings__bad_boolean__refuses_loudly():
 
     assert result.returncode != 0
     assert "DJANGO_DEBUG='maybe' is not a boolean" in result.stderr
+
+
+@pytest.mark.django_db
+def test_create_api_key__all_tenants__platform_key_reads_any_tenant(tenant, client_for):
+    from tenants.services import config_create
+
+    config_create(tenant=tenant, key="k", value="acme's", actor="t")
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command("create_api_key", "--name", "platform", "--all-tenants", "--scopes", "configs:read, admin", stdout=out, stderr=err)
+
+    raw = out.getvalue().strip()
+    assert err.getvalue() == "" and out.getvalue() == raw + "\n"
+    platform = client_for(raw)
+    assert platform.get("/config/tenants/acme/configs/k").json()["config_value"] == "acme's"
+    assert platform.get("/config/configs/k/all-tenants").status_code == 200
+
+
+@pytest.mark.django_db
+def test_seed_demo__printed_login__passes_the_admin_login_form_and_runs_twice(client):
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", stdout=io.StringIO(), password=None)  # idempotent; a new password each run
+    second = io.StringIO()
+    call_command("seed_demo", stdout=second)
+
+    login_line = next(line for line in second.getvalue().splitlines() if line.startswith("admin login:"))
+    username, password = login_line.split(":", 1)[1].strip().split(" / ")
+    r = client.post("/admin/login/?next=/admin/", {"username": username, "password": password, "next": "/admin/"})
+
+    assert (r.status_code, r["Location"]) == (302, "/admin/")
+    assert client.get("/admin/tenants/configentry/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_rotate_fernet_keys__prints_the_count_and_a_removed_key_fails_loudly(tenant, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management.base import CommandError
+
+    from tenants.models import ConfigEntry
+    from tenants.services import config_create
+
+    old = settings.FERNET_KEYS[0]
+    config_create(tenant=tenant, key="a", value="secret-a", is_secret=True, actor="t")
+    config_create(tenant=None, key="b", value={"p": "secret-b"}, is_secret=True, actor="t")
+    config_create(tenant=tenant, key="c", value="plain", actor="t")
+    new = Fernet.generate_key().decode()
+    settings.FERNET_KEYS = [new, old]
+    out = io.StringIO()
+
+    call_command("rotate_fernet_keys", stdout=out)
+
+    assert out.getvalue() == "re-encrypted 2 secret(s) with the first key of FERNET_KEYS\n"
+    settings.FERNET_KEYS = [Fernet.generate_key().decode()]  # neither key: nothing can be read
+    with pytest.raises(CommandError, match="cannot be decrypted with any key of FERNET_KEYS"):
+        call_command("rotate_fernet_keys", stdout=io.StringIO())
+    settings.FERNET_KEYS = [new]
+    assert sorted(str(e.secret_value) for e in ConfigEntry.objects.filter(is_secret=True)) == ["secret-a", "{'p': 'secret-b'}"]
+
+
+def test_production__secret_key_but_no_fernet_keys__refuses_to_start():
+    result = _manage("check", env={"DJANGO_DEBUG": "false", "SECRET_KEY": "s" * 60})
+
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG=false needs FERNET_KEYS" in result.stderr
+
+
+def test_production__short_secret_key__refuses_to_start():
+    from cryptography.fernet import Fernet
+
+    result = _manage("check", env={"DJANGO_DEBUG": "false", "SECRET_KEY": "short", "FERNET_KEYS": Fernet.generate_key().decode()})
+
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG=false needs SECRET_KEY" in result.stderr
