@@ -896,3 +896,18 @@ def test_bound_key__its_tenant_deleted_and_slug_reused__never_reaches_the_new_te
     r = old_key.get("/api/v1/config/k")
     assert r.status_code in (401, 404)
     assert "NEW-TENANT" not in r.content.decode()
+
+
+def test_put__if_match_from_a_masked_read__accepted(tenant, make_key, client_for):
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
+    rotator = client_for(make_key(tenant=tenant, scopes=["configs:read", "configs:write"], name="rotator"))
+    etag = rotator.get("/api/v1/config/db.password")["ETag"]
+
+    ok = rotator.put(f"/api/v1/config/{entry.pk}", {"value": SECRET + "-next"}, format="json", HTTP_IF_MATCH=etag)
+    stale = rotator.put(f"/api/v1/config/{entry.pk}", {"value": SECRET}, format="json", HTTP_IF_MATCH=etag)
+
+    assert etag == f'"{entry.pk}-1-m"'
+    assert (ok.status_code, ok.json()["version"], ok.json()["value"]) == (200, 2, None)
+    assert stale.status_code == 412
