@@ -4,7 +4,8 @@ Every save goes through flags.services, exactly as the API's writes do.
 """
 from __future__ import annotations
 
-import json
+
+import orjson
 
 from django import forms
 from django.contrib import admin, messages
@@ -170,7 +171,7 @@ class FlagAdmin(SimpleHistoryAdmin):
             extra_context.update({"environments": Environment.objects.all(), "preview_environment": env, "preview_context": raw})
             if "preview_environment" in request.GET:
                 try:
-                    ctx = json.loads(raw or "{}")
+                    ctx = orjson.loads(raw or "{}")  # bounded depth: refuses, never recurses
                     if not isinstance(ctx, dict):
                         raise ValueError("the context must be a JSON object")
                     ctx.setdefault("environment", env)

@@ -28,6 +28,18 @@ def can_reveal(user) -> bool:
 
 
 class PrettyJSONField(forms.JSONField):
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:  # the standard decoder recurses per nesting level
+            raise forms.ValidationError("Enter valid JSON: it is nested too deeply.", code="invalid")
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:  # redisplay what the operator typed, as Django does for bad JSON
+            return forms.fields.InvalidJSONInput(data)
+
     def prepare_value(self, value):
         if isinstance(value, str) and value == MASK:
             return value

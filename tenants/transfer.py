@@ -62,6 +62,8 @@ def loads(text: str) -> Any:
         return yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as exc:
         raise ValidationFailed(f"not valid JSON or YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise ValidationFailed("not accepted: the document is nested too deeply") from exc
 
 
 def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:

@@ -180,7 +180,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["config_hub.api.permissions.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["config_hub.api.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config_hub.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "config_hub.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "config_hub.api.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "config_hub.api.pagination.Pagination",

@@ -911,3 +911,28 @@ def test_put__if_match_from_a_masked_read__accepted(tenant, make_key, client_for
     assert etag == f'"{entry.pk}-1-m"'
     assert (ok.status_code, ok.json()["version"], ok.json()["value"]) == (200, 2, None)
     assert stale.status_code == 412
+
+
+@pytest.mark.parametrize("depth", [5_000, 100_000])
+def test_errors__deeply_nested_json__400_never_500(tenant, writer, depth):
+    body = '{"key": "k", "value": ' + "[" * depth + "]" * depth + "}"
+
+    r = writer.post("/api/v1/config/", body, content_type="application/json")
+
+    assert r.status_code in (400, 413)
+    assert set(r.json()["error"]) == {"code", "message", "details"}
+
+
+def test_admin_edit__deeply_nested_value__form_error_nothing_written(tenant, admin_user, client):
+    from tenants.models import ConfigEntry
+
+    client.force_login(admin_user)
+
+    r = client.post("/admin/tenants/configentry/add/", {
+        "tenant": tenant.pk, "environment": "", "service_name": "", "key": "deep", "is_secret": "",
+        "value": "[" * 100_000 + "]" * 100_000, "description": "",
+    })
+
+    assert r.status_code == 200
+    assert r.context["adminform"].form.errors["value"] == ["Enter valid JSON: it is nested too deeply."]
+    assert not ConfigEntry.objects.filter(key="deep").exists()

@@ -83,3 +83,16 @@ def test_admin_export__plain_secrets_without_reveal_permission__refused(source, 
     assert r.status_code == 200
     assert SECRET not in r.content.decode()
     assert "needs the permission to reveal them" in r.content.decode()
+
+
+def test_import__deeply_nested_document__clear_refusal_nothing_written(other_tenant, tmp_path):
+    from tenants.models import ConfigEntry
+
+    path = tmp_path / "deep.yaml"
+    path.write_text("configs: " + "[" * 100_000 + "]" * 100_000)
+
+    with pytest.raises(CommandError) as exc:
+        call_command("import_tenant", "globex", str(path), stdout=io.StringIO())
+
+    assert "nested too deeply" in str(exc.value)
+    assert ConfigEntry.objects.filter(tenant=other_tenant).count() == 0
