@@ -64,27 +64,61 @@ def parse_wrk(text: str) -> dict:
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0}
 
 
-def main() -> int:
+def bench_env() -> dict[str, str]:
+    """Production settings on PostgreSQL and Redis, as the benchmark's server runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_"))}
     from cryptography.fernet import Fernet
 
     env.update({
         "DJANGO_SETTINGS_MODULE": "config_hub.settings.base", "DJANGO_DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50), "FERNET_KEYS": Fernet.generate_key().decode(),
-        "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}", "REDIS_URL": REDIS_URL,
         "CELERY_BROKER_URL": REDIS_URL, "BENCH_ROUTES": "true", "API_THROTTLE_RATE": "off", "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     })
+    return env
+
+
+def prepare(env: dict[str, str], work: Path) -> dict:
+    """A fresh database and Redis, migrated and seeded; the seed's handles (keys, tokens, names)."""
     print(f"preparing database {DB_NAME} ...", flush=True)
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True)
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True)
     subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], check=True, stdout=subprocess.DEVNULL)
     run([PY, "manage.py", "migrate", "--noinput"], env, stdout=subprocess.DEVNULL)
-    work = Path(tempfile.mkdtemp(prefix="bench-"))
     seed_file = work / "seed.json"
     run([PY, "manage.py", "bench_seed", str(seed_file)], env)
-    seed = json.loads(seed_file.read_text())
+    return json.loads(seed_file.read_text())
+
+
+def routes(seed: dict, base: str = "") -> list[tuple[str, str, str, dict, dict | None]]:
+    """(name, method, url, headers, body) of every measured route, the bare view first."""
+    key = {"Authorization": f"ApiKey {seed['api_key']}"}
+    config_url = f"{base}/api/v1/config/{seed['config_key']}?environment=production&service_name=svc-1"
+    return [
+        ("bare Django view (baseline)", "GET", f"{base}/bench/bare", {}, None),
+        ("config read (seed 001, cached)", "GET", config_url, key, None),
+        ("tenant read (seed 000)", "GET", f"{base}/config/tenants/{seed['tenant']}/configs/{seed['tenant_key']}",
+         {"Authorization": f"Bearer {seed['api_key']}"}, None),
+        ("service bundle (50 keys)", "GET", f"{base}/api/v1/config/service/{seed['bundle_service']}?environment=production", key, None),
+        ("304 revalidation", "GET", config_url, {**key, "If-None-Match": seed["etag"]}, None),
+        ("flag evaluate", "POST", f"{base}/api/v1/feature-flags/evaluate", key,
+         {"flag_name": "flag1", "environment": "production", "user_id": "user-42"}),
+        ("evaluate-all (100 flags)", "POST", f"{base}/api/v1/feature-flags/evaluate-all", key,
+         {"environment": "production", "context": {"userId": "user-42", "properties": {"region": "eu"}}}),
+        ("OFREP bulk", "POST", f"{base}/ofrep/v1/evaluate/flags", {**key, "X-Environment": "production"},
+         {"context": {"targetingKey": "user-42", "region": "eu"}}),
+        ("heartbeat (seed 004)", "POST", f"{base}/heartbeat", {"Authorization": f"Bearer {seed['service_token']}"},
+         {"service_id": seed["instance_id"]}),
+        ("discovery", "GET", f"{base}/api/v1/registry/{seed['bundle_service']}", key, None),
+    ]
+
+
+def main() -> int:
+    env = bench_env()
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    seed = prepare(env, work)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env.update({"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "8", "GUNICORN_BIND": f"127.0.0.1:{port}",
@@ -99,27 +133,10 @@ def main() -> int:
             except OSError:
                 time.sleep(0.2)
         key = {"Authorization": f"ApiKey {seed['api_key']}"}
-        tenant = seed["tenant"]
         config_url = f"{base}/api/v1/config/{seed['config_key']}?environment=production&service_name=svc-1"
-        etag = urllib.request.urlopen(urllib.request.Request(config_url, headers=key)).headers["ETag"]
-        routes = [
-            ("bare Django view (baseline)", "GET", f"{base}/bench/bare", {}, None),
-            ("config read (seed 001, cached)", "GET", config_url, key, None),
-            ("tenant read (seed 000)", "GET", f"{base}/config/tenants/{tenant}/configs/{seed['tenant_key']}", {"Authorization": f"Bearer {seed['api_key']}"}, None),
-            ("service bundle (50 keys)", "GET", f"{base}/api/v1/config/service/{seed['bundle_service']}?environment=production", key, None),
-            ("304 revalidation", "GET", config_url, {**key, "If-None-Match": etag}, None),
-            ("flag evaluate", "POST", f"{base}/api/v1/feature-flags/evaluate", key,
-             {"flag_name": "flag1", "environment": "production", "user_id": "user-42"}),
-            ("evaluate-all (100 flags)", "POST", f"{base}/api/v1/feature-flags/evaluate-all", key,
-             {"environment": "production", "context": {"userId": "user-42", "properties": {"region": "eu"}}}),
-            ("OFREP bulk", "POST", f"{base}/ofrep/v1/evaluate/flags", {**key, "X-Environment": "production"},
-             {"context": {"targetingKey": "user-42", "region": "eu"}}),
-            ("heartbeat (seed 004)", "POST", f"{base}/heartbeat", {"Authorization": f"Bearer {seed['service_token']}"},
-             {"service_id": seed["instance_id"]}),
-            ("discovery", "GET", f"{base}/api/v1/registry/{seed['bundle_service']}", key, None),
-        ]
+        seed["etag"] = urllib.request.urlopen(urllib.request.Request(config_url, headers=key)).headers["ETag"]
         results = []
-        for name, method, url, headers, body in routes:
+        for name, method, url, headers, body in routes(seed, base):
             script = wrk_script(work, re.sub(r"\W+", "_", name), method, headers, body)
             # Warm up: fill caches and compile flag states in every worker.
             subprocess.run(["wrk", "-t2", f"-c{CONCURRENCY}", "-d2s", "-s", str(script), url], capture_output=True, check=True)

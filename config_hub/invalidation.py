@@ -87,14 +87,21 @@ def _clear() -> None:
 
 
 def _drop(name: str) -> None:
+    """Drop one name, or every name starting with a prefix given as ``"prefix*"``."""
     with _lock:
-        _values.pop(name, None)
+        if name.endswith("*"):
+            prefix = name[:-1]
+            for stale in [n for n in _values if n.startswith(prefix)]:
+                del _values[stale]
+        else:
+            _values.pop(name, None)
         _state["messages"] += 1
 
 
-def cached(name: str, load: Callable[[], Any]) -> Any:
+def cached(name: str, load: Callable[[], Any], ttl: float | None = None) -> Any:
     """The value of ``name``: from this process while the listener is connected,
-    else (and on a miss) from ``load()``."""
+    else (and on a miss) from ``load()``. ``ttl`` (default LOCAL_INVALIDATION_TTL)
+    bounds how long this process keeps it even without a message."""
     if not enabled():
         return load()
     _ensure_listener()
@@ -108,7 +115,7 @@ def cached(name: str, load: Callable[[], Any]) -> Any:
         with _lock:
             if _state["messages"] == before:
                 # A bound on staleness even if a message were ever lost.
-                _values[name] = (time.monotonic() + settings.LOCAL_INVALIDATION_TTL, value)
+                _values[name] = (time.monotonic() + (settings.LOCAL_INVALIDATION_TTL if ttl is None else ttl), value)
     return value
 
 

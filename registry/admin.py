@@ -93,6 +93,13 @@ class ServiceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def delete_model(self, request, obj):
+        services.service_delete(service=obj, actor=actor_of(request))
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
     def save_model(self, request, obj, form, change):
         services.service_update(service=obj, owner=obj.owner, description=obj.description, actor=actor_of(request),
                                 user_id=request.user.pk)

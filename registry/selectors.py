@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import random
+import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Count
 
+from config_hub import invalidation
 from config_hub.errors import DependencyDown, NotFound
 
 from .models import HEALTHY, Instance, Service
@@ -16,9 +20,39 @@ _NOT_METADATA = {"format", "tenant"}
 
 
 def instance_out(instance: Instance) -> dict[str, Any]:
+    return _snapshot_row(instance, instance.service.name)
+
+
+def _matches(row: dict[str, Any], filters: dict[str, str]) -> bool:
+    metadata = row["metadata"] or {}
+    return all(str(metadata.get(k)) == v for k, v in filters.items())
+
+
+# --- discovery: cached healthy sets ---------------------------------------------
+#
+# Discovery is the hottest registry read and its answer changes only when an
+# instance is registered, deregistered or changes status, never on an ordinary
+# heartbeat. So each (tenant, service) keeps a snapshot of its healthy
+# instances: in this process (dropped over Redis pub/sub, config_hub.invalidation)
+# and in Redis (under a generation token), both made obsolete after the commit
+# of any change of membership or status (``discovery_changed``). A snapshot's ``last_heartbeat`` and
+# ``response_time`` are as of when it was taken, at most
+# REGISTRY_DISCOVERY_CACHE_TTL seconds ago. With Redis down every read goes to
+# the database.
+
+
+def _discovery_name(tenant_id: int, service_name: str) -> str:
+    return f"reg:disc:{tenant_id}:{service_name}"
+
+
+def _generation_key(tenant_id: int, service_name: str) -> str:
+    return f"reg:gen:{tenant_id}:{service_name}"
+
+
+def _snapshot_row(instance: Instance, service_name: str) -> dict[str, Any]:
     return {
         "id": instance.pk,
-        "service_name": instance.service.name,
+        "service_name": service_name,
         "service_url": instance.url,
         "url": instance.url,
         "health_check_url": instance.health_check_url or None,
@@ -30,25 +64,59 @@ def instance_out(instance: Instance) -> dict[str, Any]:
     }
 
 
-def _matches(instance: Instance, filters: dict[str, str]) -> bool:
-    return all(str(instance.metadata.get(k)) == v for k, v in filters.items())
+def _load_snapshot(tenant_id: int, service_name: str) -> dict[str, Any]:
+    # The Redis copy is keyed by a generation that every change replaces, so a
+    # reader that loaded before a commit stores its (old) snapshot under a key
+    # nobody asks for any more. With Redis down there is no generation and every
+    # read goes to the database.
+    gen_key = _generation_key(tenant_id, service_name)
+    generation = cache.get(gen_key)
+    if generation is None and cache.add(gen_key, uuid.uuid4().hex[:12], None):
+        generation = cache.get(gen_key)
+    snapshot_key = f"reg:snap:{tenant_id}:{service_name}:{generation}"
+    snapshot = cache.get(snapshot_key) if generation else None
+    if snapshot is None:
+        service = Service.objects.filter(tenant_id=tenant_id, name=service_name).first()
+        rows = [] if service is None else [
+            _snapshot_row(i, service_name) for i in Instance.objects.filter(service=service, status=HEALTHY).order_by("id")
+        ]
+        snapshot = {"registered": service is not None, "instances": rows}
+        if generation:
+            cache.set(snapshot_key, snapshot, settings.REGISTRY_DISCOVERY_CACHE_TTL)
+    return snapshot
 
 
-def instance_discover(*, tenant_id: int, service_name: str, filters: dict[str, str] | None = None) -> Instance:
-    """One healthy instance of a service, chosen at random so callers spread.
+def discovery_changed(pairs) -> None:
+    """Make discovery forget these (tenant_id, service_name) pairs once the current
+    transaction commits (at once outside one). Every change of an instance's
+    membership or status calls it."""
+    pairs = sorted(set(pairs))
+    if not pairs:
+        return
+
+    def drop() -> None:
+        token = uuid.uuid4().hex[:12]
+        cache.set_many({_generation_key(tid, name): token for tid, name in pairs}, timeout=None)
+        invalidation.invalidate(*(_discovery_name(tid, name) for tid, name in pairs))
+
+    transaction.on_commit(drop)
+
+
+def instance_discover(*, tenant_id: int, service_name: str, filters: dict[str, str] | None = None) -> dict[str, Any]:
+    """One healthy instance of a service (as ``instance_out`` shapes it), chosen at
+    random so callers spread.
 
     404 for a service the tenant never registered; 503 when none is healthy
     (or none matches the metadata filters).
     """
-    service = Service.objects.filter(tenant_id=tenant_id, name=service_name).first()
-    if service is None:
+    snapshot = invalidation.cached(_discovery_name(tenant_id, service_name), lambda: _load_snapshot(tenant_id, service_name),
+                                   ttl=settings.REGISTRY_DISCOVERY_CACHE_TTL)
+    if not snapshot["registered"]:
         raise NotFound(f"service '{service_name}' is not registered")
-    candidates = [i for i in Instance.objects.filter(service=service, status=HEALTHY) if _matches(i, filters or {})]
+    candidates = [row for row in snapshot["instances"] if _matches(row, filters or {})] if filters else snapshot["instances"]
     if not candidates:
         raise DependencyDown(f"no healthy instance of '{service_name}'", code="no_healthy_instance")
-    chosen = random.choice(candidates)
-    chosen.service = service
-    return chosen
+    return random.choice(candidates)
 
 
 def instances_healthy(*, tenant_id: int) -> list[Instance]:
@@ -61,16 +129,41 @@ def metadata_filters(query_params) -> dict[str, str]:
     return {k: v for k, v in query_params.items() if k not in _NOT_METADATA}
 
 
+def _instance_tenant_key(instance_id: int | str) -> str:
+    return f"registry:instance-tenant:{instance_id}"
+
+
 def instance_tenant(*, instance_id: int) -> int | None:
-    """The tenant of an instance, for seed 004's service tokens (cached)."""
-    key = f"registry:instance-tenant:{instance_id}"
-    tenant_id = cache.get(key)
-    if tenant_id is None:
-        tenant_id = Instance.objects.filter(pk=instance_id).values_list("service__tenant_id", flat=True).first()
+    """The tenant of an instance, for seed 004's service tokens: kept in this process
+    and in Redis, dropped when the instance is deregistered (``instance_tenant_forget``)."""
+    key = _instance_tenant_key(instance_id)
+
+    def load() -> int | None:
+        tenant_id = cache.get(key)
         if tenant_id is None:
-            return None
-        cache.set(key, tenant_id, 300)
-    return tenant_id
+            tenant_id = Instance.objects.filter(pk=instance_id).values_list("service__tenant_id", flat=True).first()
+            if tenant_id is not None:
+                cache.set(key, tenant_id, 300)
+        return tenant_id
+
+    return invalidation.cached(key, load)
+
+
+def instance_tenant_forget(*instance_ids: int) -> None:
+    """After commit: deregistered instances' service tokens stop naming a tenant.
+    A mass removal (the sweep) drops every process's copies with one message."""
+    keys = [_instance_tenant_key(i) for i in instance_ids]
+    if not keys:
+        return
+
+    def drop() -> None:
+        cache.delete_many(keys)
+        if len(keys) <= 100:
+            invalidation.invalidate(*keys)
+        else:
+            invalidation.invalidate(_instance_tenant_key("") + "*")
+
+    transaction.on_commit(drop)
 
 
 def instance_counts_by_status() -> dict[str, int]:

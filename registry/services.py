@@ -16,6 +16,7 @@ from events.services import event_record, events_record_many
 from tenants.models import Tenant
 
 from .models import HEALTHY, LIVE, OUT_OF_SERVICE, STARTING, UNHEALTHY, Instance, Service, SweepState
+from .selectors import discovery_changed, instance_tenant_forget
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,36 @@ def instance_register(
             key=service_name, service_name=service_name,
             data={"id": instance.pk, "url": url, "status": instance.status, "metadata": instance.metadata},
         )
+        discovery_changed([(tenant.pk, service_name)])
     return instance, created
+
+
+def _touch(*, instance_id: int, tenant_id: int | None, now, response_time_ms: float | None, statuses: tuple[str, str]) -> bool:
+    """The heartbeat's fast path: one UPDATE of the time (and response time) where
+    the status stays as it is. True when a row was updated.
+
+    On PostgreSQL the commit does not wait for the WAL to reach the disk
+    (``SET LOCAL synchronous_commit TO OFF``, this transaction only): a crash
+    can forget the last fraction of a second of heartbeats, which the next
+    beat restores, and every heartbeat stops paying for an fsync. Status
+    changes take the slow path, whose commit is durable as usual.
+    """
+    table, services_table = Instance._meta.db_table, Service._meta.db_table
+    sets, params = ["last_heartbeat = %s"], [now]
+    if response_time_ms is not None:
+        sets.append("response_time_ms = %s")
+        params.append(response_time_ms)
+    sql = f"UPDATE {table} SET {', '.join(sets)} WHERE id = %s AND status IN (%s, %s)"
+    params += [instance_id, *statuses]
+    if tenant_id is not None:
+        sql += f" AND service_id IN (SELECT id FROM {services_table} WHERE tenant_id = %s)"
+        params.append(tenant_id)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL synchronous_commit TO OFF; " + sql, params)
+        else:
+            cursor.execute(sql, params)
+        return cursor.rowcount > 0
 
 
 def instance_heartbeat(
@@ -82,13 +112,11 @@ def instance_heartbeat(
     qs = Instance.objects.filter(pk=instance_id)
     if tenant_id is not None:
         qs = qs.filter(service__tenant_id=tenant_id)
-    fields: dict[str, Any] = {"last_heartbeat": now}
-    if response_time_ms is not None:
-        fields["response_time_ms"] = response_time_ms
     wanted = status or HEALTHY
     # Fast path: nothing but the time changes (the status is already what the
     # instance reports, or it is drained and stays so).
-    if qs.filter(status__in=[wanted, OUT_OF_SERVICE]).update(**fields):
+    if _touch(instance_id=instance_id, tenant_id=tenant_id, now=now, response_time_ms=response_time_ms,
+              statuses=(wanted, OUT_OF_SERVICE)):
         return Instance(pk=instance_id)
     with transaction.atomic():
         instance = qs.select_for_update().select_related("service__tenant").first()
@@ -103,6 +131,7 @@ def instance_heartbeat(
         instance.save(update_fields=["last_heartbeat", "response_time_ms", "status"])
         if instance.status != old:
             _status_event(instance, old=old, new=instance.status, actor=actor, reason="heartbeat")
+            discovery_changed([(instance.service.tenant_id, instance.service.name)])
     return instance
 
 
@@ -121,6 +150,7 @@ def instance_set_status(*, instance: Instance, status: str, actor: str, user_id:
             locked.last_heartbeat = timezone.now()
         locked.save(update_fields=["status", "last_heartbeat"])
         _status_event(locked, old=old, new=status, actor=actor, reason="drained" if status == OUT_OF_SERVICE else "restored")
+        discovery_changed([(locked.service.tenant_id, locked.service.name)])
     return locked
 
 
@@ -144,7 +174,21 @@ def instance_deregister(*, instance_id: int, tenant_id: int | None, actor: str) 
             tenant=instance.service.tenant, resource_type="instance", action="deregistered", actor=actor,
             key=instance.service.name, service_name=instance.service.name, data={"id": instance.pk, "url": instance.url},
         )
+        instance_tenant_forget(instance.pk)
         instance.delete()
+        discovery_changed([(instance.service.tenant_id, instance.service.name)])
+
+
+def service_delete(*, service: Service, actor: str) -> int:
+    """Remove a service and its instances: each instance is announced as deregistered
+    and discovery forgets the service. Returns how many instances went with it."""
+    with transaction.atomic():
+        ids = list(Instance.objects.filter(service=service).order_by("id").values_list("pk", flat=True))
+        for instance_id in ids:
+            instance_deregister(instance_id=instance_id, tenant_id=service.tenant_id, actor=actor)
+        Service.objects.filter(pk=service.pk).delete()
+        discovery_changed([(service.tenant_id, service.name)])
+    return len(ids)
 
 
 def service_update(*, service: Service, owner: str | None = None, description: str | None = None, actor: str,
@@ -257,4 +301,6 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
                 rows.append({"tenant_id": tid, "tenant_slug": slug, "resource_type": "instance", "action": action,
                              "key": name, "service_name": name, "actor": "system:beat", "data": data})
         events_record_many(rows)
+        discovery_changed((names[sid][1], names[sid][0]) for sid in service_ids)
+        instance_tenant_forget(*(iid for iid, _sid, _url in removed))
     return {"marked": len(marked), "removed": len(removed), "grace": False, "mass_services": len(mass)}

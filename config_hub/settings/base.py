@@ -146,12 +146,13 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # kombu's default is ./control
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -228,6 +229,10 @@ REGISTRY_DEREGISTER_AFTER = env_float("REGISTRY_DEREGISTER_AFTER", 3600)
 REGISTRY_SWEEP_INTERVAL = env_float("REGISTRY_SWEEP_INTERVAL", 15)
 REGISTRY_MAX_EVICT_RATIO = env_float("REGISTRY_MAX_EVICT_RATIO", 0.5)
 REGISTRY_ACTIVE_CHECKS = env_bool("REGISTRY_ACTIVE_CHECKS", False)
+# Discovery answers from a snapshot of each service's healthy instances, dropped
+# on every change of membership or status; this bounds the age of its
+# last_heartbeat/response_time fields.
+REGISTRY_DISCOVERY_CACHE_TTL = env_float("REGISTRY_DISCOVERY_CACHE_TTL", 5)
 WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT", 5.0)
 # Seconds between attempts: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h (Standard Webhooks' advice).
 WEBHOOK_RETRY_SCHEDULE = [float(x) for x in env_list("WEBHOOK_RETRY_SCHEDULE", ["5", "300", "1800", "7200", "18000", "36000"])]

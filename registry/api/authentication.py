@@ -23,10 +23,10 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
             return None
         token = parts[1].strip()
         try:
-            unverified = jwt.decode(token, options={"verify_signature": False})
-            header = jwt.get_unverified_header(token)
+            parsed = jwt.decode_complete(token, options={"verify_signature": False})
         except jwt.PyJWTError:
             return None
+        unverified, header = parsed["payload"], parsed["header"]
         if not isinstance(unverified, dict) or "service_id" not in unverified or "token_type" in unverified:
             return None
         if header.get("alg") != "HS256":

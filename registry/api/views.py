@@ -109,7 +109,7 @@ class DiscoverView(APIView):
         tenant = request_tenant(request)
         instance = selectors.instance_discover(tenant_id=tenant.pk, service_name=service_name,
                                                filters=selectors.metadata_filters(request.query_params))
-        return Response(selectors.instance_out(instance))
+        return Response(instance)
 
 
 class InstanceDetailView(APIView):
@@ -140,7 +140,7 @@ class SeedServiceUrlView(APIView):
         tenant = request_tenant(request)
         instance = selectors.instance_discover(tenant_id=tenant.pk, service_name=service_name,
                                                filters=selectors.metadata_filters(request.query_params))
-        return Response({"url": instance.url, "id": instance.pk, "service_name": service_name})
+        return Response({"url": instance["url"], "id": instance["id"], "service_name": service_name})
 
 
 class SeedHeartbeatView(APIView):
