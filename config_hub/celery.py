@@ -21,6 +21,9 @@ def _beat_schedule() -> dict:
         "events-outbox-sweep": {"task": "events.outbox_sweep", "schedule": 5.0},
         "beat-heartbeat": {"task": "config_hub.beat_heartbeat", "schedule": 10.0},
     }
+    if settings.REGISTRY_ACTIVE_CHECKS:
+        schedule["registry-active-checks"] = {"task": "registry.active_checks",
+                                              "schedule": float(settings.REGISTRY_CHECK_INTERVAL)}
     # Other apps add their entries here (registry sweep, outbox sweep, flag
     # usage flush); keep them in this one function so an operator sees them all.
     return schedule

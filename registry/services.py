@@ -94,6 +94,13 @@ def _touch(*, instance_id: int, tenant_id: int | None, now, response_time_ms: fl
         return cursor.rowcount > 0
 
 
+def _held_down_by_checks(instance: Instance, old: str, wanted: str) -> bool:
+    """An instance its active checks marked unhealthy stays so until the checks pass
+    again: its own heartbeat saying "healthy" does not overrule them."""
+    return (settings.REGISTRY_ACTIVE_CHECKS and bool(instance.health_check_url) and old == UNHEALTHY
+            and wanted == HEALTHY and instance.check_failures >= settings.REGISTRY_CHECK_FAILURES)
+
+
 def instance_heartbeat(
     *, instance_id: int, status: str | None = None, response_time_ms: float | None = None, actor: str,
     tenant_id: int | None = None,
@@ -126,7 +133,7 @@ def instance_heartbeat(
         instance.last_heartbeat = now
         if response_time_ms is not None:
             instance.response_time_ms = response_time_ms
-        if old != OUT_OF_SERVICE:
+        if old != OUT_OF_SERVICE and not _held_down_by_checks(instance, old, wanted):
             instance.status = wanted
         instance.save(update_fields=["last_heartbeat", "response_time_ms", "status"])
         if instance.status != old:
@@ -219,12 +226,43 @@ def _try_lock() -> bool:
     return bool(cache.add("registry:sweep-lock", 1, 5))
 
 
+def _service_names(cursor, service_ids) -> dict[int, tuple[str, int, str]]:
+    """service id -> (name, tenant id, tenant slug), in one query."""
+    if not service_ids:
+        return {}
+    cursor.execute(
+        f"SELECT s.id, s.name, s.tenant_id, t.slug FROM {Service._meta.db_table} s "
+        f"JOIN tenants_tenant t ON t.id = s.tenant_id WHERE s.id IN ({','.join(['%s'] * len(service_ids))})",
+        list(service_ids),
+    )
+    return {sid: (name, tid, slug) for sid, name, tid, slug in cursor.fetchall()}
+
+
+def _batched_events(rows, names, action: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Event rows for (id, service_id, url) rows changed by the beat: one per service
+    (chunks of 500 instances), not one per instance, so a mass change does not
+    flood the outbox and the broker."""
+    grouped: dict[int, list[tuple[int, str]]] = {}
+    for iid, sid, url in rows:
+        grouped.setdefault(sid, []).append((iid, url))
+    out = []
+    for sid, items in sorted(grouped.items()):
+        name, tid, slug = names[sid]
+        for start in range(0, len(items), 500):
+            chunk = items[start : start + 500]
+            out.append({"tenant_id": tid, "tenant_slug": slug, "resource_type": "instance", "action": action,
+                        "key": name, "service_name": name, "actor": "system:beat",
+                        "data": {"ids": [i for i, _ in chunk], "urls": [u for _, u in chunk], "count": len(chunk), **data}})
+    return out
+
+
 def instance_sweep(*, now=None) -> dict[str, Any]:
     """Mark silent instances unhealthy and remove long-dead ones, set-based.
 
     A constant number of queries whatever the fleet size. Safety:
-    - self-preservation: after a gap longer than the TTL since the last sweep
-      (hub or beat down), nobody is marked until one full TTL has passed;
+    - self-preservation: after sweeps were missed for longer than the TTL (a gap
+      beyond one REGISTRY_SWEEP_INTERVAL plus the TTL: hub or beat down),
+      nobody is marked until one full TTL has passed;
     - if one sweep would mark more than REGISTRY_MAX_EVICT_RATIO of a service's
       live instances, they are marked but nothing is removed this round, and a
       warning is logged: a mass loss of heartbeats is more often the network.
@@ -237,7 +275,11 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
         if not _try_lock():
             return {"skipped": "locked"}
         state, _ = SweepState.objects.select_for_update().get_or_create(pk=1)
-        if state.last_sweep_at is None or now - state.last_sweep_at > ttl:
+        # Down = sweeps missed for longer than the TTL: a gap beyond one normal
+        # interval plus the TTL (with REGISTRY_HEARTBEAT_TTL=4 and the default
+        # 15 s interval, every ordinary gap would otherwise look like an outage).
+        outage = ttl + timedelta(seconds=settings.REGISTRY_SWEEP_INTERVAL)
+        if state.last_sweep_at is None or now - state.last_sweep_at > outage:
             state.resumed_at = now
         state.last_sweep_at = now
         state.save()
@@ -245,7 +287,6 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
             return {"marked": 0, "removed": 0, "grace": True}
         cutoff = now - ttl
         table = Instance._meta.db_table
-        service_table = Service._meta.db_table
         live = tuple(LIVE)
         with connection.cursor() as cursor:
             # Per service: live instances and how many of them are silent.
@@ -269,38 +310,91 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
                 )
                 removed = cursor.fetchall()
             service_ids = {row[1] for row in marked} | {row[1] for row in removed}
-            names: dict[int, tuple[str, int, str]] = {}
-            if service_ids:
-                cursor.execute(
-                    f"SELECT s.id, s.name, s.tenant_id, t.slug FROM {service_table} s "
-                    f"JOIN tenants_tenant t ON t.id = s.tenant_id WHERE s.id IN ({','.join(['%s'] * len(service_ids))})",
-                    list(service_ids),
-                )
-                names = {sid: (name, tid, slug) for sid, name, tid, slug in cursor.fetchall()}
+            names = _service_names(cursor, service_ids)
         if mass:
             logger.warning(
                 "registry sweep: more than %.0f%% of the live instances of %d service(s) went silent at once; "
                 "marked unhealthy, nothing removed this round (network trouble?)", ratio * 100, len(mass),
             )
-        # One event per service and outcome (chunks of 500 instances), not one
-        # per instance: a mass expiry must not flood the outbox and the broker.
-        grouped: dict[tuple[int, str], list[tuple[int, str]]] = {}
-        for iid, sid, url in marked:
-            grouped.setdefault((sid, "status_changed"), []).append((iid, url))
-        for iid, sid, url in removed:
-            grouped.setdefault((sid, "deregistered"), []).append((iid, url))
-        rows = []
-        for (sid, action), items in sorted(grouped.items()):
-            name, tid, slug = names[sid]
-            for start in range(0, len(items), 500):
-                chunk = items[start : start + 500]
-                data = {"ids": [i for i, _ in chunk], "urls": [u for _, u in chunk], "count": len(chunk),
-                        "reason": "heartbeat_ttl" if action == "status_changed" else "deregister_after"}
-                if action == "status_changed":
-                    data.update({"from": "live", "to": UNHEALTHY})
-                rows.append({"tenant_id": tid, "tenant_slug": slug, "resource_type": "instance", "action": action,
-                             "key": name, "service_name": name, "actor": "system:beat", "data": data})
-        events_record_many(rows)
+        events_record_many(
+            _batched_events(marked, names, "status_changed", {"reason": "heartbeat_ttl", "from": "live", "to": UNHEALTHY})
+            + _batched_events(removed, names, "deregistered", {"reason": "deregister_after"})
+        )
         discovery_changed((names[sid][1], names[sid][0]) for sid in service_ids)
         instance_tenant_forget(*(iid for iid, _sid, _url in removed))
     return {"marked": len(marked), "removed": len(removed), "grace": False, "mass_services": len(mass)}
+
+
+# --- active checks --------------------------------------------------------------------
+
+
+def _probe(url: str, timeout: float) -> bool:
+    """One health-check probe: a 2xx answer within the timeout passes; redirects are
+    not followed and the body is not read (the hub keeps no part of the answer)."""
+    import requests
+
+    try:
+        with requests.get(url, timeout=timeout, allow_redirects=False, stream=True) as response:
+            return 200 <= response.status_code < 300
+    except requests.RequestException:
+        return False
+
+
+def instance_active_checks(*, now=None) -> dict[str, Any]:
+    """Probe the health-check URL of every live or unhealthy instance that has one, in
+    parallel, and change a status only after a run of the same answer:
+    REGISTRY_CHECK_FAILURES consecutive failures mark a healthy (or starting)
+    instance unhealthy; REGISTRY_CHECK_SUCCESSES consecutive passes bring an
+    unhealthy one back, and only while its heartbeat is fresh (both signals must
+    agree). A flapping instance never reaches either run, so discovery does not
+    flap. Drained instances are not probed. Counters and statuses are written
+    set-based: a constant number of queries whatever the fleet size.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not settings.REGISTRY_ACTIVE_CHECKS:
+        return {"skipped": "disabled"}
+    if not cache.add("registry:checks-lock", 1, max(1, int(settings.REGISTRY_CHECK_INTERVAL))):
+        return {"skipped": "locked"}
+    now = now or timezone.now()
+    targets = list(
+        Instance.objects.filter(status__in=(HEALTHY, STARTING, UNHEALTHY)).exclude(health_check_url="")
+        .values_list("pk", "health_check_url")[: settings.REGISTRY_CHECK_MAX_INSTANCES]
+    )
+    if not targets:
+        return {"probed": 0, "down": 0, "up": 0}
+    timeout = settings.REGISTRY_CHECK_TIMEOUT
+    with ThreadPoolExecutor(max_workers=min(settings.REGISTRY_CHECK_CONCURRENCY, len(targets))) as pool:
+        results = list(pool.map(lambda t: _probe(t[1], timeout), targets))
+    passed = [pk for (pk, _url), ok in zip(targets, results) if ok]
+    failed = [pk for (pk, _url), ok in zip(targets, results) if not ok]
+    table = Instance._meta.db_table
+    fresh = now - timedelta(seconds=settings.REGISTRY_HEARTBEAT_TTL)
+
+    def ids(values) -> str:
+        return ",".join(["%s"] * len(values))
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        down: list = []
+        up: list = []
+        if failed:
+            cursor.execute(f"UPDATE {table} SET check_failures = check_failures + 1, check_successes = 0 "
+                           f"WHERE id IN ({ids(failed)})", failed)
+            cursor.execute(f"UPDATE {table} SET status = %s WHERE id IN ({ids(failed)}) AND status IN (%s, %s) "
+                           f"AND check_failures >= %s RETURNING id, service_id, url",
+                           [UNHEALTHY, *failed, HEALTHY, STARTING, settings.REGISTRY_CHECK_FAILURES])
+            down = cursor.fetchall()
+        if passed:
+            cursor.execute(f"UPDATE {table} SET check_successes = check_successes + 1, check_failures = 0 "
+                           f"WHERE id IN ({ids(passed)})", passed)
+            cursor.execute(f"UPDATE {table} SET status = %s WHERE id IN ({ids(passed)}) AND status = %s "
+                           f"AND check_successes >= %s AND last_heartbeat >= %s RETURNING id, service_id, url",
+                           [HEALTHY, *passed, UNHEALTHY, settings.REGISTRY_CHECK_SUCCESSES, fresh])
+            up = cursor.fetchall()
+        names = _service_names(cursor, {row[1] for row in down} | {row[1] for row in up})
+        events_record_many(
+            _batched_events(down, names, "status_changed", {"reason": "active_check", "from": HEALTHY, "to": UNHEALTHY})
+            + _batched_events(up, names, "status_changed", {"reason": "active_check", "from": UNHEALTHY, "to": HEALTHY})
+        )
+        discovery_changed((names[sid][1], names[sid][0]) for sid in names)
+    return {"probed": len(targets), "down": len(down), "up": len(up)}

@@ -7,3 +7,10 @@ def registry_sweep_task() -> dict:
     from .services import instance_sweep
 
     return instance_sweep()
+
+
+@shared_task(name="registry.active_checks")
+def registry_active_checks_task() -> dict:
+    from .services import instance_active_checks
+
+    return instance_active_checks()

@@ -229,6 +229,14 @@ REGISTRY_DEREGISTER_AFTER = env_float("REGISTRY_DEREGISTER_AFTER", 3600)
 REGISTRY_SWEEP_INTERVAL = env_float("REGISTRY_SWEEP_INTERVAL", 15)
 REGISTRY_MAX_EVICT_RATIO = env_float("REGISTRY_MAX_EVICT_RATIO", 0.5)
 REGISTRY_ACTIVE_CHECKS = env_bool("REGISTRY_ACTIVE_CHECKS", False)
+# Active checks (opt-in): probe each instance's health_check_url every interval;
+# N consecutive failures mark it unhealthy, M consecutive passes bring it back.
+REGISTRY_CHECK_INTERVAL = env_float("REGISTRY_CHECK_INTERVAL", 10)
+REGISTRY_CHECK_TIMEOUT = env_float("REGISTRY_CHECK_TIMEOUT", 2)
+REGISTRY_CHECK_FAILURES = env_int("REGISTRY_CHECK_FAILURES", 3)
+REGISTRY_CHECK_SUCCESSES = env_int("REGISTRY_CHECK_SUCCESSES", 2)
+REGISTRY_CHECK_CONCURRENCY = env_int("REGISTRY_CHECK_CONCURRENCY", 32)
+REGISTRY_CHECK_MAX_INSTANCES = env_int("REGISTRY_CHECK_MAX_INSTANCES", 5000)
 # Discovery answers from a snapshot of each service's healthy instances, dropped
 # on every change of membership or status; this bounds the age of its
 # last_heartbeat/response_time fields.
