@@ -48,16 +48,31 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'ApiKey realm="config-hub"'
 
 
+# An operator's scopes come from Django's model permissions, so the admin's
+# groups and permissions govern the API exactly as they govern the admin.
+SCOPE_PERMISSIONS = {
+    "configs:read": "tenants.view_configentry",
+    "configs:write": "tenants.change_configentry",
+    "secrets:read": "tenants.reveal_secret",
+    "flags:read": "flags.view_flag",
+    "flags:write": "flags.change_flag",
+    "registry:read": "registry.view_instance",
+    "registry:write": "registry.change_instance",
+    "events:read": "events.view_event",
+}
+
+
 def user_principal(user) -> Principal:
-    """The scopes of an operator: staff write, a permission reveals secrets, superusers all."""
+    """The scopes of an operator: superusers have all of them (``admin`` included);
+    anyone else has a scope only through the model permission that grants it
+    (SCOPE_PERMISSIONS), a write permission implying the matching read. A user
+    with no permission reaches nothing (403), whatever ``is_staff`` says."""
     if user.is_superuser:
         scopes = ALL_SCOPES
     else:
-        scopes = {"configs:read", "flags:read", "registry:read", "events:read"}
-        if user.is_staff:
-            scopes |= {"configs:write", "flags:write", "registry:write"}
-        if user.has_perm("tenants.reveal_secret"):
-            scopes.add("secrets:read")
+        granted = user.get_all_permissions()
+        scopes = {scope for scope, perm in SCOPE_PERMISSIONS.items() if perm in granted}
+        scopes |= {scope.replace(":write", ":read") for scope in scopes if scope.endswith(":write")}
         scopes = frozenset(scopes)
     return Principal(
         kind="user",

@@ -169,6 +169,9 @@ def test_history__admin_api_and_revert__three_actors_field_level_and_no_secret(t
     api.put(f"/api/v1/config/{secret.pk}", {"value": SECRET + "-2"}, format="json")
     first = ConfigEntry.history.filter(id=entry.pk).order_by("history_id").first()
     auditor = django_user_model.objects.create_user("auditor", password="x", is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    auditor.user_permissions.add(Permission.objects.get(codename="change_configentry"))
     jwt_client = client_for()
     jwt_client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(auditor)}")
     reverted = jwt_client.post(f"/api/v1/configs/{entry.pk}/revert", {"history_id": first.history_id}, format="json")
