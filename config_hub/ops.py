@@ -49,12 +49,10 @@ def _check_broker() -> str:
 
 
 def _beat_age() -> float | None:
-    from django.core.cache import cache
-
-    from .tasks import BEAT_KEY
+    from .tasks import beat_last_run
 
     try:
-        last = cache.get(BEAT_KEY)
+        last = beat_last_run()
     except Exception:  # noqa: BLE001
         return None
     return None if last is None else max(0.0, time.time() - float(last))

@@ -117,6 +117,10 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     # WAL lets the web process read while the Celery worker writes.
     DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL;"
+    # A transaction that reads and then writes would get SQLITE_BUSY at once when
+    # another process writes (the busy timeout cannot help a read lock that must
+    # be upgraded): take the write lock at BEGIN so it waits its turn instead.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and broker --------------------------------------------------------
@@ -221,7 +225,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- hub behaviour ------------------------------------------------------------
 SERVICE_NAME = env_str("SERVICE_NAME") or "config-hub"
-SERVICE_PORT = env_int("PORT", 8000)
+# Seed 002 reads SERVICE_PORT; PORT (what run-dev and most platforms set) also works.
+SERVICE_PORT = env_int("SERVICE_PORT", env_int("PORT", 8000))
 CONFIG_CACHE_TTL = env_int("CONFIG_CACHE_TTL", 300)
 API_KEY_CACHE_TTL = env_int("API_KEY_CACHE_TTL", 60)
 REGISTRY_HEARTBEAT_TTL = env_float("REGISTRY_HEARTBEAT_TTL", 90)

@@ -90,3 +90,24 @@ def test_docs__operator_session__served_from_our_own_static_files(client, admin_
     assert schema.status_code == 200
     paths = schema.json()["paths"]
     assert "/api/v1/config/{key}" in paths and "/ofrep/v1/evaluate/flags/{key}" in paths and "/heartbeat" in paths
+
+
+def test_health__embedded_setup__beat_run_by_another_process_is_seen(client, settings, tmp_path):
+    """Without Redis each process has its own cache: the worker's record of the
+    beat reaches the web process through var/ instead."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "CELERY_"))}
+    env.update({"DJANGO_SETTINGS_MODULE": "config_hub.settings.base", "CONFIG_HUB_VAR_DIR": str(tmp_path)})
+    subprocess.run([sys.executable, "-c", "import django; django.setup(); "
+                    "from config_hub.tasks import beat_heartbeat_task; beat_heartbeat_task()"],
+                   env=env, check=True, cwd=settings.BASE_DIR)
+    settings.REDIS_URL = ""
+    settings.VAR_DIR = tmp_path
+
+    body = client.get("/health").json()
+
+    assert body["dependencies"]["beat"] == "healthy"
+    assert body["metrics"]["beat_last_run_seconds_ago"] < 60

@@ -97,6 +97,26 @@ def test_create_api_key__all_tenants__platform_key_reads_any_tenant(tenant, clie
 
 
 @pytest.mark.django_db
+def test_seed_demo__printed_tenant_key__reads_the_readme_examples(client_for):
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    line = next(line for line in out.getvalue().splitlines() if line.startswith("demo API key (tenant123):"))
+    api = client_for()
+    api.credentials(HTTP_AUTHORIZATION=f"ApiKey {line.split(':', 1)[1].strip()}")
+
+    config = api.get("/api/v1/config/database.url?environment=development&service_name=user-service")
+    flag = api.post("/api/v1/feature-flags/evaluate",
+                    {"flag_name": "new_payment_flow", "environment": "production", "user_id": "user123"}, format="json")
+    again = io.StringIO()
+    call_command("seed_demo", stdout=again)
+
+    assert (config.status_code, config.json()["value"]) == (200, "postgresql://localhost:5432/users_dev")
+    assert config.json()["source"] == "tenant+environment+service"
+    assert flag.status_code == 200 and isinstance(flag.json()["enabled"], bool)
+    assert "chk_" not in again.getvalue() and "shown only then" in again.getvalue()
+
+
+@pytest.mark.django_db
 def test_seed_demo__printed_login__passes_the_admin_login_form_and_runs_twice(client):
     out = io.StringIO()
     call_command("seed_demo", stdout=out)

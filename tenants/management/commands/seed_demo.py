@@ -75,14 +75,30 @@ class Command(BaseCommand):
         else:
             user.set_password(password)
             user.save()
-        key_line = ""
-        if not ApiKey.objects.filter(name="demo-platform").exists():
+        key_lines = []
+        if not ApiKey.objects.filter(name="demo-tenant123").exists():
             _, raw = services.api_key_create(
-                name="demo-platform", tenant=None, actor=ACTOR,
-                scopes=["admin"],
+                name="demo-tenant123", tenant=tenant, actor=ACTOR,
+                scopes=["configs:read", "configs:write", "secrets:read", "flags:read", "flags:write",
+                        "registry:read", "registry:write", "events:read"],
             )
-            key_line = f"demo API key (all tenants, admin scope): {raw}\n"
+            key_lines.append(f"demo API key (tenant123): {raw}")
+        if not ApiKey.objects.filter(name="demo-platform").exists():
+            _, raw = services.api_key_create(name="demo-platform", tenant=None, actor=ACTOR, scopes=["admin"])
+            key_lines.append(f"platform API key (all tenants, admin scope): {raw}")
+        if not key_lines:
+            key_lines.append("demo API keys: created on the first run and shown only then; make another with\n"
+                             "  .venv/bin/python manage.py create_api_key --name me --tenant tenant123 --scopes configs:read,flags:read")
+        self._demo_flag(tenant, prod)
         self.stdout.write(
-            "demo tenant: tenant123 (environments development, staging, production)\n"
-            f"admin login: {username} / {password}\n" + key_line
+            "demo tenant: tenant123 (environments development, staging, production; flag new_payment_flow at 50% in production)\n"
+            f"admin login: {username} / {password}\n" + "\n".join(key_lines) + "\n"
         )
+
+    def _demo_flag(self, tenant, prod) -> None:
+        from flags.models import Flag
+        from flags.services import flag_create
+
+        if not Flag.objects.filter(tenant=tenant, name="new_payment_flow").exists():
+            flag_create(tenant=tenant, name="new_payment_flow", environment=prod, is_enabled=True, rollout_percentage=50,
+                        description="demo: the seed 001 rollout example", actor=ACTOR)
