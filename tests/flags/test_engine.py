@@ -35,10 +35,29 @@ def test_rollout__raised_from_10_to_50__keeps_every_user_who_had_it():
     assert 0.485 <= len(at_50) / len(USERS) <= 0.515
 
 
-def test_bucketing__same_input__same_bucket_in_every_process():
-    # murmur3 of "groupId:id" is fixed forever; these values are Unleash's own.
-    assert normalized_number("123", "Feature.A") == normalized_number("123", "Feature.A")
-    assert [normalized_number(str(i), "demo") for i in range(3)] == [normalized_number(str(i), "demo") for i in range(3)]
+def test_bucketing__the_values_every_unleash_sdk_computes():
+    # The cross-SDK check of Unleash's Node, Java and Go clients
+    # ("normalized values are the same across node, java and go clients").
+    assert normalized_number("123", "gr1") == 73
+    assert normalized_number("999", "groupX") == 25
+
+
+def test_bucketing__same_input__same_bucket_in_another_process_with_another_hash_seed():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    ids = [f"user-{i}" for i in range(200)]
+    here = [normalized_number(i, "demo") for i in ids]
+    code = ("import json, sys; from flags.engine import normalized_number; "
+            "print(json.dumps([normalized_number(i, 'demo') for i in json.loads(sys.argv[1])]))")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(ids)], env=env,
+                         capture_output=True, text=True, check=True).stdout
+
+    assert json.loads(out) == here
+    assert len(set(here)) > 50  # spread over the buckets, not a constant
 
 
 def test_evaluate__two_compilations__same_answers():
