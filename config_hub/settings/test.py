@@ -16,6 +16,12 @@ from .base import *  # noqa: E402,F401,F403
 from .base import DATABASES  # noqa: E402
 from .env import env_str  # noqa: E402
 
-DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or "test_config_hub"}
+# The test database: TEST_DATABASE_NAME, else test_<the database of DATABASE_URL>
+# (so runs pointed at different databases never meet), else test_config_hub.
+_named = DATABASES["default"].get("NAME") or ""
+DATABASES["default"]["TEST"] = {
+    "NAME": env_str("TEST_DATABASE_NAME")
+    or (f"test_{_named}" if _named and _named != "postgres" else "test_config_hub")
+}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AXES_ENABLED = False
