@@ -9,13 +9,16 @@ down the token cannot be read; a compiled state is then reused for at most
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
+import orjson
 from django.core.cache import cache
 
 from config_hub.errors import NotFound
+from config_hub.localcache import LocalCache
 from tenants.models import Environment, Tenant
 
 from .engine import CompiledState, Evaluation, compile_state
@@ -24,6 +27,11 @@ from .models import Flag, FlagEnvironment, Segment
 _LOCAL_TTL = 5.0
 _lock = threading.Lock()
 _compiled: dict[tuple[int, str], tuple[str | None, float, CompiledState]] = {}
+# Shaped evaluate-all answers (see flags_evaluate_all_shaped). Keys carry the flag
+# generation, so the TTL only bounds memory of contexts no longer asked for; an
+# answer of 100 flags is some tens of KB, hence the bounds.
+_answers = LocalCache(ttl=60.0, max_items=2_000)
+_ANSWER_MAX_FLAGS = 1_000
 
 
 def generation_key(tenant_id: int) -> str:
@@ -57,6 +65,12 @@ def flag_state_document(*, tenant_id: int, environment: str) -> dict[str, Any]:
 
 def compiled_state(*, tenant_id: int, environment: str) -> CompiledState:
     """The compiled state, rebuilt only when the tenant's flags changed."""
+    return _state_and_token(tenant_id=tenant_id, environment=environment)[0]
+
+
+def _state_and_token(*, tenant_id: int, environment: str) -> tuple[CompiledState, str | None]:
+    """The compiled state and the generation token it is current for (None when
+    the token cannot be read: Redis down)."""
     from config_hub import invalidation
 
     token = invalidation.cached(generation_key(tenant_id), lambda: cache.get(generation_key(tenant_id)))
@@ -66,26 +80,27 @@ def compiled_state(*, tenant_id: int, environment: str) -> CompiledState:
     if hit is not None:
         hit_token, built_at, state = hit
         if token is not None and hit_token == token:
-            return state
+            return state, token
         if token is None and now - built_at < _LOCAL_TTL:
-            return state
+            return state, None
+    # The token is read before the state: a write committed while compiling
+    # leaves this state under the older token, so the next request rebuilds it.
     state = compile_state(flag_state_document(tenant_id=tenant_id, environment=environment))
     if token is None:
         # First compile since a bump was lost or never made: fix a token so
         # other processes agree on this generation.
         token = str(time.time_ns())
         if not cache.add(generation_key(tenant_id), token, None):
-            from config_hub import invalidation
-
-    token = invalidation.cached(generation_key(tenant_id), lambda: cache.get(generation_key(tenant_id)))
+            token = cache.get(generation_key(tenant_id))
     with _lock:
         _compiled[key] = (token, now, state)
-    return state
+    return state, token
 
 
 def local_cache_clear() -> None:
     with _lock:
         _compiled.clear()
+    _answers.clear()
 
 
 def environment_slug(slug: str | None) -> str:
@@ -118,6 +133,52 @@ def flags_evaluate_all(*, tenant: Tenant, environment: str, context: dict) -> di
 
         usage_record(tenant_id=tenant.pk, environment=environment, names=tuple(results))
     return results
+
+
+def _context_digest(ctx: dict) -> bytes | None:
+    """A canonical digest of a context (sorted keys), or None if it has no JSON form."""
+    try:
+        raw = orjson.dumps(ctx, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return hashlib.blake2b(raw, digest_size=16).digest()
+
+
+def flags_evaluate_all_shaped(
+    *, tenant: Tenant, environment: str, context: dict, shape: Callable[[dict[str, Evaluation], str], Any]
+) -> Any:
+    """``shape(flags_evaluate_all(...), environment)``, reused while nothing it depends on changed.
+
+    evaluate-all and OFREP bulk answer every flag of an environment, mostly to
+    clients polling with the same context. The shaped answer is kept per process
+    under (tenant, environment, flag generation, context, shape): any flag or
+    segment write bumps the generation, so the next call evaluates afresh. An
+    answer is kept only when the state says it is repeatable for this context
+    (no random bucketing, no clock) and the generation is known (Redis up).
+    Every call, reused or not, counts one evaluation per flag. Callers must
+    not mutate what they get: it may be shared with later calls.
+    """
+    ctx = dict(context)
+    ctx.setdefault("environment", environment)
+    state, token = _state_and_token(tenant_id=tenant.pk, environment=environment)
+    key = None
+    if token is not None and state.repeatable(ctx):
+        digest = _context_digest(ctx)
+        if digest is not None:
+            key = (tenant.pk, environment, token, digest, shape)
+    hit = _answers.get(key) if key is not None else None
+    if hit is not None:
+        names, shaped = hit
+    else:
+        results = state.evaluate_all(ctx)
+        names, shaped = tuple(results), shape(results, environment)
+        if key is not None and len(names) <= _ANSWER_MAX_FLAGS:
+            _answers.set(key, (names, shaped))
+    if names:
+        from .usage import usage_record
+
+        usage_record(tenant_id=tenant.pk, environment=environment, names=names)
+    return shaped
 
 
 def flag_for_tenant(*, tenant_id: int | None, flag_id: int) -> Flag:

@@ -57,14 +57,23 @@ def tenant_cache_clear(*, slug: str) -> None:
 
 
 def environment_get(*, slug: str) -> Environment:
+    """An environment by slug. Every flag evaluation and config read names one, so
+    its pk is kept in this process (dropped over pub/sub when the environment is
+    created or deleted) in front of the shared cache: no round trip per request.
+    An unknown slug is never cached: creating it takes effect at once."""
     ck = f"env:{slug}"
-    pk = cache.get(ck)
-    if pk is None:
-        env = Environment.objects.filter(slug=slug).first()
-        if env is None:
-            raise NotFound(f"environment '{slug}' not found")
-        pk = env.pk
-        cache.set(ck, pk, 300)
+
+    def load() -> int:
+        pk = cache.get(ck)
+        if pk is None:
+            env = Environment.objects.filter(slug=slug).first()
+            if env is None:
+                raise NotFound(f"environment '{slug}' not found")
+            pk = env.pk
+            cache.set(ck, pk, 300)
+        return pk
+
+    pk = invalidation.cached(ck, load)
     return Environment(pk=pk, slug=slug, name=slug)
 
 
@@ -237,6 +246,7 @@ def config_bundle(*, tenant: Tenant, environment: str | None, service_name: str)
         e = best[key]
         items.append(
             {
+                "id": e.pk,
                 "key": key,
                 "value": None if e.is_secret else e.value,
                 "secret_token": encrypt_json(e.secret_value) if e.is_secret else None,
@@ -252,7 +262,7 @@ def config_bundle(*, tenant: Tenant, environment: str | None, service_name: str)
             if schema.key not in best:
                 items.append(
                     {
-                        "key": schema.key, "value": schema.default_value, "secret_token": None,
+                        "id": None, "key": schema.key, "value": schema.default_value, "secret_token": None,
                         "environment": environment, "service_name": service_name, "version": schema.version,
                         "source": SOURCE_DEFAULT, "is_secret": False,
                     }
@@ -261,13 +271,57 @@ def config_bundle(*, tenant: Tenant, environment: str | None, service_name: str)
     return items
 
 
-def config_bundle_cached(*, tenant: Tenant, environment: str | None, service_name: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Bundle:
+    """A service's resolved bundle as the API answers it, shaped once per cache
+    generation: rows with secrets masked, the (row, token) pairs a revealing
+    caller gets decrypted (per request: plain secrets are never kept in memory),
+    and the ETag of each representation."""
+
+    rows: tuple[dict[str, Any], ...]
+    secrets: tuple[tuple[int, str], ...]
+    etag_masked: str
+    etag_revealed: str
+
+    @classmethod
+    def shape(cls, items: list[dict[str, Any]]) -> "Bundle":
+        from config_hub.api.conditional import etag_for
+
+        rows, secrets, secret_versions = [], [], []
+        for index, item in enumerate(items):
+            row = {k: v for k, v in item.items() if k != "secret_token"}
+            row["is_encrypted"] = item["is_secret"]
+            if item["is_secret"]:
+                row["masked"] = True
+                secrets.append((index, item["secret_token"]))
+                secret_versions.append((index, item.get("id"), item["version"]))
+            rows.append(row)
+        masked = etag_for(rows)
+        revealed = etag_for({"rows": rows, "secrets": secret_versions}) if secrets else masked
+        return cls(rows=tuple(rows), secrets=tuple(secrets), etag_masked=masked, etag_revealed=revealed)
+
+    def etag(self, *, reveal: bool) -> str:
+        return self.etag_revealed if reveal else self.etag_masked
+
+    def body(self, *, reveal: bool) -> list[dict[str, Any]]:
+        out = list(self.rows)
+        if reveal:
+            for index, token in self.secrets:
+                row = {k: v for k, v in out[index].items() if k != "masked"}
+                row["value"] = decrypt_json(token)
+                out[index] = row
+        return out
+
+
+def config_bundle_cached(*, tenant: Tenant, environment: str | None, service_name: str) -> Bundle:
+    """The bundle of :func:`config_bundle`, from this process, else Redis, else the
+    database (secrets stay encrypted in both caches)."""
     gens = cfg_cache.bundle_generations(tenant.pk)
     ck = cfg_cache.bundle_key(tenant.pk, environment or "", service_name, gens)
-    data = _local_resolved.get(ck) if gens != ("0", "0") else None
-    if data is not None:
+    bundle = _local_resolved.get(ck) if gens != ("0", "0") else None
+    if bundle is not None:
         CONFIG_CACHE.labels("hit").inc()
-        return data
+        return bundle
     data = cache.get(ck)
     if data is None:
         CONFIG_CACHE.labels("miss").inc()
@@ -275,9 +329,10 @@ def config_bundle_cached(*, tenant: Tenant, environment: str | None, service_nam
         cache.set(ck, data, settings.CONFIG_CACHE_TTL)
     else:
         CONFIG_CACHE.labels("hit").inc()
+    bundle = Bundle.shape(data)
     if gens != ("0", "0"):
-        _local_resolved.set(ck, data)
-    return data
+        _local_resolved.set(ck, bundle)
+    return bundle
 
 
 def config_entries(*, tenant_id: int | None, all_tenants: bool):

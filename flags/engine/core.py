@@ -154,6 +154,8 @@ class _VariantSet:
     variants: tuple[_Variant, ...]
     stickiness: str
     total: int
+    # More than one variant with a weight: a STATIC match that picked one is a SPLIT.
+    split: bool = False
 
     def choose(self, context: dict, group_id: str) -> _Variant | None:
         for variant in self.variants:
@@ -202,7 +204,9 @@ def _compile_variants(raw: Any, where: str, default_stickiness: str = "default")
             overrides.append((ov["contextName"], frozenset(str(v) for v in ov.get("values") or [])))
         variants.append(_Variant(item["name"], weight, payload, tuple(overrides)))
     stickiness = str(raw[0].get("stickiness") or default_stickiness) if raw else default_stickiness
-    return _VariantSet(tuple(variants), stickiness, sum(v.weight for v in variants))
+    return _VariantSet(
+        tuple(variants), stickiness, sum(v.weight for v in variants), split=sum(1 for v in variants if v.weight > 0) > 1
+    )
 
 
 # --- features ---------------------------------------------------------------------------
@@ -238,6 +242,8 @@ class _Feature:
     variants: _VariantSet | None
     dependencies: tuple[tuple[str, bool, frozenset[str] | None], ...]
     raw: dict = field(repr=False, default_factory=dict)
+    # What besides the context its answer may depend on (see ``_needs``).
+    needs: frozenset[str] = frozenset()
 
 
 def _compile_strategy(strategy: Any, feature_name: str, segments: dict[Any, list[Check]], strict: bool = False) -> _Strategy:
@@ -340,6 +346,7 @@ class CompiledState:
 
     def __init__(self, features: dict[str, _Feature]):
         self._features = features
+        self._needs = frozenset().union(*(f.needs for f in features.values()))
 
     def names(self) -> list[str]:
         return list(self._features)
@@ -393,17 +400,42 @@ class CompiledState:
         feature = self._features.get(name)
         if feature is None:
             return _NOT_FOUND
-        ctx = context or {}
+        return self._evaluate(feature, context or {})
+
+    def _evaluate(self, feature: _Feature, ctx: dict) -> Evaluation:
+        if not feature.enabled:
+            # The commonest answer, without the strategy and variant walk.
+            return Evaluation(False, {"name": DISABLED_VARIANT_NAME, "enabled": False, "feature_enabled": False},
+                              "DISABLED", feature.name)
         enabled, strategy, reason = self._is_enabled(feature, ctx)
         variant = self._variant(feature, strategy, ctx, enabled)
-        if enabled and variant.get("enabled") and reason == "STATIC":
+        if enabled and reason == "STATIC" and variant["enabled"]:
             variant_set = strategy.variants if strategy is not None and strategy.variants is not None else feature.variants
-            if variant_set is not None and len([v for v in variant_set.variants if v.weight > 0]) > 1:
+            if variant_set is not None and variant_set.split:
                 reason = "SPLIT"
-        return Evaluation(enabled, variant, reason, name)
+        return Evaluation(enabled, variant, reason, feature.name)
 
     def evaluate_all(self, context: dict | None = None) -> dict[str, Evaluation]:
-        return {name: self.evaluate(name, context) for name in self._features}
+        ctx = context or {}
+        one = self._evaluate
+        return {name: one(feature, ctx) for name, feature in self._features.items()}
+
+    def repeatable(self, context: dict) -> bool:
+        """True when evaluating every flag for ``context`` again gives the same
+        answers: no random bucketing (``gradualRolloutRandom``, random stickiness,
+        default stickiness without userId/sessionId) and no clock (DATE_*
+        constraints on currentTime compare with now when it is absent). Only such
+        answers may be reused; anything else is evaluated afresh every time."""
+        needs = self._needs
+        if not needs:
+            return True
+        if "random" in needs:
+            return False
+        if "identity" in needs and context.get("userId") in (None, "") and context.get("sessionId") in (None, ""):
+            return False
+        if "clock" in needs and context.get("currentTime") is None:
+            return False
+        return True
 
 
 def compile_state(doc: Any, *, strict: bool = False) -> CompiledState:
@@ -430,7 +462,69 @@ def compile_state(doc: Any, *, strict: bool = False) -> CompiledState:
                 raise
             raise EngineError(f"feature '{label}': {exc}") from exc
         features[feature.name] = feature
+    _attach_needs(features, {seg["id"]: seg.get("constraints") or [] for seg in raw_segments})
     return CompiledState(features)
+
+
+# --- repeatability ----------------------------------------------------------------------
+
+
+def _stickiness_needs(stickiness: str) -> set[str]:
+    # Mirrors _stickiness_value: default falls back to random without userId/sessionId.
+    if stickiness in ("default", ""):
+        return {"identity"}
+    if stickiness == "random":
+        return {"random"}
+    return set()
+
+
+def _variants_needs(raw: Any, default_stickiness: str) -> set[str]:
+    if not raw:
+        return set()
+    return _stickiness_needs(str(raw[0].get("stickiness") or default_stickiness))
+
+
+def _constraints_need_clock(constraints: list) -> bool:
+    return any(
+        isinstance(c, dict) and c.get("contextName") == "currentTime" and c.get("operator") in ("DATE_AFTER", "DATE_BEFORE")
+        for c in constraints
+    )
+
+
+def _needs(raw: dict, segments: dict[Any, list]) -> set[str]:
+    """What besides the context a feature's answer may depend on: "random" (always
+    random), "identity" (random unless userId or sessionId is given), "clock" (now,
+    unless currentTime is given). Read from the raw feature, conservatively: a
+    disabled feature answers DISABLED whatever its strategies say."""
+    if not raw.get("enabled", False):
+        return set()
+    needs: set[str] = set()
+    for strategy in raw.get("strategies") or []:
+        name = strategy.get("name")
+        params = strategy.get("parameters") or {}
+        stickiness = str(params.get("stickiness") or "default")
+        if name == "gradualRolloutRandom":
+            needs.add("random")
+        elif name == "flexibleRollout":
+            needs |= _stickiness_needs(stickiness)
+        needs |= _variants_needs(strategy.get("variants"), stickiness)
+        constraints = list(strategy.get("constraints") or [])
+        for sid in strategy.get("segments") or []:
+            constraints.extend(segments.get(sid, segments.get(str(sid), [])))
+        if _constraints_need_clock(constraints):
+            needs.add("clock")
+    needs |= _variants_needs(raw.get("variants"), "default")
+    return needs
+
+
+def _attach_needs(features: dict[str, _Feature], segments: dict[Any, list]) -> None:
+    own = {name: _needs(f.raw, segments) for name, f in features.items()}
+    for name, feature in features.items():
+        needs = set(own[name])
+        for parent, _, _ in feature.dependencies:
+            # A child's answer holds its parent's: its needs too.
+            needs |= own.get(parent, set())
+        feature.needs = frozenset(needs)
 
 
 def apply_delta(state: dict | None, events: list[dict]) -> dict:

@@ -8,7 +8,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api.conditional import conditional_response, expected_version
+from config_hub.api.conditional import conditional_response, expected_version, not_modified
 from config_hub.api.pagination import Pagination
 from config_hub.api.tenancy import request_tenant
 from config_hub.errors import NotFound, ValidationFailed
@@ -288,19 +288,12 @@ class ServiceBundleView(APIView):
     def get(self, request, service_name: str):
         tenant = request_tenant(request)
         environment = request.query_params.get("environment") or None
-        items = selectors.config_bundle_cached(tenant=tenant, environment=environment, service_name=service_name)
+        bundle = selectors.config_bundle_cached(tenant=tenant, environment=environment, service_name=service_name)
         reveal = _reveal(request)
-        out = []
-        for item in items:
-            row = {k: v for k, v in item.items() if k != "secret_token"}
-            row["is_encrypted"] = item["is_secret"]
-            if item["is_secret"]:
-                if reveal:
-                    row["value"] = selectors.resolved_value({"is_secret": True, "secret_token": item["secret_token"]}, reveal=True)[0]
-                else:
-                    row["masked"] = True
-            out.append(row)
-        return conditional_response(request, out)
+        etag = bundle.etag(reveal=reveal)
+        if not_modified(request, etag):  # no decryption for an unchanged bundle
+            return conditional_response(request, None, etag=etag)
+        return conditional_response(request, bundle.body(reveal=reveal), etag=etag)
 
 
 class TenantConfigView(APIView):

@@ -936,3 +936,28 @@ def test_admin_edit__deeply_nested_value__form_error_nothing_written(tenant, adm
     assert r.status_code == 200
     assert r.context["adminform"].form.errors["value"] == ["Enter valid JSON: it is nested too deeply."]
     assert not ConfigEntry.objects.filter(key="deep").exists()
+
+
+def test_bundle__secret_changes__revealing_callers_etag_moves_masked_callers_answer_is_masked(
+    tenant, make_key, client_for, django_capture_on_commit_callbacks
+):
+    from tenants.services import config_create, config_update
+
+    revealer = client_for(make_key(tenant=tenant, scopes=["configs:read", "secrets:read"], name="revealer"))
+    reader = client_for(make_key(tenant=tenant, scopes=["configs:read"], name="reader"))
+    with django_capture_on_commit_callbacks(execute=True):
+        entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, service_name="billing", actor="t")
+        config_create(tenant=tenant, key="db.host", value="db1", service_name="billing", actor="t")
+    first = revealer.get("/api/v1/config/service/billing")
+    masked = reader.get("/api/v1/config/service/billing")
+    assert revealer.get("/api/v1/config/service/billing", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+
+    with django_capture_on_commit_callbacks(execute=True):
+        config_update(entry=entry, value=SECRET + "-rotated", actor="t")
+    second = revealer.get("/api/v1/config/service/billing", HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert first["ETag"] != masked["ETag"]
+    assert [r["value"] for r in masked.json()] == ["db1", None] and masked.json()[1]["masked"] is True
+    assert SECRET not in masked.content.decode()
+    assert second.status_code == 200
+    assert second.json()[1]["value"] == SECRET + "-rotated" and "masked" not in second.json()[1]
