@@ -5,6 +5,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -13,6 +14,21 @@ from config_hub.errors import DomainError
 from tenants.models import ConfigEntry, Environment, Tenant
 
 MASK = "••••••••"
+
+# What each page needs beyond being staff (the model permissions of what it reads or writes).
+CONFIG_READ = ("tenants.view_configentry", "tenants.change_configentry")  # either one
+CONFIG_WRITE = ("tenants.add_configentry", "tenants.change_configentry")  # both
+FLAG_WRITE = ("flags.add_flag", "flags.change_flag")  # both
+
+
+def _require_all(user, perms: tuple[str, ...]) -> None:
+    if not user.has_perms(perms):
+        raise PermissionDenied(f"this needs the permissions {', '.join(perms)}")
+
+
+def _require_any(user, perms: tuple[str, ...]) -> None:
+    if not any(user.has_perm(p) for p in perms):
+        raise PermissionDenied(f"this needs one of the permissions {', '.join(perms)}")
 
 
 class CompareForm(forms.Form):
@@ -47,8 +63,17 @@ def _differences(tenant: Tenant, source: Environment, target: Environment, *, re
 
 @require_http_methods(["GET", "POST"])
 def compare_environments(request):
-    """Pick a tenant and two environments, see what differs, copy chosen keys after a preview."""
+    """Pick a tenant and two environments, see what differs, copy chosen keys after a preview.
+
+    Seeing the differences needs the view (or change) permission of config entries;
+    any POST (preview or promote: it writes config entries) needs their add and
+    change permissions, else 403 before anything is read or written.
+    """
     from tenants.services import config_set
+
+    _require_any(request.user, CONFIG_READ)
+    if request.method == "POST":
+        _require_all(request.user, CONFIG_WRITE)
 
     reveal = request.user.has_perm("tenants.reveal_secret")
     form = CompareForm(request.GET or None)
@@ -97,7 +122,15 @@ class ExportForm(forms.Form):
 
 @require_http_methods(["GET", "POST"])
 def transfer(request):
+    """Export (needs the view permission of config entries; plain secrets also the
+    reveal permission) and import (writes configs and flags: needs the add and change
+    permissions of both, else 403 before the file is read)."""
     from tenants.transfer import dumps, loads, tenant_export, tenant_import
+
+    if request.method == "POST":
+        _require_all(request.user, CONFIG_WRITE + FLAG_WRITE)
+    else:
+        _require_any(request.user, CONFIG_READ)
 
     export_form = ExportForm(request.GET if "export" in request.GET else None)
     import_form = ImportForm(request.POST or None, request.FILES or None)

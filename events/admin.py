@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.html import format_html
 
-from tenants.admin import actor_of
+from tenants.admin import ServiceDeleteMixin, ShownOnceMixin, actor_of
 
 from . import services
 from .dispatch import delivery_resend
@@ -21,7 +21,8 @@ class SubscriptionForm(forms.ModelForm):
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(admin.ModelAdmin):
+class WebhookSubscriptionAdmin(ShownOnceMixin, ServiceDeleteMixin, admin.ModelAdmin):
+    shown_once_title, shown_once_label, shown_once_element_id = "Webhook subscription created", "signing secret", "webhook-secret"
     form = SubscriptionForm
     list_display = ("url", "tenant", "state", "failing_since", "created_at")
     list_filter = ("tenant", "is_active")
@@ -47,7 +48,8 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
                                           service_name=data.get("service_name", ""), description=data.get("description", ""),
                                           actor=actor_of(request), user_id=request.user.pk)
             obj.pk = sub.pk
-            messages.warning(request, format_html("Signing secret (shown once): <code id=\"webhook-secret\">{}</code>", sub.secret))
+            request._shown_once = sub.secret  # shown by response_add in the page itself, never in a cookie
+
 
     def delete_model(self, request, obj):
         services.webhook_delete(subscription=obj, actor=actor_of(request), user_id=request.user.pk)
@@ -80,8 +82,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         for delivery in queryset:
             delivery_resend(delivery_id=delivery.pk, actor=actor_of(request))
         self.message_user(request, f"Queued {queryset.count()} delivery(ies) again.")
-
-
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     list_display = ("id", "created_at", "tenant_slug", "resource_type", "action", "key", "environment", "service_name", "actor", "dispatched_at")

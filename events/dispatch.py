@@ -6,6 +6,8 @@
    the broker down): nothing is lost, the beat's ``events.outbox_sweep`` finds
    every event whose ``dispatched_at`` is still empty.
 3. :func:`event_dispatch` creates one delivery per matching subscription
+   of the event's tenant, or of every tenant for a global event (a global
+   config entry, schema or environment; see ``models.global_events_q``)
    (a unique constraint makes a second dispatch a no-op) and queues one
    ``events.deliver`` task per delivery, so one slow receiver never holds up
    another.
@@ -121,10 +123,19 @@ def event_dispatch(*, event_id: int) -> int:
         event = Event.objects.select_for_update(skip_locked=True).filter(pk=event_id, dispatched_at__isnull=True).first()
         if event is None:
             return 0  # already dispatched, or another worker is on it
-        subs = []
         if event.tenant_id is not None:
-            subs = [s for s in WebhookSubscription.objects.filter(tenant_id=event.tenant_id, is_active=True) if s.matches(event)]
-        created = WebhookDelivery.objects.bulk_create(
+            candidates = WebhookSubscription.objects.filter(tenant_id=event.tenant_id, is_active=True)
+        elif event.is_global:
+            # A global entry, schema or environment changes what every tenant
+            # resolves: every tenant's matching subscriptions receive it.
+            candidates = WebhookSubscription.objects.filter(is_active=True)
+        else:
+            candidates = WebhookSubscription.objects.none()  # platform-only (platform keys, deleted tenants)
+        # Once per subscription: a re-dispatch (dispatched_at lost, the sweep) skips
+        # subscriptions that have their delivery; the unique constraint backs it up.
+        existing = set(WebhookDelivery.objects.filter(event=event).values_list("subscription_id", flat=True))
+        subs = [s for s in candidates if s.pk not in existing and s.matches(event)]
+        WebhookDelivery.objects.bulk_create(
             [WebhookDelivery(event=event, subscription=s, next_attempt_at=now) for s in subs], ignore_conflicts=True
         )
         event.dispatched_at = now
@@ -133,7 +144,7 @@ def event_dispatch(*, event_id: int) -> int:
             WebhookDelivery.objects.filter(event=event, status=WebhookDelivery.PENDING, attempts=0).values_list("pk", flat=True)
         )
         transaction.on_commit(lambda: [_queue_delivery(i) for i in ids])
-    return len(created)
+    return len(subs)
 
 
 def _retry_schedule() -> list[float]:

@@ -8,6 +8,18 @@ from config_hub.audit import audit_history
 from tenants.fields import EncryptedJSONField
 
 
+# Tenant-less events that concern every tenant: a global config entry, a schema or
+# an environment changes what every tenant resolves. Other tenant-less events
+# (a platform API key, a deleted tenant, whose row is gone) are for platform
+# callers only; neither are events of a deleted tenant (tenant NULL, slug kept).
+GLOBAL_RESOURCE_TYPES = ("config", "schema", "environment")
+
+
+def global_events_q() -> Q:
+    """The events every tenant sees (watch) and receives (webhooks)."""
+    return Q(tenant__isnull=True, tenant_slug="", resource_type__in=GLOBAL_RESOURCE_TYPES)
+
+
 class Event(models.Model):
     """A record of a change. Never carries a secret's value (see events.services)."""
 
@@ -34,6 +46,11 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.resource_type} {self.action} {self.key}"
+
+    @property
+    def is_global(self) -> bool:
+        """Whether every tenant's subscriptions and watchers get this event (see :func:`global_events_q`)."""
+        return self.tenant_id is None and not self.tenant_slug and self.resource_type in GLOBAL_RESOURCE_TYPES
 
 
 class WebhookSubscription(models.Model):

@@ -5,21 +5,24 @@ from typing import Any
 
 from django.db.models import Count, Q
 
-from .models import Event, WebhookSubscription
+from .models import Event, WebhookSubscription, global_events_q
 
 
 def events_after(*, tenant_id: int | None, all_tenants: bool, after: int, limit: int = 100,
                  tenant_filter: int | None = None) -> list[Event]:
     """Events after a cursor, oldest first, that a caller may see.
 
-    A tenant-bound caller sees its tenant's events and global ones (schemas,
-    environments); a platform caller sees all, or one tenant with ``tenant_filter``.
+    A tenant-bound caller sees its tenant's events and global ones (global config
+    entries, schemas, environments: what every tenant resolves, the same events
+    every tenant's webhooks receive), never another tenant's nor platform-only
+    ones (platform API keys, deleted tenants); a platform caller sees all, or one
+    tenant with ``tenant_filter``.
     """
     qs = Event.objects.filter(pk__gt=after).order_by("id")
     if not all_tenants:
-        qs = qs.filter(Q(tenant_id=tenant_id) | Q(tenant__isnull=True, tenant_slug=""))
+        qs = qs.filter(Q(tenant_id=tenant_id) | global_events_q())
     elif tenant_filter is not None:
-        qs = qs.filter(Q(tenant_id=tenant_filter) | Q(tenant__isnull=True, tenant_slug=""))
+        qs = qs.filter(Q(tenant_id=tenant_filter) | global_events_q())
     return list(qs[:limit])
 
 

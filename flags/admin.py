@@ -14,11 +14,11 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from config_hub.errors import DomainError
-from tenants.admin import PrettyJSONField, actor_of
+from tenants.admin import PrettyJSONField, ServiceDeleteMixin, actor_of
 from tenants.models import Environment
 
 from . import services
-from .engine import EngineError, compile_state, validate_feature
+from .engine import EngineError, compile_state, validate_feature, validate_segment
 from .models import Flag, FlagEnvironment, Segment
 from .selectors import flag_state_document
 
@@ -47,6 +47,7 @@ class FlagEnvironmentInline(admin.TabularInline):
     model = FlagEnvironment
     form = FlagEnvironmentForm
     extra = 0
+    can_delete = False  # a flag's state is switched off, not deleted (no service deletes one)
     fields = ("environment", "enabled", "strategies", "version", "evaluation_count", "last_evaluated_at")
     readonly_fields = ("version", "evaluation_count", "last_evaluated_at")
 
@@ -75,7 +76,7 @@ class BulkForm(forms.Form):
 
 
 @admin.register(Flag)
-class FlagAdmin(SimpleHistoryAdmin):
+class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
     form = FlagForm
     inlines = [FlagEnvironmentInline]
     list_display = ("name", "tenant", "kind", "states", "version", "updated_at")
@@ -86,6 +87,15 @@ class FlagAdmin(SimpleHistoryAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("tenant").prefetch_related("states__environment")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Clients address a flag by tenant and name: flag_update changes neither.
+        return ("tenant", "name") if obj else ()
+
+    def delete_model(self, request, obj):
+        # Through the service: event, audit actor, and the tenant's flag generation
+        # bumped after commit so evaluation forgets the flag at once.
+        services.flag_delete(flag=obj, actor=actor_of(request), user_id=request.user.pk)
 
     @admin.display(description="environments")
     def states(self, obj):
@@ -113,6 +123,8 @@ class FlagAdmin(SimpleHistoryAdmin):
 
     def save_formset(self, request, form, formset, change):
         flag = form.instance
+        # What formset.save() would have left for the admin's change message (the log entry).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline in formset.forms:
             if not inline.has_changed() or not inline.cleaned_data:
                 continue
@@ -125,6 +137,11 @@ class FlagAdmin(SimpleHistoryAdmin):
                                      actor=actor_of(request), user_id=request.user.pk)
             except DomainError as exc:
                 messages.error(request, f"{data['environment']}: {exc.message}")
+            else:
+                if inline.instance.pk:
+                    formset.changed_objects.append((inline.instance, inline.changed_data))
+                else:
+                    formset.new_objects.append(inline.instance)
 
     def _bulk(self, request, queryset, *, title: str, enable: bool | None, rollout: bool):
         if "apply" in request.POST:
@@ -182,12 +199,37 @@ class FlagAdmin(SimpleHistoryAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+class SegmentForm(forms.ModelForm):
+    constraints = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 8, "cols": 70, "class": "json-editor"}))
+
+    class Meta:
+        model = Segment
+        fields = ("tenant", "name", "description", "constraints")
+
+    def clean_constraints(self):
+        value = self.cleaned_data.get("constraints") or []
+        try:  # the service's check, on the form rather than a 500
+            validate_segment({"id": 0, "constraints": value})
+        except EngineError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return value
+
+
 @admin.register(Segment)
-class SegmentAdmin(SimpleHistoryAdmin):
+class SegmentAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+    form = SegmentForm
     list_display = ("name", "tenant", "updated_at")
     list_filter = ("tenant",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # segment_set addresses a segment by (tenant, name): renaming would create another.
+        return ("tenant", "name") if obj else ()
 
     def save_model(self, request, obj, form, change):
         seg = services.segment_set(tenant=obj.tenant, name=obj.name, constraints=obj.constraints or [],
                                    description=obj.description, actor=actor_of(request), user_id=request.user.pk)
         obj.pk = seg.pk
+
+    def delete_model(self, request, obj):
+        # Refused while a flag state's strategy names the segment (see segment_delete).
+        services.segment_delete(segment=obj, actor=actor_of(request), user_id=request.user.pk)

@@ -7,6 +7,10 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import router, transaction
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -61,11 +65,71 @@ def _domain_error_to_form(form: forms.Form, field: str, exc: DomainError) -> Non
         form.add_error(field if field in form.fields else None, exc.message)
 
 
+class ServiceDeleteMixin:
+    """Deletes go through the admin's ``delete_model`` (a service call), one by one
+    for the changelist's bulk delete too.
+
+    A service refusing (``DomainError``: the built-in tenant, an environment or a
+    segment still in use...) rolls back the whole request, the admin's log entry
+    included, and is shown to the operator as an error message instead of a 500.
+    """
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as exc:  # raised inside the view's atomic block: nothing was written
+            self.message_user(request, f"Not deleted: {exc.message}", messages.ERROR)
+            opts = self.model._meta
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id],
+                                                current_app=self.admin_site.name))
+
+    def changelist_view(self, request, extra_context=None):
+        if not (request.method == "POST" and request.POST.get("action") == "delete_selected" and request.POST.get("post")):
+            return super().changelist_view(request, extra_context)
+        try:
+            with transaction.atomic(using=router.db_for_write(self.model)):
+                return super().changelist_view(request, extra_context)
+        except DomainError as exc:
+            self.message_user(request, f"Nothing was deleted: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class ShownOnceMixin:
+    """For admins whose add creates a secret (an API key, a webhook signing secret):
+    ``save_model`` puts it on ``request._shown_once`` and the page answering the add
+    shows it, once. It is in that response only, never in a message (the default
+    message storage carries messages in a cookie) nor in the session."""
+
+    shown_once_title = "Created"
+    shown_once_label = "secret"
+    shown_once_element_id = "shown-once"
+
+    def response_add(self, request, obj, post_url_continue=None):
+        value = getattr(request, "_shown_once", None)
+        if value is None:
+            return super().response_add(request, obj, post_url_continue)
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": self.shown_once_title, "opts": opts, "object": obj, "label": self.shown_once_label,
+            "value": value, "element_id": self.shown_once_element_id,
+            "change_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk], current_app=self.admin_site.name),
+            "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist", current_app=self.admin_site.name),
+        }
+        response = TemplateResponse(request, "admin/shown_once.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
 # --- tenants and environments ----------------------------------------------------
 
 
 @admin.register(Tenant)
-class TenantAdmin(SimpleHistoryAdmin):
+class TenantAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
@@ -85,7 +149,7 @@ class TenantAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(SimpleHistoryAdmin):
+class EnvironmentAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "created_at")
 
     def get_readonly_fields(self, request, obj=None):
@@ -93,10 +157,13 @@ class EnvironmentAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            services.environment_update(environment=obj, name=obj.name, actor=actor_of(request), user_id=request.user.pk)
         else:
             created = services.environment_create(slug=obj.slug, name=obj.name, actor=actor_of(request))
             obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        services.environment_delete(environment=obj, actor=actor_of(request), user_id=request.user.pk)
 
 
 # --- configs ---------------------------------------------------------------------------
@@ -143,8 +210,15 @@ class ConfigEntryForm(forms.ModelForm):
 
 
 @admin.register(ConfigEntry)
-class ConfigEntryAdmin(SimpleHistoryAdmin):
+class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigEntryForm
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        # A secret's value changes show as "changed", never the values
+        # (also for rows written before the entry became secret).
+        from events.history import secret_aware_history_helper
+
+        return secret_aware_history_helper(ConfigEntry, historical_record)
     list_display = ("key", "tenant_label", "environment", "service_label", "shown_value", "is_secret", "version", "updated_at")
     list_filter = ("tenant", "environment", "is_secret")
     search_fields = ("key", "service_name", "description")
@@ -290,7 +364,7 @@ class ConfigSchemaForm(forms.ModelForm):
 
 
 @admin.register(ConfigSchema)
-class ConfigSchemaAdmin(SimpleHistoryAdmin):
+class ConfigSchemaAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigSchemaForm
 
     class Media:
@@ -326,7 +400,8 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(SimpleHistoryAdmin):
+class ApiKeyAdmin(ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+    shown_once_title, shown_once_label, shown_once_element_id = "API key created", "API key", "new-api-key"
     form = ApiKeyForm
     list_display = ("name", "prefix", "tenant_label", "scope_list", "state", "last_used_at", "expires_at")
     list_filter = ("tenant",)
@@ -367,10 +442,12 @@ class ApiKeyAdmin(SimpleHistoryAdmin):
             actor=actor_of(request), created_by_id=request.user.pk,
         )
         obj.pk = row.pk
-        messages.warning(
-            request,
-            format_html("API key created. Copy it now, it will not be shown again: <code id=\"new-api-key\">{}</code>", raw),
-        )
+        request._shown_once = raw  # shown by response_add in the page itself, once
+
+
+    def delete_model(self, request, obj):
+        # Through the service: the key's cached principal is dropped at once.
+        services.api_key_delete(api_key=obj, actor=actor_of(request), user_id=request.user.pk)
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request, queryset):

@@ -81,8 +81,13 @@ def tenant_delete(*, tenant: Tenant, actor: str) -> None:
         set_actor(tenant, actor)
         tenant.delete()
     tenant_cache_clear(slug=tenant.slug)
-    # Its keys are gone with it: refuse them on the next request, not after the cache TTL.
+    # Its keys are gone with it: refuse them on the next request, not after the cache TTL
+    # (the shared cache and every process's copy; again after commit when a caller's
+    # transaction, e.g. the admin's, is still open).
     cache.delete_many([api_key_cache_key(h) for h in key_hashes] + [f"tenant:id:{tenant_id}"])
+    for h in key_hashes:
+        _forget_key(h)
+        transaction.on_commit(lambda h=h: _forget_key(h))
 
 
 def environment_create(*, slug: str, name: str = "", actor: str) -> Environment:
@@ -95,7 +100,74 @@ def environment_create(*, slug: str, name: str = "", actor: str) -> Environment:
         env.save()
         event_record(tenant=None, resource_type="environment", action="created", actor=actor, key=slug)
     cache.delete(f"env:{slug}")
+    from config_hub import invalidation
+
+    invalidation.invalidate(f"env:{slug}")  # processes holding a pk of an older row with this slug
     return env
+
+
+BUILTIN_ENVIRONMENTS = ("development", "staging", "production")
+
+
+def environment_update(*, environment: Environment, name: str, actor: str, user_id: int | None = None) -> Environment:
+    """Rename an environment (its slug never changes: keys, configs and clients name it)."""
+    environment.name = name or environment.slug
+    _full_clean(environment)
+    with transaction.atomic():
+        set_actor(environment, actor, user_id=user_id)
+        environment.save()
+        event_record(tenant=None, resource_type="environment", action="updated", actor=actor, key=environment.slug,
+                     data={"name": environment.name})
+    return environment
+
+
+def environment_delete(*, environment: Environment, actor: str, user_id: int | None = None) -> None:
+    """Delete an environment that nothing uses any more.
+
+    Refused (``ValidationFailed``, nothing changed):
+    - for the built-in ``development``, ``staging`` and ``production``: migrations,
+      seeds and clients assume they exist (as the built-in tenant ``default``);
+    - while config entries, flag states, flags (as their default environment) or
+      API keys (as their OFREP environment) use it. Deleting would otherwise drop
+      flag states (cascade) and unbind keys without any event of theirs: the
+      operator deletes or moves those first, each through its own service.
+    Otherwise: an ``environment.deleted`` event, the audit actor, and the cached
+    slug -> pk dropped everywhere (now and after commit).
+    """
+    from flags.models import Flag, FlagEnvironment
+
+    slug = environment.slug
+    if slug in BUILTIN_ENVIRONMENTS:
+        raise ValidationFailed(f"the built-in environment '{slug}' cannot be deleted", code="environment_builtin")
+    with transaction.atomic():
+        # Locks out concurrent inserts that reference it (their FK check needs a key-share lock).
+        if not Environment.objects.select_for_update().filter(pk=environment.pk).exists():
+            raise NotFound(f"environment '{slug}' not found")
+        uses = {
+            "config entries": ConfigEntry.objects.filter(environment=environment).count(),
+            "flag states": FlagEnvironment.objects.filter(environment=environment).count(),
+            "flags (default environment)": Flag.objects.filter(default_environment=environment).count(),
+            "API keys": ApiKey.objects.filter(environment=environment).count(),
+        }
+        uses = {what: n for what, n in uses.items() if n}
+        if uses:
+            listed = ", ".join(f"{n} {what}" for what, n in uses.items())
+            raise ValidationFailed(
+                f"environment '{slug}' is still used by {listed}: delete or move them first",
+                details=uses, code="environment_in_use",
+            )
+        event_record(tenant=None, resource_type="environment", action="deleted", actor=actor, key=slug)
+        set_actor(environment, actor, user_id=user_id)
+        environment.delete()
+
+    def forget() -> None:
+        from config_hub import invalidation
+
+        cache.delete(f"env:{slug}")
+        invalidation.invalidate(f"env:{slug}")
+
+    forget()
+    transaction.on_commit(forget)
 
 
 # --- configs --------------------------------------------------------------------
@@ -211,6 +283,12 @@ def config_update(
         entry.version = locked + 1
         set_actor(entry, actor, user_id=user_id, reason=reason)
         entry.save()
+        if entry.is_secret:
+            # Its plain value from before it became secret may be the secret now:
+            # gone from its history and earlier events, in this transaction.
+            from events.history import config_history_scrub
+
+            config_history_scrub(entry=entry)
         _announce(entry, action="updated", actor=actor, value_changed=value_changed)
     return entry
 
@@ -460,6 +538,20 @@ def _forget_key(key_hash: str) -> None:
 
     cache.delete(api_key_cache_key(key_hash))
     invalidation.invalidate(api_key_cache_key(key_hash))
+
+
+def api_key_delete(*, api_key: ApiKey, actor: str, user_id: int | None = None) -> None:
+    """Delete a key; refused on the very next request, like a revoked one: its cached
+    principal is dropped from Redis and every process now and again after commit
+    (a request racing the caller's transaction cannot leave it cached)."""
+    key_hash = api_key.key_hash
+    with transaction.atomic():
+        event_record(tenant=api_key.tenant, resource_type="api_key", action="deleted", actor=actor, key=api_key.name,
+                     data={"prefix": api_key.prefix})
+        set_actor(api_key, actor, user_id=user_id)
+        api_key.delete()
+    transaction.on_commit(lambda: _forget_key(key_hash))
+    _forget_key(key_hash)
 
 
 def api_key_update(*, api_key: ApiKey, actor: str, user_id: int | None = None, **changes: Any) -> ApiKey:

@@ -11,36 +11,33 @@ from django.db import transaction
 from standardwebhooks.webhooks import Webhook
 
 from tests.receiver import Receiver
+from tests.waiting import wait_until as _wait
 
 SECRET = "sk_live_never_leak_this_9f8e7d"
 
 
-def _wait(predicate, timeout=20.0, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
-
-
-@pytest.mark.django_db
-def test_rollback__change_inside_failed_transaction__no_event_no_delivery(tenant):
+@pytest.mark.worker
+def test_rollback__change_inside_failed_transaction__no_event_no_delivery(celery_worker_process, tenant):
+    from events.dispatch import outbox_sweep
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
     from tenants.services import config_create
 
-    webhook_create(tenant=tenant, url="http://127.0.0.1:9/x", actor="t")
-    before = Event.objects.count()
+    with Receiver() as receiver:
+        webhook_create(tenant=tenant, url=receiver.url, resource_types=["config"], actor="t")
+        with pytest.raises(RuntimeError):
+            with transaction.atomic():
+                config_create(tenant=tenant, key="rolled.back", value=1, actor="t")
+                raise RuntimeError("abort")
+        config_create(tenant=tenant, key="committed", value=2, actor="t")
 
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            config_create(tenant=tenant, key="rolled.back", value=1, actor="t")
-            raise RuntimeError("abort")
+        assert _wait(lambda: receiver.arrived.is_set()), celery_worker_process.log_path.read_text()[-2000:]
+        outbox_sweep(older_than=0)  # whatever the after-commit path missed goes out now
+        time.sleep(1.5)  # the worker would send anything else by now
 
-    assert Event.objects.count() == before
+    assert [json.loads(r["body"])["data"]["key"] for r in receiver.requests] == ["committed"]
     assert not Event.objects.filter(key="rolled.back").exists()
-    assert WebhookDelivery.objects.count() == 0
+    assert list(WebhookDelivery.objects.values_list("event__key", "status")) == [("committed", "succeeded")]
 
 
 @pytest.fixture

@@ -8,16 +8,13 @@ from django_redis import get_redis_connection
 
 from config_hub import invalidation
 
+from tests.waiting import wait_until
+
 pytestmark = pytest.mark.django_db
 
 
 def _wait(predicate, timeout=5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+    return wait_until(predicate, timeout=timeout, step=0.05)
 
 
 def test_invalidation__message_from_another_process__drops_the_local_value():

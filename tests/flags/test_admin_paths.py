@@ -1,0 +1,134 @@
+"""Flags and segments deleted in the admin go through flags.services: the event
+with the operator as actor, and evaluation forgets a deleted flag at once."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def _events(resource_type, action, key=None):
+    from events.models import Event
+
+    qs = Event.objects.filter(resource_type=resource_type, action=action)
+    return list(qs.filter(key=key) if key is not None else qs)
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+def _evaluate(client, name):
+    return client.post("/api/v1/feature-flags/evaluate", {"flag_name": name, "environment": "production",
+                                                          "context": {"userId": "u1"}}, format="json")
+
+
+def test_admin_delete_flag__evaluate_404_at_once_and_event_with_actor(tenant, environments, make_key, client_for, admin_user,
+                                                                      client, django_capture_on_commit_callbacks):
+    from flags.models import Flag
+    from flags.services import flag_create
+
+    flag = flag_create(tenant=tenant, name="new_checkout", environment=environments["production"], is_enabled=True, actor="t")
+    api = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
+    assert _evaluate(api, "new_checkout").status_code == 200  # the compiled state is now cached
+    client.force_login(admin_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(f"/admin/flags/flag/{flag.pk}/delete/", {"post": "yes"})
+
+    assert r.status_code == 302
+    assert not Flag.objects.filter(pk=flag.pk).exists()
+    assert _evaluate(api, "new_checkout").status_code == 404
+    assert [e.actor for e in _events("flag", "deleted", "new_checkout")] == ["user:root"]
+    assert Flag.history.filter(id=flag.pk, history_type="-").get().history_actor == "user:root"
+
+
+def test_admin_bulk_delete_flags__each_through_the_service(tenant, environments, make_key, client_for, admin_user, client,
+                                                           django_capture_on_commit_callbacks):
+    from flags.services import flag_create
+
+    flags = [flag_create(tenant=tenant, name=f"f{i}", environment=environments["production"], is_enabled=True, actor="t")
+             for i in range(2)]
+    api = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
+    assert _evaluate(api, "f0").status_code == 200
+    client.force_login(admin_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post("/admin/flags/flag/", {"action": "delete_selected", "post": "yes",
+                                               "_selected_action": [f.pk for f in flags]})
+
+    assert r.status_code == 302
+    assert [_evaluate(api, n).status_code for n in ("f0", "f1")] == [404, 404]
+    assert sorted(e.key for e in _events("flag", "deleted")) == ["f0", "f1"]
+
+
+def test_admin_delete_unused_segment__deleted_with_event(tenant, admin_user, client, django_capture_on_commit_callbacks):
+    from flags.models import Segment
+    from flags.services import segment_set
+
+    seg = segment_set(tenant=tenant, name="beta-testers", constraints=[], actor="t")
+    client.force_login(admin_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(f"/admin/flags/segment/{seg.pk}/delete/", {"post": "yes"})
+
+    assert r.status_code == 302
+    assert not Segment.objects.filter(pk=seg.pk).exists()
+    assert [e.actor for e in _events("segment", "deleted", "beta-testers")] == ["user:root"]
+
+
+def test_admin_delete_segment_a_flag_uses__refused_flag_unchanged(tenant, environments, make_key, client_for, admin_user,
+                                                                   client):
+    from flags.models import Segment
+    from flags.services import flag_create, segment_set
+
+    seg = segment_set(tenant=tenant, name="internal",
+                      constraints=[{"contextName": "userId", "operator": "IN", "values": ["u1"]}], actor="t")
+    flag_create(tenant=tenant, name="internal_tools", environment=environments["production"], is_enabled=True, actor="t",
+                strategies=[{"name": "default", "parameters": {}, "constraints": [], "segments": [seg.pk]}])
+    client.force_login(admin_user)
+
+    one = client.post(f"/admin/flags/segment/{seg.pk}/delete/", {"post": "yes"}, follow=True)
+    bulk = client.post("/admin/flags/segment/", {"action": "delete_selected", "post": "yes", "_selected_action": [seg.pk]},
+                       follow=True)
+
+    for r in (one, bulk):
+        assert any("segment 'internal' is used by 1 flag state(s): internal_tools@production" in m for m in _messages(r)), \
+            _messages(r)
+    assert Segment.objects.filter(pk=seg.pk).exists()
+    assert _events("segment", "deleted") == []
+    api = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
+    assert _evaluate(api, "internal_tools").json()["enabled"] is True
+
+
+def test_admin_flag_and_segment_pages__render_and_save_through_the_services(tenant, environments, admin_user, client,
+                                                                            django_capture_on_commit_callbacks):
+    from flags.models import Flag, Segment
+    from flags.services import flag_create
+
+    flag = flag_create(tenant=tenant, name="pages", environment=environments["production"], is_enabled=False, actor="t")
+    client.force_login(admin_user)
+
+    assert client.get(f"/admin/flags/flag/{flag.pk}/change/").status_code == 200
+    assert client.get("/admin/flags/segment/add/").status_code == 200
+    bad = client.post("/admin/flags/segment/add/", {"tenant": tenant.pk, "name": "s", "description": "",
+                                                    "constraints": '[{"operator": "IN"}]'})
+    with django_capture_on_commit_callbacks(execute=True):
+        good = client.post("/admin/flags/segment/add/", {"tenant": tenant.pk, "name": "s", "description": "",
+                                                         "constraints": "[]"})
+        changed = client.post(f"/admin/flags/flag/{flag.pk}/change/", {
+            "description": "now described", "kind": "boolean", "default_environment": environments["production"].pk,
+            "variants": "[]", "dependencies": "[]",
+            "states-TOTAL_FORMS": "2", "states-INITIAL_FORMS": "1", "states-MIN_NUM_FORMS": "0", "states-MAX_NUM_FORMS": "1000",
+            "states-0-id": flag.states.get().pk, "states-0-flag": flag.pk,
+            "states-0-environment": environments["production"].pk, "states-0-enabled": "on", "states-0-strategies": "[]",
+            "states-1-id": "", "states-1-flag": flag.pk,
+            "states-1-environment": environments["staging"].pk, "states-1-strategies": "[]",
+        })
+
+    assert bad.status_code == 200 and bad.context["adminform"].form.errors["constraints"]
+    assert good.status_code == 302 and Segment.objects.filter(tenant=tenant, name="s").exists()
+    assert changed.status_code == 302, changed.context["adminform"].form.errors if changed.context else changed.content[:500]
+    assert Flag.objects.get(pk=flag.pk).description == "now described"
+    assert {fe.environment.slug: fe.enabled for fe in Flag.objects.get(pk=flag.pk).states.all()} == \
+        {"production": True, "staging": False}
