@@ -186,6 +186,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["config_hub.api.permissions.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["config_hub.api.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["config_hub.api.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config_hub.api.negotiation.JsonFirstNegotiation",
     "EXCEPTION_HANDLER": "config_hub.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "config_hub.api.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "config_hub.api.pagination.Pagination",
@@ -234,6 +235,9 @@ REGISTRY_DEREGISTER_AFTER = env_float("REGISTRY_DEREGISTER_AFTER", 3600)
 REGISTRY_SWEEP_INTERVAL = env_float("REGISTRY_SWEEP_INTERVAL", 15)
 REGISTRY_MAX_EVICT_RATIO = env_float("REGISTRY_MAX_EVICT_RATIO", 0.5)
 REGISTRY_ACTIVE_CHECKS = env_bool("REGISTRY_ACTIVE_CHECKS", False)
+# The heartbeat's UPDATE is a server-side prepared statement per connection;
+# false for poolers that do not keep sessions (PgBouncer in transaction mode).
+REGISTRY_HEARTBEAT_PREPARED = env_bool("REGISTRY_HEARTBEAT_PREPARED", True)
 # Active checks (opt-in): probe each instance's health_check_url every interval;
 # N consecutive failures mark it unhealthy, M consecutive passes bring it back.
 REGISTRY_CHECK_INTERVAL = env_float("REGISTRY_CHECK_INTERVAL", 10)

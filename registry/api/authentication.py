@@ -6,13 +6,22 @@ other Bearer token falls through to the operators' JWT authentication.
 """
 from __future__ import annotations
 
+import time
+
 import jwt
 from django.conf import settings
 from rest_framework import authentication, exceptions
 
 from config_hub.api.principal import Principal, PrincipalUser
+from config_hub.localcache import LocalCache
 
 SERVICE_SCOPES = frozenset({"registry:read", "registry:write"})
+
+# Verified claims by token, in this process: a service beats every few seconds
+# with the same token, and decoding and verifying it cost more than the
+# heartbeat's own work. Keyed by the whole token (signature included), so only a
+# token that verified can hit; ``exp`` is still checked on every request.
+_verified = LocalCache(ttl=300.0, max_items=20_000)
 
 
 class ServiceTokenAuthentication(authentication.BaseAuthentication):
@@ -22,20 +31,15 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1].startswith("chk_"):
             return None
         token = parts[1].strip()
-        try:
-            parsed = jwt.decode_complete(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
-            return None
-        unverified, header = parsed["payload"], parsed["header"]
-        if not isinstance(unverified, dict) or "service_id" not in unverified or "token_type" in unverified:
-            return None
-        if header.get("alg") != "HS256":
-            raise exceptions.AuthenticationFailed("Service tokens are HS256")
-        options = {"require": ["exp"]} if settings.SERVICE_JWT_REQUIRE_EXP else {}
-        try:
-            claims = jwt.decode(token, settings.SERVICE_JWT_SECRET, algorithms=["HS256"], options=options)
-        except jwt.PyJWTError as exc:
-            raise exceptions.AuthenticationFailed("Invalid or expired service token") from exc
+        claims = _verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            if claims is None:
+                return None
+            _verified.set(token, claims)
+        elif "exp" in claims and not isinstance(claims["exp"], bool) and claims["exp"] <= time.time():
+            _verified.delete(token)
+            raise exceptions.AuthenticationFailed("Invalid or expired service token")
         service_id = claims.get("service_id")
         if isinstance(service_id, bool) or not isinstance(service_id, (int, str)) or not str(service_id).isdigit():
             raise exceptions.AuthenticationFailed("service_id must be an instance id")
@@ -47,3 +51,22 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         principal = Principal(kind="service", ident=str(service_id), label=str(service_id), tenant_id=tenant_id,
                               scopes=SERVICE_SCOPES)
         return PrincipalUser(principal), principal
+
+    @staticmethod
+    def _verify(token: str) -> dict | None:
+        """The verified claims of a service token; None when the token is not one
+        (another Bearer token); 401 when it is one that does not verify."""
+        try:
+            parsed = jwt.decode_complete(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return None
+        unverified, header = parsed["payload"], parsed["header"]
+        if not isinstance(unverified, dict) or "service_id" not in unverified or "token_type" in unverified:
+            return None
+        if header.get("alg") != "HS256":
+            raise exceptions.AuthenticationFailed("Service tokens are HS256")
+        options = {"require": ["exp"]} if settings.SERVICE_JWT_REQUIRE_EXP else {}
+        try:
+            return jwt.decode(token, settings.SERVICE_JWT_SECRET, algorithms=["HS256"], options=options)
+        except jwt.PyJWTError as exc:
+            raise exceptions.AuthenticationFailed("Invalid or expired service token") from exc

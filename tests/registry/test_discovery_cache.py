@@ -155,3 +155,22 @@ def test_service_token__instance_deregistered__refused_on_the_next_request(tenan
     r = client.post("/heartbeat", {"service_id": inst.pk}, content_type="application/json", **auth)
     assert r.status_code == 401
     assert client.get("/services/pay", **auth).status_code == 401
+
+
+def test_service_token__verified_once_then_expires__refused_after_exp(tenant, settings, client):
+    import time
+
+    import jwt
+
+    from registry.services import instance_register
+
+    inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
+    token = jwt.encode({"service_id": inst.pk, "exp": int(time.time()) + 2}, settings.SERVICE_JWT_SECRET, algorithm="HS256")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    assert client.post("/heartbeat", {"service_id": inst.pk}, content_type="application/json", **auth).status_code == 200
+
+    time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.2)
+
+    r = client.post("/heartbeat", {"service_id": inst.pk}, content_type="application/json", **auth)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "not_authenticated"
