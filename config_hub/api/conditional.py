@@ -41,7 +41,7 @@ def expected_version(request, body_version=None) -> int | None:
         tag = tag.removesuffix("-m")
         tail = tag.rsplit("-", 1)[-1] if "-" in tag else tag
         tail = tail.removeprefix("v")
-        if not tail.isdigit():
+        if not (tail.isascii() and tail.isdigit()):  # "³".isdigit() is True, int("³") fails
             raise ValidationFailed("If-Match must carry the entry's ETag or version", code="invalid_precondition")
         return int(tail)
     if body_version is not None:

@@ -1,4 +1,5 @@
-"""OpenAPI: how our three credentials are described, and unique operation ids."""
+"""OpenAPI: how our three credentials are described, unique operation ids, and the
+error answers every operation can give (documented once, here, for all of them)."""
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -32,7 +33,53 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
                 "description": "seed 004: HS256 with SERVICE_JWT_SECRET, claim service_id"}
 
 
+# Every answer an operation can give besides its own (views document those, with
+# docs.errors() for 409/412 and OFREP's own shapes): see ``_error_statuses``.
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
 class AutoSchema(_AutoSchema):
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        from . import docs
+
+        responses = operation.setdefault("responses", {})
+        for status in self._error_statuses(operation):
+            if str(status) not in responses:
+                responses[str(status)] = self._get_response_for_code(docs.error(status), str(status))
+        operation["responses"] = dict(sorted(responses.items()))
+        return operation
+
+    def _error_statuses(self, operation) -> list[int]:
+        """The common error answers of this operation.
+
+        400: a body, or any parameter (NUL characters in a URL are refused for every
+        route); 401/403: authenticated routes (403: the scope); 404: path
+        parameters, or any authenticated route (a tenant the caller is not bound to
+        in X-Tenant-ID); 413 and 415: bodies; 429: throttled callers; 503: every
+        route touches the database.
+        """
+        from rest_framework_simplejwt.views import TokenViewBase
+
+        has_body = self.method in _BODY_METHODS
+        authenticated = bool(self.view.get_permissions()) and bool(self.view.get_authenticators())
+        statuses = [503]
+        if has_body or operation.get("parameters"):
+            statuses.append(400)
+        if authenticated or isinstance(self.view, TokenViewBase):
+            statuses.append(401)
+        if authenticated:
+            statuses += [403, 404]
+            if self.view.get_throttles():
+                statuses.append(429)
+        elif "{" in self.path:
+            statuses.append(404)
+        if has_body:
+            statuses += [413, 415]
+        return statuses
+
     def get_operation_id(self):
         operation_id = super().get_operation_id()
         # A collection and its items are both GETs; name the collection "list".

@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config_hub.api import docs
 from config_hub.api.conditional import conditional_response
 from config_hub.api.tenancy import request_tenant
 from config_hub.errors import NotFound, ValidationFailed
@@ -69,7 +70,7 @@ class EventListView(APIView):
     read_scope = "events:read"
 
     @extend_schema(parameters=[OpenApiParameter("after", int), OpenApiParameter("wait", int), OpenApiParameter("limit", int)],
-                   responses={200: dict})
+                   responses={200: docs.EventPageSerializer})
     def get(self, request):
         principal = request.auth
         after = _int_param(request, "after", 0)
@@ -113,13 +114,13 @@ def _subscription(request, webhook_id) -> WebhookSubscription:
 class WebhookListView(APIView):
     required_scopes = {"GET": "events:read", "POST": "admin"}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.WebhookOutSerializer(many=True)))
     def get(self, request):
         tenant = request_tenant(request)
         subs = WebhookSubscription.objects.filter(tenant_id=tenant.pk).order_by("id")
         return conditional_response(request, [selectors.subscription_out(s) for s in subs])
 
-    @extend_schema(request=WebhookSerializer, responses={201: dict})
+    @extend_schema(request=WebhookSerializer, responses={201: docs.WebhookOutSerializer})
     def post(self, request):
         data = _valid(WebhookSerializer, request.data)
         tenant = request_tenant(request)
@@ -134,15 +135,15 @@ class WebhookListView(APIView):
 class WebhookDetailView(APIView):
     required_scopes = {"GET": "events:read", "PUT": "admin", "PATCH": "admin", "DELETE": "admin"}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.WebhookOutSerializer))
     def get(self, request, webhook_id: int):
         return conditional_response(request, selectors.subscription_out(_subscription(request, webhook_id)))
 
-    @extend_schema(request=WebhookSerializer, responses={200: dict})
+    @extend_schema(request=WebhookSerializer, responses={200: docs.WebhookOutSerializer})
     def put(self, request, webhook_id: int):
         return self._update(request, webhook_id, partial=False)
 
-    @extend_schema(request=WebhookSerializer, responses={200: dict})
+    @extend_schema(request=WebhookSerializer, responses={200: docs.WebhookOutSerializer})
     def patch(self, request, webhook_id: int):
         return self._update(request, webhook_id, partial=True)
 
@@ -152,7 +153,7 @@ class WebhookDetailView(APIView):
         sub = services.webhook_update(subscription=sub, actor=request.auth.actor, user_id=request.auth.user_id, **data)
         return Response(selectors.subscription_out(sub))
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: docs.NO_CONTENT})
     def delete(self, request, webhook_id: int):
         services.webhook_delete(subscription=_subscription(request, webhook_id), actor=request.auth.actor,
                                 user_id=request.auth.user_id)
@@ -162,7 +163,7 @@ class WebhookDetailView(APIView):
 class DeliveryListView(APIView):
     read_scope = "events:read"
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.DeliveryOutSerializer(many=True)))
     def get(self, request, webhook_id: int):
         sub = _subscription(request, webhook_id)
         rows = []
@@ -184,7 +185,7 @@ class HistoryView(APIView):
     read_scope = "events:read"
 
     @extend_schema(parameters=[OpenApiParameter("resource", str, required=True), OpenApiParameter("key", str),
-                               OpenApiParameter("id", int)], responses={200: dict})
+                               OpenApiParameter("id", int)], responses=docs.conditional(docs.HistoryPageSerializer))
     def get(self, request):
         principal = request.auth
         resource = request.query_params.get("resource") or ""

@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config_hub.api import docs
 from config_hub.api.conditional import conditional_response, etag_for, expected_version, not_modified
 from config_hub.api.tenancy import request_tenant
 from config_hub.errors import NotFound, ValidationFailed
@@ -121,7 +122,8 @@ def evaluation_out(result: Evaluation) -> dict[str, Any]:
 class FlagListCreateView(APIView):
     required_scopes = {"GET": "flags:read", "POST": "flags:write"}
 
-    @extend_schema(parameters=[OpenApiParameter("environment", str)], responses={200: dict})
+    @extend_schema(parameters=[OpenApiParameter("environment", str)],
+                   responses=docs.conditional(docs.FlagOutSerializer(many=True)))
     def get(self, request):
         tenant = request_tenant(request)
         env_slug = request.query_params.get("environment")
@@ -129,7 +131,7 @@ class FlagListCreateView(APIView):
         flags = Flag.objects.filter(tenant_id=tenant.pk).select_related("tenant", "default_environment").order_by("name")
         return conditional_response(request, [selectors.flag_out(f, environment=env) for f in flags])
 
-    @extend_schema(request=FlagCreateSerializer, responses={201: dict})
+    @extend_schema(request=FlagCreateSerializer, responses={201: docs.FlagOutSerializer, **docs.errors(409)})
     def post(self, request):
         data = _valid(FlagCreateSerializer, request.data)
         tenant = request_tenant(request)
@@ -148,22 +150,22 @@ class FlagDetailView(APIView):
     required_scopes = {"GET": "flags:read", "PUT": "flags:write", "PATCH": "flags:write", "DELETE": "flags:write"}
 
     def _flag(self, request, flag_id: str) -> Flag:
-        if not str(flag_id).isdigit():
+        if not (str(flag_id).isascii() and str(flag_id).isdigit()):  # "³".isdigit() is True, int("³") fails
             raise NotFound("flag ids are integers")
         tenant = request_tenant(request)
         return selectors.flag_for_tenant(tenant_id=tenant.pk, flag_id=int(flag_id))
 
-    @extend_schema(parameters=[OpenApiParameter("environment", str)], responses={200: dict})
+    @extend_schema(parameters=[OpenApiParameter("environment", str)], responses=docs.conditional(docs.FlagOutSerializer))
     def get(self, request, flag_id: str):
         env_slug = request.query_params.get("environment")
         env = environment_get(slug=env_slug) if env_slug else None
         return conditional_response(request, selectors.flag_out(self._flag(request, flag_id), environment=env))
 
-    @extend_schema(request=FlagUpdateSerializer, responses={200: dict})
+    @extend_schema(request=FlagUpdateSerializer, responses={200: docs.FlagOutSerializer, **docs.errors(412)})
     def put(self, request, flag_id: str):
         return self._update(request, flag_id)
 
-    @extend_schema(request=FlagUpdateSerializer, responses={200: dict})
+    @extend_schema(request=FlagUpdateSerializer, responses={200: docs.FlagOutSerializer, **docs.errors(412)})
     def patch(self, request, flag_id: str):
         return self._update(request, flag_id)
 
@@ -182,7 +184,7 @@ class FlagDetailView(APIView):
         flag = selectors.flag_for_tenant(tenant_id=flag.tenant_id, flag_id=flag.pk)
         return Response(selectors.flag_out(flag, environment=env))
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: docs.NO_CONTENT})
     def delete(self, request, flag_id: str):
         services.flag_delete(flag=self._flag(request, flag_id), actor=request.auth.actor, user_id=request.auth.user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -193,7 +195,7 @@ class EvaluateView(APIView):
 
     required_scopes = {"POST": "flags:read"}
 
-    @extend_schema(request=EvaluateSerializer, responses={200: dict})
+    @extend_schema(request=EvaluateSerializer, responses={200: docs.EvaluationSerializer})
     def post(self, request):
         data = evaluate_body(request.data)
         tenant = request_tenant(request)
@@ -207,7 +209,7 @@ class EvaluateView(APIView):
 class EvaluateAllView(APIView):
     required_scopes = {"POST": "flags:read"}
 
-    @extend_schema(request=EvaluateAllSerializer, responses={200: dict})
+    @extend_schema(request=EvaluateAllSerializer, responses={**docs.conditional(docs.EvaluateAllOutSerializer)})
     def post(self, request):
         data = evaluate_all_body(request.data)
         tenant = request_tenant(request)
@@ -227,7 +229,8 @@ def _evaluate_all_shape(results: dict[str, Evaluation], environment: str) -> tup
 class ImportUnleashView(APIView):
     required_scopes = {"POST": "flags:write"}
 
-    @extend_schema(parameters=[OpenApiParameter("environment", str, required=True)], request=dict, responses={200: dict})
+    @extend_schema(parameters=[OpenApiParameter("environment", str, required=True)], request=dict,
+                   responses={200: docs.UnleashImportSummarySerializer})
     def post(self, request):
         tenant = request_tenant(request)
         env_slug = request.query_params.get("environment")
@@ -301,7 +304,14 @@ class OfrepSingleView(APIView):
 
     required_scopes = {"POST": "flags:read"}
 
-    @extend_schema(request=dict, responses={200: dict})
+    @extend_schema(
+        request=docs.OfrepRequestSerializer,
+        responses={
+            200: docs.OfrepEvaluationSerializer,
+            400: docs.ofrep_error(400, "INVALID_CONTEXT (OFREP's body), or a malformed request (the common error body)"),
+            404: docs.ofrep_error(404, "FLAG_NOT_FOUND (OFREP's body), or a tenant not found (the common error body)"),
+        },
+    )
     def post(self, request, key: str):
         try:
             ctx, env = _ofrep_context(request)
@@ -325,7 +335,13 @@ class OfrepBulkView(APIView):
 
     required_scopes = {"POST": "flags:read"}
 
-    @extend_schema(request=dict, responses={200: dict})
+    @extend_schema(
+        request=docs.OfrepRequestSerializer,
+        responses={
+            **docs.conditional(docs.OfrepBulkSerializer),
+            400: docs.ofrep_error(400, "INVALID_CONTEXT (OFREP's body), or a malformed request (the common error body)"),
+        },
+    )
     def post(self, request):
         try:
             ctx, env = _ofrep_context(request)

@@ -8,6 +8,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config_hub.api import docs
 from config_hub.api.conditional import conditional_response, expected_version, not_modified
 from config_hub.api.pagination import Pagination
 from config_hub.api.tenancy import request_tenant
@@ -82,7 +83,7 @@ def _env_or_none(slug):
 
 def _entry_for(request, config_id: str) -> ConfigEntry:
     """An entry the caller may write: its tenant's, or global ones for platform callers."""
-    if not str(config_id).isdigit():
+    if not (str(config_id).isascii() and str(config_id).isdigit()):  # "³".isdigit() is True, int("³") fails
         raise NotFound("config entry ids are integers")
     entry = ConfigEntry.objects.select_related("tenant", "environment").filter(pk=int(config_id)).first()
     principal = request.auth
@@ -107,7 +108,7 @@ class ConfigKeyView(APIView):
     read_scope = "configs:read"
     write_scope = "configs:write"
 
-    @extend_schema(parameters=[_ENV, _SVC, OpenApiParameter("explain", bool)], responses={200: dict})
+    @extend_schema(parameters=[_ENV, _SVC, OpenApiParameter("explain", bool)], responses=docs.conditional(docs.ConfigValueSerializer))
     @_timed("config")
     def get(self, request, key: str):
         tenant = request_tenant(request)
@@ -149,11 +150,11 @@ class ConfigKeyView(APIView):
         )
         return conditional_response(request, body, etag=etag)
 
-    @extend_schema(request=s.ConfigUpdateSerializer, responses={200: dict})
+    @extend_schema(request=s.ConfigUpdateSerializer, responses={200: docs.ConfigEntrySerializer, **docs.errors(412)})
     def put(self, request, key: str):
         return self._update(request, key)
 
-    @extend_schema(request=s.ConfigUpdateSerializer, responses={200: dict})
+    @extend_schema(request=s.ConfigUpdateSerializer, responses={200: docs.ConfigEntrySerializer, **docs.errors(412)})
     def patch(self, request, key: str):
         return self._update(request, key)
 
@@ -179,7 +180,7 @@ class ConfigKeyView(APIView):
         response["ETag"] = _entry_etag(entry)
         return response
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: docs.NO_CONTENT, **docs.errors(412)})
     def delete(self, request, key: str):
         entry = _entry_for(request, key)
         services.config_delete(
@@ -195,7 +196,7 @@ class ConfigCreateView(APIView):
     read_scope = "configs:read"
     write_scope = "configs:write"
 
-    @extend_schema(request=s.ConfigCreateSerializer, responses={201: dict})
+    @extend_schema(request=s.ConfigCreateSerializer, responses={201: docs.ConfigEntrySerializer, **docs.errors(409)})
     def post(self, request):
         data = _valid(s.ConfigCreateSerializer, request.data)
         principal = request.auth
@@ -233,7 +234,7 @@ class ConfigListView(APIView):
             OpenApiParameter("tenant", str), _ENV, _SVC, OpenApiParameter("key_prefix", str),
             OpenApiParameter("limit", int), OpenApiParameter("offset", int),
         ],
-        responses={200: dict},
+        responses=docs.conditional(docs.ConfigEntryPageSerializer),
     )
     def get(self, request):
         principal = request.auth
@@ -268,7 +269,7 @@ class ConfigEntryDetailView(APIView):
 
     read_scope = "configs:read"
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.ConfigEntrySerializer))
     def get(self, request, config_id: int):
         entry = ConfigEntry.objects.select_related("tenant", "environment").filter(pk=config_id).first()
         principal = request.auth
@@ -283,7 +284,7 @@ class ServiceBundleView(APIView):
 
     read_scope = "configs:read"
 
-    @extend_schema(parameters=[_ENV], responses={200: dict})
+    @extend_schema(parameters=[_ENV], responses=docs.conditional(docs.BundleRowSerializer(many=True)))
     @_timed("bundle")
     def get(self, request, service_name: str):
         tenant = request_tenant(request)
@@ -302,7 +303,7 @@ class TenantConfigView(APIView):
     read_scope = "configs:read"
     write_scope = "configs:write"
 
-    @extend_schema(parameters=[_ENV, _SVC], responses={200: dict})
+    @extend_schema(parameters=[_ENV, _SVC], responses=docs.conditional(docs.TenantConfigSerializer))
     @_timed("tenant_config")
     def get(self, request, tenant_id: str, config_key: str):
         tenant = request_tenant(request, tenant_id)
@@ -318,7 +319,9 @@ class TenantConfigView(APIView):
         etag = f'"{data["entry_id"]}-{data["version"]}{"-m" if masked else ""}"' if data["entry_id"] else None
         return conditional_response(request, body, etag=etag)
 
-    @extend_schema(request=s.TenantConfigPutSerializer, responses={200: dict, 201: dict})
+    @extend_schema(request=s.TenantConfigPutSerializer,
+                   responses={200: docs.TenantConfigWrittenSerializer, 201: docs.TenantConfigWrittenSerializer,
+                              **docs.errors(409, 412)})
     def put(self, request, tenant_id: str, config_key: str):
         tenant = request_tenant(request, tenant_id)
         data = _valid(s.TenantConfigPutSerializer, request.data)
@@ -357,7 +360,7 @@ class AllTenantsConfigView(APIView):
 
     required_scopes = {"GET": "admin"}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.AllTenantsRowSerializer(many=True)))
     def get(self, request, config_key: str):
         _require_platform(request)
         reveal = _reveal(request)
@@ -378,11 +381,12 @@ class SchemaListView(APIView):
 
     required_scopes = {"GET": "configs:read", "POST": "admin"}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.ConfigSchemaOutSerializer(many=True)))
     def get(self, request):
         return conditional_response(request, [s.schema_out(o) for o in ConfigSchema.objects.order_by("key")])
 
-    @extend_schema(request=s.SchemaSerializer, responses={201: dict})
+    @extend_schema(request=s.SchemaSerializer,
+                   responses={200: docs.ConfigSchemaOutSerializer, 201: docs.ConfigSchemaOutSerializer, **docs.errors(412)})
     def post(self, request):
         _require_platform(request)
         data = _valid(s.SchemaSerializer, request.data)
@@ -397,14 +401,15 @@ class SchemaListView(APIView):
 class SchemaDetailView(APIView):
     required_scopes = {"GET": "configs:read", "PUT": "admin", "DELETE": "admin"}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.ConfigSchemaOutSerializer))
     def get(self, request, key: str):
         obj = ConfigSchema.objects.filter(key=key).first()
         if obj is None:
             raise NotFound(f"no schema for '{key}'")
         return conditional_response(request, s.schema_out(obj))
 
-    @extend_schema(request=s.SchemaUpdateSerializer, responses={200: dict})
+    @extend_schema(request=s.SchemaUpdateSerializer,
+                   responses={200: docs.ConfigSchemaOutSerializer, 201: docs.ConfigSchemaOutSerializer, **docs.errors(412)})
     def put(self, request, key: str):
         _require_platform(request)
         data = _valid(s.SchemaUpdateSerializer, request.data)
@@ -417,7 +422,7 @@ class SchemaDetailView(APIView):
         )
         return Response(s.schema_out(obj), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: docs.NO_CONTENT})
     def delete(self, request, key: str):
         _require_platform(request)
         services.schema_delete(key=key, actor=request.auth.actor, user_id=request.auth.user_id)
@@ -431,11 +436,11 @@ class TenantListView(APIView):
         super().initial(request, *args, **kwargs)
         _require_platform(request)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.TenantOutSerializer(many=True)))
     def get(self, request):
         return conditional_response(request, [s.tenant_out(t) for t in Tenant.objects.order_by("slug")])
 
-    @extend_schema(request=s.TenantSerializer, responses={201: dict})
+    @extend_schema(request=s.TenantSerializer, responses={201: docs.TenantOutSerializer, **docs.errors(409)})
     def post(self, request):
         data = _valid(s.TenantSerializer, request.data)
         tenant = services.tenant_create(slug=data["slug"], name=data.get("name", ""), is_active=data["is_active"], actor=request.auth.actor)
@@ -455,17 +460,17 @@ class TenantDetailView(APIView):
             raise NotFound(f"tenant '{slug}' not found")
         return tenant
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.TenantOutSerializer))
     def get(self, request, slug: str):
         return conditional_response(request, s.tenant_out(self._get(slug)))
 
-    @extend_schema(request=s.TenantPatchSerializer, responses={200: dict})
+    @extend_schema(request=s.TenantPatchSerializer, responses={200: docs.TenantOutSerializer})
     def patch(self, request, slug: str):
         data = _valid(s.TenantPatchSerializer, request.data)
         tenant = services.tenant_update(tenant=self._get(slug), actor=request.auth.actor, **data)
         return Response(s.tenant_out(tenant))
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: docs.NO_CONTENT})
     def delete(self, request, slug: str):
         services.tenant_delete(tenant=self._get(slug), actor=request.auth.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -474,13 +479,13 @@ class TenantDetailView(APIView):
 class EnvironmentListView(APIView):
     required_scopes = {"GET": "configs:read", "POST": "admin"}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.EnvironmentOutSerializer(many=True)))
     def get(self, request):
         from ..models import Environment
 
         return conditional_response(request, [{"slug": e.slug, "name": e.name} for e in Environment.objects.order_by("id")])
 
-    @extend_schema(request=s.EnvironmentSerializer, responses={201: dict})
+    @extend_schema(request=s.EnvironmentSerializer, responses={201: docs.EnvironmentOutSerializer, **docs.errors(409)})
     def post(self, request):
         _require_platform(request)
         data = _valid(s.EnvironmentSerializer, request.data)
@@ -495,7 +500,7 @@ class ConfigRevertView(APIView):
 
     required_scopes = {"POST": "configs:write"}
 
-    @extend_schema(request=dict, responses={200: dict})
+    @extend_schema(request=docs.RevertSerializer, responses={200: docs.ConfigEntrySerializer})
     def post(self, request, config_id: int):
         entry = _entry_for(request, str(config_id))
         history_id = request.data.get("history_id") if isinstance(request.data, dict) else None
