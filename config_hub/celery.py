@@ -21,6 +21,12 @@ def _beat_schedule() -> dict:
         "events-outbox-sweep": {"task": "events.outbox_sweep", "schedule": 5.0},
         "beat-heartbeat": {"task": "config_hub.beat_heartbeat", "schedule": 10.0},
     }
+    if settings.REDIS_URL:
+        # Buffered heartbeats to the database; a flush not started in time is
+        # dropped (the next one writes the same buffer).
+        interval = float(settings.REGISTRY_HEARTBEAT_FLUSH_INTERVAL)
+        schedule["registry-heartbeat-flush"] = {"task": "registry.heartbeat_flush", "schedule": interval,
+                                                "options": {"expires": max(10.0, 5 * interval)}}
     if settings.REGISTRY_ACTIVE_CHECKS:
         schedule["registry-active-checks"] = {"task": "registry.active_checks",
                                               "schedule": float(settings.REGISTRY_CHECK_INTERVAL)}

@@ -35,8 +35,10 @@ class Service(models.Model):
 class Instance(models.Model):
     """One running copy of a service. Its integer id is seed 004's ``SERVICE_ID``.
 
-    Heartbeats write ``last_heartbeat`` with one conditional UPDATE and no history
-    row (the history holds registrations and status changes, not beats).
+    Heartbeats that do not change the status are buffered in Redis and written to
+    ``last_heartbeat`` set-based by ``heartbeat_flush`` (one conditional UPDATE
+    each without Redis), with no history row (the history holds registrations and
+    status changes, not beats).
     """
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="instances")

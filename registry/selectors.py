@@ -168,3 +168,56 @@ def instance_tenant_forget(*instance_ids: int) -> None:
 
 def instance_counts_by_status() -> dict[str, int]:
     return {row["status"]: row["n"] for row in Instance.objects.values("status").annotate(n=Count("id"))}
+
+
+# --- an instance's (tenant, status) for the heartbeat's buffered path -----------
+#
+# A heartbeat that does not change the status only needs to know the instance's
+# tenant and current status. Both live in this process (dropped over pub/sub) and
+# in Redis; every change of an instance's status or membership drops them after
+# commit (``instance_state_forget``). The drop leaves a short tombstone in Redis
+# and loaders only ``add`` their copy, so a loader that read the database just
+# before a commit cannot put the old status back into Redis after the drop.
+
+_STATE_TOMBSTONE = "-"
+_STATE_TOMBSTONE_TTL = 10
+_STATE_REDIS_TTL = 300
+
+
+def _instance_state_name(instance_id: int | str) -> str:
+    return f"reg:inst:{instance_id}"
+
+
+def instance_state(*, instance_id: int) -> tuple[int, str] | None:
+    """(tenant_id, status) of an instance, None for an unknown one: from this
+    process, else Redis, else the database."""
+    name = _instance_state_name(instance_id)
+
+    def load() -> tuple[int, str] | None:
+        copy = cache.get(name)
+        if copy is not None and copy != _STATE_TOMBSTONE:
+            return tuple(copy)
+        row = Instance.objects.filter(pk=instance_id).values_list("service__tenant_id", "status").first()
+        if row is not None and copy is None:
+            cache.add(name, list(row), _STATE_REDIS_TTL)
+        return None if row is None else tuple(row)
+
+    return invalidation.cached(name, load)
+
+
+def instance_state_forget(*instance_ids: int) -> None:
+    """After commit: these instances' status changed (or they are gone), so the
+    heartbeat's buffered path asks again. Many at once (the sweep) drop every
+    process's copies with one prefix message."""
+    names = [_instance_state_name(i) for i in sorted(set(instance_ids))]
+    if not names:
+        return
+
+    def drop() -> None:
+        cache.set_many({n: _STATE_TOMBSTONE for n in names}, timeout=_STATE_TOMBSTONE_TTL)
+        if len(names) <= 100:
+            invalidation.invalidate(*names)
+        else:
+            invalidation.invalidate(_instance_state_name("") + "*")
+
+    transaction.on_commit(drop)

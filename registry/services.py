@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 import weakref
 from datetime import timedelta
 from typing import Any
@@ -17,7 +19,7 @@ from events.services import event_record, events_record_many
 from tenants.models import Tenant
 
 from .models import HEALTHY, LIVE, OUT_OF_SERVICE, STARTING, UNHEALTHY, Instance, Service, SweepState
-from .selectors import discovery_changed, instance_tenant_forget
+from .selectors import discovery_changed, instance_state, instance_state_forget, instance_tenant_forget
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ def instance_register(
             data={"id": instance.pk, "url": url, "status": instance.status, "metadata": instance.metadata},
         )
         discovery_changed([(tenant.pk, service_name)])
+        instance_state_forget(instance.pk)
     return instance, created
 
 
@@ -119,11 +122,81 @@ def _held_down_by_checks(instance: Instance, old: str, wanted: str) -> bool:
             and wanted == HEALTHY and instance.check_failures >= settings.REGISTRY_CHECK_FAILURES)
 
 
+# --- the heartbeat buffer ---------------------------------------------------------------
+#
+# A heartbeat that does not change the status is recorded in Redis, not in
+# PostgreSQL: ``HSET registry:beats <id> <epoch>`` (and ``registry:beat-rt`` for
+# the response time), one round trip. ``heartbeat_flush`` (the beat, every
+# REGISTRY_HEARTBEAT_FLUSH_INTERVAL; the sweep and the active checks before they
+# judge) writes the whole buffer with one set-based UPDATE per 5,000 rows.
+
+BEATS_KEY = "registry:beats"
+BEAT_RT_KEY = "registry:beat-rt"
+# Tokens of buffers taken by a flush and not yet deleted after its commit: a flush
+# that died between the two leaves its token here and the next one writes it.
+FLUSHING_KEY = "registry:beats:flushing"
+FLUSH_CHUNK = 5000
+_FLUSH_LOCK_ID = 0x5EED_0002
+# After a Redis error, heartbeats go straight to the database for this long.
+_REDIS_RETRY_AFTER = 5.0
+_redis_down_until = [0.0]
+
+# Atomically: move the live buffers aside under a new token (when there is
+# anything to move) and return every token still to be written.
+_TAKE_SCRIPT = """
+local moved = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('RENAME', KEYS[1], KEYS[3]) moved = 1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RENAME', KEYS[2], KEYS[4]) moved = 1 end
+if moved == 1 then redis.call('SADD', KEYS[5], ARGV[1]) end
+return redis.call('SMEMBERS', KEYS[5])
+"""
+
+
+def _flushing_keys(token: str) -> tuple[str, str]:
+    return f"{BEATS_KEY}:flushing:{token}", f"{BEAT_RT_KEY}:flushing:{token}"
+
+
+def _redis():
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
+def _buffering() -> bool:
+    return (bool(settings.REDIS_URL) and settings.REGISTRY_HEARTBEAT_BUFFER
+            and time.monotonic() >= _redis_down_until[0])
+
+
+def _buffer_beat(*, instance_id: int, tenant_id: int | None, wanted: str, response_time_ms: float | None) -> bool:
+    """Record a beat that changes nothing but the time in Redis. False when it may
+    change the status (or the instance is unknown, or another tenant's): the
+    caller takes the slow path. Redis errors propagate."""
+    state = instance_state(instance_id=instance_id)
+    if state is None:
+        return False
+    owner, current = state
+    if tenant_id is not None and owner != tenant_id:
+        return False
+    if current != wanted and current != OUT_OF_SERVICE:
+        return False
+    client = _redis()
+    if response_time_ms is None:
+        client.hset(BEATS_KEY, instance_id, repr(time.time()))
+    else:
+        pipe = client.pipeline(transaction=True)
+        pipe.hset(BEATS_KEY, instance_id, repr(time.time()))
+        pipe.hset(BEAT_RT_KEY, instance_id, repr(float(response_time_ms)))
+        pipe.execute()
+    return True
+
+
 def instance_heartbeat(
     *, instance_id: int, status: str | None = None, response_time_ms: float | None = None, actor: str,
     tenant_id: int | None = None,
 ) -> Instance | None:
-    """A heartbeat: one conditional UPDATE when the status does not change.
+    """A heartbeat. When the status does not change: one Redis round trip (the
+    buffer, written to the database by ``heartbeat_flush``), or with Redis down
+    or not configured one conditional UPDATE.
 
     ``status`` is the instance's own view of its health (seed 001); a drained
     instance stays out of service. Returns None for an unknown instance.
@@ -133,10 +206,17 @@ def instance_heartbeat(
     REGISTRY_HEARTBEATS.inc()
     if status is not None and status not in REPORTABLE:
         raise ValidationFailed(f"status must be one of {', '.join(REPORTABLE)}")
-    now = timezone.now()
     wanted = status or HEALTHY
     # Fast path: nothing but the time changes (the status is already what the
     # instance reports, or it is drained and stays so).
+    if _buffering():
+        try:
+            if _buffer_beat(instance_id=instance_id, tenant_id=tenant_id, wanted=wanted, response_time_ms=response_time_ms):
+                return Instance(pk=instance_id)
+        except Exception:  # noqa: BLE001 - Redis down: the database takes the beat
+            _redis_down_until[0] = time.monotonic() + _REDIS_RETRY_AFTER
+            logger.warning("heartbeat buffer unavailable; heartbeats go to the database for %.0f s", _REDIS_RETRY_AFTER)
+    now = timezone.now()
     if _touch(instance_id=instance_id, tenant_id=tenant_id, now=now, response_time_ms=response_time_ms,
               statuses=(wanted, OUT_OF_SERVICE)):
         return Instance(pk=instance_id)
@@ -157,7 +237,116 @@ def instance_heartbeat(
         if instance.status != old:
             _status_event(instance, old=old, new=instance.status, actor=actor, reason="heartbeat")
             discovery_changed([(instance.service.tenant_id, instance.service.name)])
+        # Also when nothing changed: the buffered path took a stale status for
+        # this one (or had none), and asks again next time.
+        instance_state_forget(instance.pk)
     return instance
+
+
+def _take_buffers(client) -> tuple[list[str], dict[int, list]]:
+    """Move the buffers aside and read every taken buffer: (tokens, {id: [epoch|None, rt|None]})."""
+    token = uuid.uuid4().hex
+    tokens = client.eval(_TAKE_SCRIPT, 5, BEATS_KEY, BEAT_RT_KEY, *_flushing_keys(token), FLUSHING_KEY, token)
+    tokens = sorted(t.decode() if isinstance(t, bytes) else str(t) for t in tokens)
+    if not tokens:
+        return [], {}
+    pipe = client.pipeline(transaction=False)
+    for t in tokens:
+        for key in _flushing_keys(t):
+            pipe.hgetall(key)
+    got = pipe.execute()
+    rows: dict[int, list] = {}
+    for i in range(0, len(got), 2):
+        beats, rts = got[i], got[i + 1]
+        for raw_id in set(beats) | set(rts):
+            ts = float(beats[raw_id]) if raw_id in beats else None
+            rt = float(rts[raw_id]) if raw_id in rts else None
+            row = rows.setdefault(int(raw_id), [None, None])
+            # Two buffers naming one instance (a flush that died): the newer beat wins.
+            if ts is not None and (row[0] is None or ts >= row[0]):
+                row[0] = ts
+                if rt is not None:
+                    row[1] = rt
+            elif rt is not None and row[1] is None:
+                row[1] = rt
+    return tokens, rows
+
+
+def _write_beats(rows: dict[int, list]) -> None:
+    """Write buffered beats: one statement per FLUSH_CHUNK rows on PostgreSQL. A beat
+    never moves ``last_heartbeat`` back (the slow path may have written a newer one)."""
+    table = Instance._meta.db_table
+    items = sorted(rows.items())
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for start in range(0, len(items), FLUSH_CHUNK):
+                chunk = items[start : start + FLUSH_CHUNK]
+                cursor.execute(
+                    f"UPDATE {table} AS i SET last_heartbeat = GREATEST(i.last_heartbeat, to_timestamp(v.ts)), "
+                    f"response_time_ms = COALESCE(v.rt, i.response_time_ms) "
+                    f"FROM unnest(%s::bigint[], %s::double precision[], %s::double precision[]) AS v(id, ts, rt) "
+                    f"WHERE i.id = v.id",
+                    [[iid for iid, _ in chunk], [ts for _, (ts, _rt) in chunk], [rt for _, (_ts, rt) in chunk]],
+                )
+            return
+        from datetime import datetime, timezone as dt_timezone
+
+        beats = [(datetime.fromtimestamp(ts, dt_timezone.utc), iid) for iid, (ts, _rt) in items if ts is not None]
+        rts = [(rt, iid) for iid, (_ts, rt) in items if rt is not None]
+        if beats:
+            cursor.executemany(f"UPDATE {table} SET last_heartbeat = %s WHERE id = %s AND last_heartbeat < %s",
+                               [(when, iid, when) for when, iid in beats])
+        if rts:
+            cursor.executemany(f"UPDATE {table} SET response_time_ms = %s WHERE id = %s", rts)
+
+
+def _hold_flushes() -> None:
+    """Until this transaction ends, no heartbeat flush writes rows: the sweep's and
+    the active checks' set-based UPDATEs and a flush's could otherwise deadlock
+    on the same rows. Blocking: a flush takes milliseconds."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_FLUSH_LOCK_ID])
+
+
+def heartbeat_flush() -> dict[str, Any]:
+    """Write the heartbeat buffer to the database, set-based.
+
+    The buffers are renamed aside under a new token (atomically: beats that
+    arrive meanwhile go to a fresh buffer), read, written, and deleted only after
+    the commit. A flush that dies in between leaves its token in
+    ``registry:beats:flushing`` and the next flush writes it (writing a beat twice
+    is harmless). Flushes take a lock, so two never write the same rows at once.
+    With Redis down or not configured there is nothing to do: heartbeats then go
+    to the database directly.
+    """
+    if not settings.REDIS_URL:
+        return {"skipped": "no_redis"}
+    with transaction.atomic():
+        _hold_flushes()  # one flush at a time
+        try:
+            client = _redis()
+            tokens, rows = _take_buffers(client)
+        except Exception:  # noqa: BLE001 - Redis down: nothing can be read; beats go to the database meanwhile
+            logger.warning("heartbeat flush: Redis unavailable, nothing flushed")
+            return {"skipped": "redis_down"}
+        if not tokens:
+            return {"flushed": 0}
+        if rows:
+            _write_beats(rows)
+
+        def forget() -> None:
+            try:
+                pipe = client.pipeline(transaction=True)
+                for t in tokens:
+                    pipe.delete(*_flushing_keys(t))
+                pipe.srem(FLUSHING_KEY, *tokens)
+                pipe.execute()
+            except Exception:  # noqa: BLE001 - written already; the next flush writes them again, harmlessly
+                logger.warning("heartbeat flush: could not delete %d flushed buffer(s)", len(tokens))
+
+        transaction.on_commit(forget)
+    return {"flushed": len(rows), "buffers": len(tokens)}
 
 
 def instance_set_status(*, instance: Instance, status: str, actor: str, user_id: int | None = None) -> Instance:
@@ -176,6 +365,7 @@ def instance_set_status(*, instance: Instance, status: str, actor: str, user_id:
         locked.save(update_fields=["status", "last_heartbeat"])
         _status_event(locked, old=old, new=status, actor=actor, reason="drained" if status == OUT_OF_SERVICE else "restored")
         discovery_changed([(locked.service.tenant_id, locked.service.name)])
+        instance_state_forget(locked.pk)
     return locked
 
 
@@ -200,6 +390,7 @@ def instance_deregister(*, instance_id: int, tenant_id: int | None, actor: str) 
             key=instance.service.name, service_name=instance.service.name, data={"id": instance.pk, "url": instance.url},
         )
         instance_tenant_forget(instance.pk)
+        instance_state_forget(instance.pk)
         instance.delete()
         discovery_changed([(instance.service.tenant_id, instance.service.name)])
 
@@ -285,6 +476,8 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
       live instances, they are marked but nothing is removed this round, and a
       warning is logged: a mass loss of heartbeats is more often the network.
     """
+    # Buffered heartbeats first: nobody is judged silent on a beat still in Redis.
+    heartbeat_flush()
     now = now or timezone.now()
     ttl = timedelta(seconds=settings.REGISTRY_HEARTBEAT_TTL)
     remove_after = timedelta(seconds=settings.REGISTRY_DEREGISTER_AFTER)
@@ -292,6 +485,7 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
     with transaction.atomic():
         if not _try_lock():
             return {"skipped": "locked"}
+        _hold_flushes()
         state, _ = SweepState.objects.select_for_update().get_or_create(pk=1)
         # Down = sweeps missed for longer than the TTL: a gap beyond one normal
         # interval plus the TTL (with REGISTRY_HEARTBEAT_TTL=4 and the default
@@ -340,6 +534,7 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
         )
         discovery_changed((names[sid][1], names[sid][0]) for sid in service_ids)
         instance_tenant_forget(*(iid for iid, _sid, _url in removed))
+        instance_state_forget(*(iid for iid, _sid, _url in marked), *(iid for iid, _sid, _url in removed))
     return {"marked": len(marked), "removed": len(removed), "grace": False, "mass_services": len(mass)}
 
 
@@ -388,11 +583,15 @@ def instance_active_checks(*, now=None) -> dict[str, Any]:
     failed = [pk for (pk, _url), ok in zip(targets, results) if not ok]
     table = Instance._meta.db_table
     fresh = now - timedelta(seconds=settings.REGISTRY_HEARTBEAT_TTL)
+    if passed:
+        # "Heartbeat fresh" must count the beats still in the buffer.
+        heartbeat_flush()
 
     def ids(values) -> str:
         return ",".join(["%s"] * len(values))
 
     with transaction.atomic(), connection.cursor() as cursor:
+        _hold_flushes()
         down: list = []
         up: list = []
         if failed:
@@ -415,4 +614,5 @@ def instance_active_checks(*, now=None) -> dict[str, Any]:
             + _batched_events(up, names, "status_changed", {"reason": "active_check", "from": UNHEALTHY, "to": HEALTHY})
         )
         discovery_changed((names[sid][1], names[sid][0]) for sid in names)
+        instance_state_forget(*(row[0] for row in down), *(row[0] for row in up))
     return {"probed": len(targets), "down": len(down), "up": len(up)}

@@ -14,3 +14,10 @@ def registry_active_checks_task() -> dict:
     from .services import instance_active_checks
 
     return instance_active_checks()
+
+
+@shared_task(name="registry.heartbeat_flush")
+def registry_heartbeat_flush_task() -> dict:
+    from .services import heartbeat_flush
+
+    return heartbeat_flush()

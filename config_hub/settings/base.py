@@ -238,6 +238,11 @@ REGISTRY_ACTIVE_CHECKS = env_bool("REGISTRY_ACTIVE_CHECKS", False)
 # The heartbeat's UPDATE is a server-side prepared statement per connection;
 # false for poolers that do not keep sessions (PgBouncer in transaction mode).
 REGISTRY_HEARTBEAT_PREPARED = env_bool("REGISTRY_HEARTBEAT_PREPARED", True)
+# Heartbeats that do not change the status are buffered in Redis and written to
+# the database set-based every REGISTRY_HEARTBEAT_FLUSH_INTERVAL seconds (and
+# before every sweep); false, no Redis, or Redis down: each beat is one UPDATE.
+REGISTRY_HEARTBEAT_BUFFER = env_bool("REGISTRY_HEARTBEAT_BUFFER", True)
+REGISTRY_HEARTBEAT_FLUSH_INTERVAL = env_float("REGISTRY_HEARTBEAT_FLUSH_INTERVAL", 2)
 # Active checks (opt-in): probe each instance's health_check_url every interval;
 # N consecutive failures mark it unhealthy, M consecutive passes bring it back.
 REGISTRY_CHECK_INTERVAL = env_float("REGISTRY_CHECK_INTERVAL", 10)
@@ -268,7 +273,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# One list inside the list: lock the *combination* of username and IP (as documented).
+# A flat ["username", "ip_address"] means either one in django-axes: five failures from
+# an address would lock every operator behind it (a shared office NAT or proxy).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

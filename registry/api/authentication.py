@@ -41,7 +41,7 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
             _verified.delete(token)
             raise exceptions.AuthenticationFailed("Invalid or expired service token")
         service_id = claims.get("service_id")
-        if isinstance(service_id, bool) or not isinstance(service_id, (int, str)) or not str(service_id).isdigit():
+        if isinstance(service_id, bool) or not isinstance(service_id, (int, str)) or not (str(service_id).isascii() and str(service_id).isdigit()):
             raise exceptions.AuthenticationFailed("service_id must be an instance id")
         from registry.selectors import instance_tenant
 

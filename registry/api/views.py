@@ -6,6 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config_hub.api import docs
 from config_hub.api.conditional import conditional_response
 from config_hub.api.tenancy import request_tenant
 from config_hub.errors import NotFound, ValidationFailed
@@ -50,7 +51,7 @@ class SeedHeartbeatSerializer(serializers.Serializer):
 class RegisterView(APIView):
     required_scopes = {"POST": "registry:write"}
 
-    @extend_schema(request=RegisterSerializer, responses={200: dict})
+    @extend_schema(request=RegisterSerializer, responses={200: docs.InstanceOutSerializer})
     def post(self, request):
         data = _valid(RegisterSerializer, request.data)
         tenant = request_tenant(request)
@@ -72,7 +73,7 @@ class HealthView(APIView):
 
     required_scopes = {"PUT": "registry:write"}
 
-    @extend_schema(request=HealthSerializer, responses={200: dict})
+    @extend_schema(request=HealthSerializer, responses={200: docs.HealthBeatOutSerializer})
     def put(self, request):
         data = _valid(HealthSerializer, request.data)
         tenant = request_tenant(request)
@@ -95,7 +96,7 @@ class HealthView(APIView):
 class HealthyListView(APIView):
     required_scopes = {"GET": "registry:read"}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.HealthyListSerializer))
     def get(self, request):
         tenant = request_tenant(request)
         return conditional_response(request, {"services": [selectors.instance_out(i) for i in selectors.instances_healthy(tenant_id=tenant.pk)]})
@@ -104,7 +105,8 @@ class HealthyListView(APIView):
 class DiscoverView(APIView):
     required_scopes = {"GET": "registry:read"}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: docs.InstanceOutSerializer,
+                              503: docs.error(503, "No healthy instance (or none matching the metadata filters)")})
     def get(self, request, service_name: str):
         tenant = request_tenant(request)
         instance = selectors.instance_discover(tenant_id=tenant.pk, service_name=service_name,
@@ -115,7 +117,7 @@ class DiscoverView(APIView):
 class InstanceDetailView(APIView):
     required_scopes = {"DELETE": "registry:write", "GET": "registry:read"}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.conditional(docs.InstanceOutSerializer))
     def get(self, request, instance_id: int):
         tenant = request_tenant(request)
         instance = Instance.objects.select_related("service").filter(pk=instance_id, service__tenant_id=tenant.pk).first()
@@ -123,7 +125,7 @@ class InstanceDetailView(APIView):
             raise NotFound("instance not found")
         return conditional_response(request, selectors.instance_out(instance))
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: docs.NO_CONTENT})
     def delete(self, request, instance_id: int):
         tenant = request_tenant(request)
         services.instance_deregister(instance_id=instance_id, tenant_id=tenant.pk, actor=request.auth.actor)
@@ -135,7 +137,8 @@ class SeedServiceUrlView(APIView):
 
     required_scopes = {"GET": "registry:read"}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: docs.SeedServiceUrlSerializer,
+                              503: docs.error(503, "No healthy instance (or none matching the metadata filters)")})
     def get(self, request, service_name: str):
         tenant = request_tenant(request)
         instance = selectors.instance_discover(tenant_id=tenant.pk, service_name=service_name,
@@ -143,14 +146,35 @@ class SeedServiceUrlView(APIView):
         return Response({"url": instance["url"], "id": instance["id"], "service_name": service_name})
 
 
+_BEAT_FIELDS = frozenset({"service_id", "status", "response_time"})
+_BEAT_STATUSES = frozenset({"healthy", "starting", "unhealthy"})
+
+
+def _seed_heartbeat_body(data) -> dict:
+    """The heartbeat body, validated. A heartbeat comes every few seconds from every
+    instance and its body is nearly always the same plain shape: that shape is
+    checked by hand (building the serializer's fields cost more than the
+    heartbeat's own work); anything else goes through the serializer, which
+    accepts what it accepts and words the errors."""
+    if isinstance(data, dict) and data.keys() <= _BEAT_FIELDS:
+        service_id = data.get("service_id")
+        status_ = data.get("status", "healthy")
+        response_time = data.get("response_time")
+        if (type(service_id) is int and service_id >= 1 and type(status_) is str and status_ in _BEAT_STATUSES
+                and (response_time is None or (type(response_time) in (int, float) and 0 <= response_time < float("inf")))):
+            return {"service_id": service_id, "status": status_,
+                    "response_time": None if response_time is None else float(response_time)}
+    return _valid(SeedHeartbeatSerializer, data)
+
+
 class SeedHeartbeatView(APIView):
     """Seed 004: ``POST /heartbeat`` with ``{"service_id": 42}`` and that instance's service token."""
 
     required_scopes = {"POST": "registry:write"}
 
-    @extend_schema(request=SeedHeartbeatSerializer, responses={200: dict})
+    @extend_schema(request=SeedHeartbeatSerializer, responses={200: docs.SeedHeartbeatOutSerializer})
     def post(self, request):
-        data = _valid(SeedHeartbeatSerializer, request.data)
+        data = _seed_heartbeat_body(request.data)
         principal = request.auth
         if principal.kind == "service" and principal.ident != str(data["service_id"]):
             from rest_framework.exceptions import PermissionDenied

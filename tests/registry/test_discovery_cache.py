@@ -108,15 +108,19 @@ def test_admin_delete_service__instances_announced_and_discovery_404(tenant, rea
     assert reader.get("/api/v1/registry/pay").status_code == 404
 
 
-def test_heartbeat_fast_path__time_and_response_time_written_status_kept(tenant, settings):
+@pytest.mark.parametrize("buffered", [True, False], ids=["redis-buffer", "database"])
+def test_heartbeat_fast_path__time_and_response_time_written_status_kept(tenant, settings, buffered, django_capture_on_commit_callbacks):
     from registry.models import Instance
-    from registry.services import instance_drain, instance_heartbeat, instance_register
+    from registry.services import heartbeat_flush, instance_drain, instance_heartbeat, instance_register
 
+    settings.REGISTRY_HEARTBEAT_BUFFER = buffered
     inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
     Instance.objects.filter(pk=inst.pk).update(last_heartbeat=timezone.now() - timedelta(seconds=60))
     before = timezone.now()
 
     assert instance_heartbeat(instance_id=inst.pk, response_time_ms=12.5, actor="t", tenant_id=tenant.pk) is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        heartbeat_flush()
 
     row = Instance.objects.get(pk=inst.pk)
     assert (row.status, row.response_time_ms) == ("healthy", 12.5)
@@ -172,5 +176,17 @@ def test_service_token__verified_once_then_expires__refused_after_exp(tenant, se
     time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.2)
 
     r = client.post("/heartbeat", {"service_id": inst.pk}, content_type="application/json", **auth)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize("service_id", ["³", "٣", "1.5", "-1", True])
+def test_service_token__service_id_not_an_ascii_integer__401_never_500(settings, client, service_id):
+    import jwt
+
+    token = jwt.encode({"service_id": service_id}, settings.SERVICE_JWT_SECRET, algorithm="HS256")
+
+    r = client.get("/services/pay", HTTP_AUTHORIZATION=f"Bearer {token}")
+
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "not_authenticated"

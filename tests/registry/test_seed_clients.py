@@ -43,6 +43,7 @@ def _add_header_to_requests(monkeypatch, header: str) -> None:
 
 def test_seed001__register_beat_discover_list__work_unchanged(seed_env, tenant, make_key, monkeypatch):
     from registry.models import Instance
+    from registry.services import heartbeat_flush
 
     key = make_key(tenant=tenant, scopes=["registry:read", "registry:write"], name="user-service")
     monkeypatch.setenv("CONFIG_SERVICE_API_KEY", key)
@@ -68,6 +69,8 @@ def test_seed001__register_beat_discover_list__work_unchanged(seed_env, tenant, 
     with pytest.raises(_OneBeat):
         asyncio.run(seed_clients.update_health_status())
 
+    # The beat's flush writes the buffered heartbeat (every 2 s in production).
+    heartbeat_flush()
     instance.refresh_from_db()
     assert puts[0].status_code == 200
     assert (timezone.now() - instance.last_heartbeat).total_seconds() < 10
@@ -105,7 +108,7 @@ def _patch_httpx_headers(monkeypatch, header: str) -> None:
 
 def test_seed004__service_url_and_heartbeat_with_own_jwt__work_unchanged(seed_env, tenant, make_key, settings, monkeypatch):
     from registry.models import Instance
-    from registry.services import instance_register
+    from registry.services import heartbeat_flush, instance_register
 
     settings.SERVICE_JWT_SECRET = "a-shared-service-secret-for-tests-0123456789"
     storage, _ = instance_register(tenant=tenant, service_name="storage-service", url="http://127.0.0.1:9201", actor="t")
@@ -128,6 +131,7 @@ def test_seed004__service_url_and_heartbeat_with_own_jwt__work_unchanged(seed_en
     with pytest.raises(_OneBeat):
         asyncio.run(seed_clients.heartbeat_loop())
 
+    heartbeat_flush()
     me.refresh_from_db()
     assert url == "http://127.0.0.1:9201"
     assert (timezone.now() - me.last_heartbeat).total_seconds() < 10
