@@ -38,8 +38,17 @@ class FlagEnvironmentForm(forms.ModelForm):
         try:
             validate_feature({"name": "f", "enabled": True, "strategies": value}, segment_ids=None)
         except EngineError as exc:
-            if "segment" not in str(exc):
-                raise forms.ValidationError(str(exc)) from exc
+            raise forms.ValidationError(str(exc)) from exc
+        # The segments a strategy names must be the flag's tenant's (flag_update's own
+        # check, on the form: refused before anything of the page is saved).
+        tenant_id = getattr(getattr(self.instance, "flag", None), "tenant_id", None)
+        if tenant_id is not None:
+            known = set(Segment.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True))
+            for s in value:
+                for sid in s.get("segments") or []:
+                    if sid not in known:
+                        raise forms.ValidationError(
+                            f"strategy '{s.get('name')}' names segment {sid!r}, which this tenant does not have")
         return value
 
 

@@ -1,0 +1,282 @@
+"""The operator's admin pages through Django's test client, logged in as a superuser:
+the home page's warnings, a config entry's resolution, local JSON editor assets,
+promotion, import, flag bulk actions, and the webhook delivery counter of /metrics."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.receiver import Receiver
+
+pytestmark = pytest.mark.django_db
+
+
+def _section(body: str, title: str) -> str:
+    start = body.index(title)
+    return body[start: body.index("</table>", start)]
+
+
+# --- the home page ------------------------------------------------------------------------------
+
+
+def test_admin_home__failing_and_disabled_webhooks_and_stale_flag__listed(tenant, environments, admin_user, client):
+    from events.models import WebhookSubscription
+    from events.services import webhook_create
+    from flags.models import FlagEnvironment
+    from flags.services import flag_create
+
+    healthy = webhook_create(tenant=tenant, url="http://127.0.0.1:9/healthy-hook", actor="t")
+    failing = webhook_create(tenant=tenant, url="http://127.0.0.1:9/failing-hook", actor="t")
+    disabled = webhook_create(tenant=tenant, url="http://127.0.0.1:9/disabled-hook", actor="t")
+    WebhookSubscription.objects.filter(pk=failing.pk).update(failing_since=timezone.now() - timedelta(hours=2))
+    WebhookSubscription.objects.filter(pk=disabled.pk).update(is_active=False, disabled_at=timezone.now())
+    stale = flag_create(tenant=tenant, name="forgotten_flag", environment=environments["production"], is_enabled=True,
+                        rollout_percentage=30, actor="t")
+    FlagEnvironment.objects.filter(flag=stale).update(last_evaluated_at=timezone.now() - timedelta(days=45))
+    fresh = flag_create(tenant=tenant, name="busy_flag", environment=environments["production"], is_enabled=True,
+                        rollout_percentage=30, actor="t")
+    FlagEnvironment.objects.filter(flag=fresh).update(last_evaluated_at=timezone.now())
+    client.force_login(admin_user)
+
+    body = client.get("/admin/").content.decode()
+
+    webhooks = _section(body, "Failing webhook subscriptions")
+    assert healthy.url not in webhooks
+    assert failing.url in webhooks and "failing since" in webhooks
+    assert disabled.url in webhooks and "disabled" in webhooks
+    flags = _section(body, "Flags that look stale")
+    assert "forgotten_flag" in flags and "last evaluated" in flags
+    assert "busy_flag" not in flags
+
+
+# --- a config entry's page ----------------------------------------------------------------------
+
+
+def test_config_entry_page__resolved_value_and_explain_chain(tenant, environments, admin_user, client):
+    from tenants.services import config_create
+
+    config_create(tenant=None, key="mail.sender", value="global@example.com", actor="t")
+    config_create(tenant=tenant, key="mail.sender", value="acme@example.com", actor="t")
+    entry = config_create(tenant=tenant, key="mail.sender", value="prod@acme.example", environment=environments["production"],
+                          actor="t")
+    client.force_login(admin_user)
+
+    body = client.get(f"/admin/tenants/configentry/{entry.pk}/change/").content.decode()
+
+    resolution = body[body.index('id="resolution"'):]
+    resolved = resolution[resolution.index('id="resolved-value"'):]
+    assert resolved.split("</code>")[0].endswith("&quot;prod@acme.example&quot;")
+    assert "tenant+environment" in resolution.split("</p>")[0]
+    chain = resolution[resolution.index('id="explain-chain"'): resolution.index("</table>")]
+    rows = chain.split("<tr>")[2:]  # after the header row
+    # Most specific first, every scope that holds the key.
+    assert [r.split("</td><td>")[1] for r in rows] == ["tenant+environment", "tenant", "global"]
+    assert "prod@acme.example" in rows[0] and "acme@example.com" in rows[1] and "global@example.com" in rows[2]
+
+
+def test_config_entry_page__secret__resolution_masked_until_revealed(tenant, environments, admin_user, client):
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="db.password", value="s3cr3t-value-xyz", is_secret=True, actor="t")
+    client.force_login(admin_user)
+
+    masked = client.get(f"/admin/tenants/configentry/{entry.pk}/change/").content.decode()
+    revealed = client.get(f"/admin/tenants/configentry/{entry.pk}/change/?reveal=1").content.decode()
+
+    assert 'id="resolution"' in masked and "s3cr3t-value-xyz" not in masked
+    assert "s3cr3t-value-xyz" in revealed[revealed.index('id="resolution"'):]
+
+
+class _Assets(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "script" and a.get("src"):
+            self.urls.append(a["src"])
+        if tag == "link" and a.get("href") and "stylesheet" in (a.get("rel") or ""):
+            self.urls.append(a["href"])
+
+
+@pytest.mark.parametrize("page", ["change", "add"])
+def test_config_entry_page__json_editor_and_every_asset_served_from_this_site(page, tenant, admin_user, client):
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="ui.layout", value={"columns": 3}, actor="t")
+    client.force_login(admin_user)
+    url = f"/admin/tenants/configentry/{entry.pk}/change/" if page == "change" else "/admin/tenants/configentry/add/"
+
+    parser = _Assets()
+    parser.feed(client.get(url).content.decode())
+
+    assert any(u.endswith("config_hub/json-editor.js") for u in parser.urls), parser.urls
+    foreign = [u for u in parser.urls if urlsplit(u).scheme or urlsplit(u).netloc]
+    assert foreign == [], f"assets from outside the site: {foreign}"
+
+
+# --- compare and promote ------------------------------------------------------------------------
+
+
+def test_promote__staging_to_production__written_history_with_admin_and_event(
+    tenant, environments, admin_user, client, make_key, client_for, django_capture_on_commit_callbacks
+):
+    from tenants.models import ConfigEntry
+    from tenants.services import config_create
+
+    config_create(tenant=tenant, key="ui.theme", value={"mode": "dark"}, environment=environments["staging"], actor="t")
+    config_create(tenant=tenant, key="ui.other", value=1, environment=environments["staging"], actor="t")
+    client.force_login(admin_user)
+    query = f"?tenant={tenant.pk}&source={environments['staging'].pk}&target={environments['production'].pk}"
+
+    preview = client.post("/admin/compare/" + query, {"keys": ["ui.theme"]})
+    assert not ConfigEntry.objects.filter(key="ui.theme", environment=environments["production"]).exists()
+    with django_capture_on_commit_callbacks() as callbacks:
+        r = client.post("/admin/compare/" + query, {"keys": ["ui.theme"], "confirm": "1"})
+
+    assert preview.status_code == 200 and "ui.theme" in preview.content.decode()
+    assert r.status_code == 302
+    entry = ConfigEntry.objects.get(tenant=tenant, key="ui.theme", environment=environments["production"])
+    assert entry.value == {"mode": "dark"}
+    assert not ConfigEntry.objects.filter(key="ui.other", environment=environments["production"]).exists()
+    record = entry.history.latest("history_id")
+    assert record.history_actor == "user:root" and record.history_user_id == admin_user.pk
+    assert callbacks, "the event is announced after commit"
+    events = client_for(make_key(tenant=tenant, scopes=["events:read"])).get("/api/v1/events/").json()
+    items = events["results"] if isinstance(events, dict) and "results" in events else events.get("events", events)
+    promoted = [e["data"] for e in items if e["data"]["key"] == "ui.theme" and e["data"]["environment"] == "production"]
+    assert len(promoted) == 1, items
+    assert promoted[0]["actor"] == "user:root" and promoted[0]["tenant"] == "acme"
+
+
+# --- import ---------------------------------------------------------------------------------------
+
+
+def _upload(doc) -> SimpleUploadedFile:
+    return SimpleUploadedFile("acme.json", json.dumps(doc).encode(), content_type="application/json")
+
+
+def test_admin_import__json_document__configs_and_flags_created(tenant, environments, admin_user, client):
+    from flags.models import Flag, FlagEnvironment
+    from tenants.models import ConfigEntry
+
+    doc = {"format": "config-hub", "version": 1, "configs": [
+        {"key": "imp.limit", "value": 5},
+        {"key": "imp.banner", "value": {"text": "hi"}, "environment": "staging"},
+    ], "flags": [{"name": "imp_flag", "environments": {
+        "production": {"enabled": True, "strategies": [{"name": "flexibleRollout", "parameters": {"rollout": "25"}}]}}}]}
+    client.force_login(admin_user)
+
+    r = client.post("/admin/transfer/", {"tenant": tenant.pk, "file": _upload(doc)})
+
+    assert r.status_code == 302
+    assert ConfigEntry.objects.get(tenant=tenant, key="imp.limit", environment__isnull=True).value == 5
+    assert ConfigEntry.objects.get(tenant=tenant, key="imp.banner", environment=environments["staging"]).value == {"text": "hi"}
+    state = FlagEnvironment.objects.get(flag=Flag.objects.get(tenant=tenant, name="imp_flag"), environment=environments["production"])
+    assert state.enabled is True and state.rollout_percentage == 25.0
+
+
+def test_admin_import__one_bad_flag__nothing_written_error_on_the_page(tenant, environments, admin_user, client):
+    from events.models import Event
+    from flags.models import Flag
+    from tenants.models import ConfigEntry
+
+    doc = {"format": "config-hub", "version": 1, "configs": [{"key": "imp.ok", "value": 1}],
+           "flags": [{"name": "good_flag", "environments": {"production": {"enabled": True, "strategies": []}}},
+                     {"name": "bad_flag", "environments": {"production": {"enabled": True, "strategies": [
+                         {"name": "default", "constraints": [{"contextName": "plan", "operator": "MAYBE"}]}]}}}]}
+    client.force_login(admin_user)
+    events_before = Event.objects.count()
+
+    r = client.post("/admin/transfer/", {"tenant": tenant.pk, "file": _upload(doc)})
+
+    assert r.status_code == 200
+    errors = " ".join(r.context["import_form"].errors["file"])
+    assert "bad_flag" in errors and "nothing was imported" in errors
+    assert not ConfigEntry.objects.filter(key="imp.ok").exists()
+    assert not Flag.objects.filter(name__in=["good_flag", "bad_flag"]).exists()
+    assert Event.objects.count() == events_before
+
+
+# --- flag bulk actions ------------------------------------------------------------------------------
+
+
+def test_flag_bulk_enable_and_disable__change_the_environment_state(tenant, environments, admin_user, client,
+                                                                    django_capture_on_commit_callbacks):
+    from flags.models import FlagEnvironment
+    from flags.services import flag_create
+
+    prod, staging = environments["production"], environments["staging"]
+    a = flag_create(tenant=tenant, name="bulk_a", environment=prod, is_enabled=False, actor="t")
+    b = flag_create(tenant=tenant, name="bulk_b", environment=prod, is_enabled=False, actor="t")
+    untouched = flag_create(tenant=tenant, name="bulk_c", environment=prod, is_enabled=False, actor="t")
+    client.force_login(admin_user)
+
+    def act(action, env):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post("/admin/flags/flag/", {"action": action, "_selected_action": [a.pk, b.pk],
+                                                      "environment": env.pk, "apply": "1"})
+
+    form_page = client.post("/admin/flags/flag/", {"action": "bulk_enable", "_selected_action": [a.pk, b.pk]})
+    nothing_yet = not FlagEnvironment.objects.filter(enabled=True).exists()
+    enabled = act("bulk_enable", prod)
+    state = {fe.flag.name: fe.enabled for fe in FlagEnvironment.objects.filter(environment=prod).select_related("flag")}
+    enabled_staging = act("bulk_enable", staging)
+    disabled = act("bulk_disable", prod)
+
+    assert form_page.status_code == 200 and nothing_yet  # the action asks for the environment first
+    assert enabled.status_code == 302 and enabled_staging.status_code == 302 and disabled.status_code == 302
+    assert state == {"bulk_a": True, "bulk_b": True, "bulk_c": False}
+    after = {(fe.flag.name, fe.environment.slug): fe.enabled
+             for fe in FlagEnvironment.objects.select_related("flag", "environment")}
+    assert after == {("bulk_a", "production"): False, ("bulk_b", "production"): False, ("bulk_c", "production"): False,
+                     ("bulk_a", "staging"): True, ("bulk_b", "staging"): True}
+    assert untouched.states.get().version == 1
+
+
+# --- /metrics: webhook deliveries by outcome --------------------------------------------------------
+
+
+def _deliveries(client) -> dict[str, float]:
+    out = {}
+    for family in text_string_to_metric_families(client.get("/metrics").content.decode()):
+        for sample in family.samples:
+            if sample.name == "confighub_webhook_deliveries_total":
+                out[sample.labels["outcome"]] = sample.value
+    return out
+
+
+def test_metrics__webhook_deliveries_counter__moves_by_outcome(tenant, client):
+    from events.dispatch import delivery_attempt, event_dispatch
+    from events.models import Event, WebhookDelivery
+    from events.services import webhook_create
+    from tenants.services import config_create
+
+    with Receiver(fail_first=1) as receiver:
+        webhook_create(tenant=tenant, url=receiver.url, resource_types=["config"], actor="t")
+        config_create(tenant=tenant, key="metrics.key", value=1, actor="t")
+        event = Event.objects.get(resource_type="config", key="metrics.key")
+        assert event_dispatch(event_id=event.pk) == 1
+        delivery = WebhookDelivery.objects.get(event=event)
+        before = _deliveries(client)
+
+        first = delivery_attempt(delivery_id=delivery.pk)
+        after_failure = _deliveries(client)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+        second = delivery_attempt(delivery_id=delivery.pk)
+        after_success = _deliveries(client)
+
+    assert (first, second) == ("retrying", "succeeded")
+    assert len(receiver.requests) == 2
+    assert after_failure.get("failure", 0) == before.get("failure", 0) + 1
+    assert after_failure.get("success", 0) == before.get("success", 0)
+    assert after_success.get("success", 0) == before.get("success", 0) + 1
+    assert after_success.get("failure", 0) == after_failure.get("failure", 0)
