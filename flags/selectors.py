@@ -97,6 +97,15 @@ def _state_and_token(*, tenant_id: int, environment: str) -> tuple[CompiledState
     return state, token
 
 
+def forget_tenant(tenant_id: int) -> None:
+    """Drop this process's compiled states of a tenant (after a write of its flags):
+    the writing process sees its write at once even when the generation token
+    cannot be bumped (Redis down); other processes within ``_LOCAL_TTL``."""
+    with _lock:
+        for key in [k for k in _compiled if k[0] == tenant_id]:
+            del _compiled[key]
+
+
 def local_cache_clear() -> None:
     with _lock:
         _compiled.clear()

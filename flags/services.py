@@ -20,7 +20,7 @@ from tenants.models import Environment, Tenant
 
 from .engine import EngineError, compile_state, validate_feature, validate_segment
 from .models import Flag, FlagEnvironment, Segment
-from .selectors import generation_key
+from .selectors import forget_tenant, generation_key
 
 _UNSET: Any = object()
 
@@ -29,6 +29,7 @@ def _bump(tenant_id: int) -> None:
     def bump() -> None:
         from config_hub import invalidation
 
+        forget_tenant(tenant_id)
         cache.set(generation_key(tenant_id), str(time.time_ns()), None)
         invalidation.invalidate(generation_key(tenant_id))
 

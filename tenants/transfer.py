@@ -97,6 +97,9 @@ def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
             problems.append(f"{where}: {exc.message}")
             continue
         configs.append({**item, "value": value, "environment": envs.get(env) if env else None})
+    from flags.models import Segment
+
+    segment_ids = set(Segment.objects.filter(tenant=tenant).values_list("pk", flat=True))
     flags = []
     for i, item in enumerate(document.get("flags") or []):
         where = f"flags[{i}] ({item.get('name') if isinstance(item, dict) else '?'})"
@@ -106,11 +109,17 @@ def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
                     raise EngineError(f"unknown environment '{env_slug}'")
                 validate_feature({"name": item["name"], "enabled": True, "strategies": state.get("strategies") or [],
                                   "variants": item.get("variants") or [], "dependencies": item.get("dependencies") or []},
-                                 segment_ids=None)
+                                 segment_ids=segment_ids)
+                for strategy in state.get("strategies") or []:
+                    for sid in strategy.get("segments") or []:
+                        if sid not in segment_ids:
+                            raise EngineError(f"strategy '{strategy.get('name')}' names segment {sid!r}, "
+                                              "which this tenant does not have")
         except (EngineError, KeyError, AttributeError, TypeError) as exc:
-            if "segment" not in str(exc):
-                problems.append(f"{where}: {exc}")
-                continue
+            # Every problem is reported here, before anything is written (a
+            # segment the tenant does not have included), naming the flag.
+            problems.append(f"{where}: {exc}")
+            continue
         flags.append(item)
     if problems:
         raise ValidationFailed(f"{len(problems)} problem(s); nothing was imported. First: {problems[0]}",

@@ -44,6 +44,43 @@ def test_redis_down__config_reads__answered_from_the_database(live_server, tenan
     assert requests.get(f"{live_server.url}/health", timeout=5).json()["status"] == "healthy"
 
 
+def test_redis_down__flags_and_registry__answered_from_the_database(live_server, tenant, environments, make_key, settings,
+                                                                  redis_outage):
+    import jwt
+
+    from flags.services import flag_create
+    from registry.services import instance_register
+
+    flag_create(tenant=tenant, name="beta", environment=environments["production"], is_enabled=True, actor="test")
+    inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="test")
+    key = make_key(tenant=tenant, scopes=["flags:read", "flags:write", "registry:read", "registry:write"])
+    headers = {"Authorization": f"ApiKey {key}"}
+    token = jwt.encode({"service_id": inst.pk}, settings.SERVICE_JWT_SECRET, algorithm="HS256")
+    evaluate = {"flag_name": "beta", "environment": "production", "user_id": "u1"}
+    base = live_server.url
+    assert requests.post(f"{base}/api/v1/feature-flags/evaluate", json=evaluate, headers=headers, timeout=5).json()["enabled"] is True
+
+    with redis_outage():
+        one = requests.post(f"{base}/api/v1/feature-flags/evaluate", json=evaluate, headers=headers, timeout=5)
+        every = requests.post(f"{base}/api/v1/feature-flags/evaluate-all", json={"environment": "production", "context": {"userId": "u1"}},
+                              headers=headers, timeout=5)
+        ofrep = requests.post(f"{base}/ofrep/v1/evaluate/flags/beta", json={"context": {"targetingKey": "u1"}},
+                              headers={**headers, "X-Environment": "production"}, timeout=5)
+        created = requests.post(f"{base}/api/v1/feature-flags/", json={"name": "gamma", "environment": "production", "is_enabled": True},
+                                headers=headers, timeout=5)
+        gamma = requests.post(f"{base}/api/v1/feature-flags/evaluate", json={**evaluate, "flag_name": "gamma"}, headers=headers, timeout=5)
+        beat = requests.post(f"{base}/heartbeat", json={"service_id": inst.pk}, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        found = requests.get(f"{base}/api/v1/registry/pay", headers=headers, timeout=5)
+
+    assert (one.status_code, one.json()["enabled"]) == (200, True)
+    assert every.status_code == 200 and "beta" in json.dumps(every.json())
+    assert (ofrep.status_code, ofrep.json()["value"]) == (200, True)
+    assert created.status_code == 201
+    assert (gamma.status_code, gamma.json()["enabled"]) == (200, True)  # a write during the outage is read at once
+    assert beat.status_code == 200
+    assert (found.status_code, found.json()["service_url"]) == (200, "http://127.0.0.1:9401")
+
+
 def test_postgres_down__api__answers_503_json_and_recovers(live_server, tenant, make_key, postgres_outage):
     _seed(tenant)
     key = make_key(tenant=tenant, scopes=["configs:read"])

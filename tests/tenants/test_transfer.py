@@ -96,3 +96,21 @@ def test_import__deeply_nested_document__clear_refusal_nothing_written(other_ten
 
     assert "nested too deeply" in str(exc.value)
     assert ConfigEntry.objects.filter(tenant=other_tenant).count() == 0
+
+
+def test_import__flag_names_a_segment_the_tenant_lacks__refused_naming_it_nothing_written(other_tenant, tmp_path):
+    from flags.models import Flag
+    from tenants.models import ConfigEntry
+
+    doc = {"format": "config-hub", "version": 1, "configs": [{"key": "fine", "value": 1}], "flags": [
+        {"name": "beta", "environments": {"production": {"enabled": True, "strategies": [
+            {"name": "default", "parameters": {}, "segments": [987654]}]}}}]}
+    path = tmp_path / "seg.yaml"
+    path.write_text(yaml.safe_dump(doc))
+
+    with pytest.raises(CommandError) as exc:
+        call_command("import_tenant", "globex", str(path), stdout=io.StringIO())
+
+    assert "flags[0] (beta)" in str(exc.value) and "987654" in str(exc.value)
+    assert not ConfigEntry.objects.filter(tenant=other_tenant).exists()
+    assert not Flag.objects.filter(tenant=other_tenant).exists()
