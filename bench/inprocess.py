@@ -4,8 +4,8 @@
 
 Seeds the same data set as bench/run (production settings, PostgreSQL, Redis),
 then calls the WSGI application directly, one request at a time, N times per
-route (default 2,000), and prints microseconds per request and the ratio to
-the bare view. No sockets, no load generator, no thread scheduling: the figure
+route (default 2,000), alternating with the bare view in slices, and prints
+microseconds per request (medians) and the ratio to the bare view beside it. No sockets, no load generator, no thread scheduling: the figure
 is the hub's own cost, which bench/run's ratios are made of. With --cprofile,
 the top functions of the named route are printed too.
 """
@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -76,17 +77,26 @@ def main() -> int:
     list(response)
     seed["etag"] = first["ETag"]
     rows = []
-    for name, method, url, headers, body in bench.routes(seed):
-        environ, raw = environ_for(method, url, headers, body)
+    prepared = [(name, *environ_for(method, url, headers, body)) for name, method, url, headers, body in bench.routes(seed)]
+    bare_environ, bare_raw = prepared[0][1], prepared[0][2]
+
+    def cost(environ, raw, count) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            call(app, environ, raw)
+        return (time.perf_counter() - started) / count * 1e6
+
+    for name, environ, raw in prepared:
         for _ in range(50):  # warm every cache
             status = call(app, environ, raw)
         if not status.startswith(("200", "304")):
             raise SystemExit(f"{name}: {status}")
-        started = time.perf_counter()
-        for _ in range(n):
-            call(app, environ, raw)
-        us = (time.perf_counter() - started) / n * 1e6
-        rows.append((name, us))
+    # Each route alternates with the bare view in ROUNDS slices and the medians
+    # are compared: the machine's speed drifts, a baseline taken once would not.
+    rounds = 5
+    for name, environ, raw in prepared[1:]:
+        pairs = [(cost(bare_environ, bare_raw, max(1, n // rounds)), cost(environ, raw, max(1, n // rounds))) for _ in range(rounds)]
+        rows.append((name, statistics.median(r for _, r in pairs), statistics.median(b for b, _ in pairs)))
         if target and any(t in name for t in target.split(",")):
             profiler = cProfile.Profile()
             profiler.enable()
@@ -96,11 +106,24 @@ def main() -> int:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(os.environ.get("PROFILE_FILTER", ""), 40)
             print(out.getvalue())
-    bare = rows[0][1]
-    print(f"\n{'route':34} {'us/request':>11} {'ratio':>6}")
-    for name, us in rows:
-        print(f"{name:34} {us:11.0f} {bare / us:6.2f}")
-    print(f"\n{n} sequential requests per route, in-process (no sockets); ratio = bare view's cost / route's cost")
+    def calls(environ, raw, count: int = 200) -> float:
+        """Python function calls per request: a cost measure no machine noise moves."""
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(count):
+            call(app, environ, raw)
+        profiler.disable()
+        return pstats.Stats(profiler).total_calls / count
+
+    bare_calls = calls(bare_environ, bare_raw)
+    print(f"\n{'route':34} {'us/request':>11} {'bare beside':>12} {'ratio':>6} {'calls/request':>14} {'calls ratio':>12}")
+    print(f"{prepared[0][0]:34} {'':>11} {'':>12} {'':>6} {bare_calls:14.0f} {1:12.2f}")
+    for (name, us, bare), (_n, environ, raw) in zip(rows, prepared[1:]):
+        c = calls(environ, raw)
+        print(f"{name:34} {us:11.0f} {bare:12.0f} {bare / us:6.2f} {c:14.0f} {bare_calls / c:12.2f}")
+    print(f"\n{n} sequential requests per route in 5 slices alternating with the bare view, in-process (no sockets); "
+          "medians; ratio = the bare view's cost beside it / the route's cost; calls = Python function calls per request "
+          "(cProfile), which machine noise does not move")
     return 0
 
 

@@ -19,7 +19,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PY = str(REPO / ".venv" / "bin" / "python")
 DB_NAME = os.environ.get("BENCH_DATABASE", "config_hub_bench")
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))  # per measurement
+# Each route is measured ROUNDS times, alternating with the bare view, and the
+# medians are compared: a shared machine's speed drifts during a run, and a
+# baseline measured once at the start would tilt every later ratio.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+THREADS = int(os.environ.get("BENCH_THREADS", "8"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -121,7 +126,7 @@ def main() -> int:
     seed = prepare(env, work)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env.update({"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "8", "GUNICORN_BIND": f"127.0.0.1:{port}",
+    env.update({"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": str(THREADS), "GUNICORN_BIND": f"127.0.0.1:{port}",
                 "PROMETHEUS_MULTIPROC_DIR": str(work / "prom")})
     server = subprocess.Popen([str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "config_hub/gunicorn.conf.py", "config_hub.wsgi"],
                               env=env, cwd=REPO, stdout=open(work / "gunicorn.log", "w"), stderr=subprocess.STDOUT)
@@ -135,26 +140,48 @@ def main() -> int:
         key = {"Authorization": f"ApiKey {seed['api_key']}"}
         config_url = f"{base}/api/v1/config/{seed['config_key']}?environment=production&service_name=svc-1"
         seed["etag"] = urllib.request.urlopen(urllib.request.Request(config_url, headers=key)).headers["ETag"]
-        results = []
-        for name, method, url, headers, body in routes(seed, base):
-            script = wrk_script(work, re.sub(r"\W+", "_", name), method, headers, body)
-            # Warm up: fill caches and compile flag states in every worker.
-            subprocess.run(["wrk", "-t2", f"-c{CONCURRENCY}", "-d2s", "-s", str(script), url], capture_output=True, check=True)
-            out = subprocess.run(["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
-                                 capture_output=True, text=True, check=True).stdout
-            results.append({"route": name, **parse_wrk(out)})
-            print(f"  measured {name}: {results[-1]['rps']:.0f} req/s", flush=True)
+        all_routes = routes(seed, base)
+        scripts = {name: wrk_script(work, re.sub(r"\W+", "_", name), method, headers, body)
+                   for name, method, _url, headers, body in all_routes}
+        urls = {name: url for name, _m, url, _h, _b in all_routes}
+        bare_name = all_routes[0][0]
+
+        def measure(name: str) -> dict:
+            out = subprocess.run(["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{SECONDS}s", "--latency", "-s", str(scripts[name]),
+                                  urls[name]], capture_output=True, text=True, check=True).stdout
+            return parse_wrk(out)
+
+        def warm(name: str) -> None:  # fill caches and compile flag states in every worker
+            subprocess.run(["wrk", "-t2", f"-c{CONCURRENCY}", "-d2s", "-s", str(scripts[name]), urls[name]],
+                           capture_output=True, check=True)
+
+        warm(bare_name)
+        results, bare_runs = [], []
+        for name, *_ in all_routes[1:]:
+            warm(name)
+            pairs = [(measure(bare_name), measure(name)) for _ in range(ROUNDS)]
+            bare_runs += [b for b, _ in pairs]
+            runs = [r for _, r in pairs]
+            row = {"route": name, "rps": _median(r["rps"] for r in runs), "p50_ms": _median(r["p50_ms"] for r in runs),
+                   "p99_ms": _median(r["p99_ms"] for r in runs), "non_2xx": sum(r["non_2xx"] for r in runs),
+                   "bare_rps": _median(b["rps"] for b, _ in pairs)}
+            results.append(row)
+            print(f"  measured {name}: {row['rps']:.0f} req/s (bare view beside it: {row['bare_rps']:.0f})", flush=True)
+        results.insert(0, {"route": bare_name, "rps": _median(b["rps"] for b in bare_runs),
+                           "p50_ms": _median(b["p50_ms"] for b in bare_runs), "p99_ms": _median(b["p99_ms"] for b in bare_runs),
+                           "non_2xx": sum(b["non_2xx"] for b in bare_runs), "bare_rps": None})
     finally:
         server.terminate()
         server.wait(timeout=30)
-    bare = results[0]["rps"]
     for r in results:
+        bare = r["bare_rps"] or r["rps"]
         r["ratio"] = round(r["rps"] / bare, 3) if bare else None
         r["target_ratio"] = TARGETS.get(r["route"])
         r["met"] = (r["target_ratio"] is None or r["ratio"] >= r["target_ratio"]) and r["p99_ms"] < P99_TARGET_MS and r["non_2xx"] == 0
     machine = {"cpus": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(), "platform": platform.platform()}
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": SECONDS, "concurrency": CONCURRENCY,
-              "gunicorn": {"workers": 2, "worker_class": "gthread", "threads": 8}, "machine": machine, "results": results}
+              "rounds": ROUNDS,
+              "gunicorn": {"workers": 2, "worker_class": "gthread", "threads": THREADS}, "machine": machine, "results": results}
     print()
     print(f"{'route':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'target':>7}  met")
     for r in results:
@@ -162,7 +189,8 @@ def main() -> int:
         flag = "yes" if r["met"] else "NO"
         extra = f"  ({r['non_2xx']} non-2xx)" if r["non_2xx"] else ""
         print(f"{r['route']:34} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['ratio']:6.2f} {target:>7}  {flag}{extra}")
-    print(f"\nconcurrency {CONCURRENCY}, {SECONDS}s per route, gunicorn 2 x gthread(8); p99 target < {P99_TARGET_MS} ms; {machine['cpus']} CPUs ({machine['cpu']})")
+    print(f"\nconcurrency {CONCURRENCY}; each route {ROUNDS} x {SECONDS}s alternating with the bare view, medians; ratio = route / the bare "
+          f"view measured beside it; gunicorn 2 x gthread({THREADS}); p99 target < {P99_TARGET_MS} ms; {machine['cpus']} CPUs ({machine['cpu']})")
     results_dir = REPO / "bench" / "results"
     results_dir.mkdir(exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -171,6 +199,12 @@ def main() -> int:
     print(f"written: bench/results/{stamp}.json and bench/results/latest.json")
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _median(values) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _cpu_model() -> str:

@@ -5,7 +5,7 @@ Every save goes through flags.services, exactly as the API's writes do.
 from __future__ import annotations
 
 
-import orjson
+import json
 
 from django import forms
 from django.contrib import admin, messages
@@ -197,7 +197,7 @@ class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
             extra_context.update({"environments": Environment.objects.all(), "preview_environment": env, "preview_context": raw})
             if "preview_environment" in request.GET:
                 try:
-                    ctx = orjson.loads(raw or "{}")  # bounded depth: refuses, never recurses
+                    ctx = json.loads(raw or "{}")
                     if not isinstance(ctx, dict):
                         raise ValueError("the context must be a JSON object")
                     ctx.setdefault("environment", env)
@@ -205,6 +205,8 @@ class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
                     extra_context["preview"] = {"enabled": result.enabled, "variant": result.variant, "reason": result.reason}
                 except ValueError as exc:
                     extra_context["preview_error"] = str(exc)
+                except RecursionError:
+                    extra_context["preview_error"] = "the context is nested too deeply"
         return super().change_view(request, object_id, form_url, extra_context)
 
 

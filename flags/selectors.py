@@ -17,6 +17,7 @@ from typing import Any, Callable
 import orjson
 from django.core.cache import cache
 
+from config_hub.api.renderers import dumps
 from config_hub.errors import NotFound
 from config_hub.localcache import LocalCache
 from tenants.models import Environment, Tenant
@@ -147,7 +148,7 @@ def flags_evaluate_all(*, tenant: Tenant, environment: str, context: dict) -> di
 def _context_digest(ctx: dict) -> bytes | None:
     """A canonical digest of a context (sorted keys), or None if it has no JSON form."""
     try:
-        raw = orjson.dumps(ctx, option=orjson.OPT_SORT_KEYS)
+        raw = dumps(ctx, sort_keys=True)
     except (TypeError, orjson.JSONEncodeError):
         return None
     return hashlib.blake2b(raw, digest_size=16).digest()

@@ -8,6 +8,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from config_hub.api.renderers import dumps
 from config_hub.errors import ValidationFailed
 
 
@@ -48,11 +49,11 @@ def violations(schema: Any, value: Any, *, secret: bool = False) -> list[dict[st
     For a secret the messages name the rule that failed but never the value
     (jsonschema's own messages quote the instance).
     """
-    validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+    validator = _validator(dumps(schema, sort_keys=True))
     out = []
     for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path))):
         if secret:
-            message = f"does not satisfy '{error.validator}': {orjson.dumps(error.validator_value).decode()[:200]}"
+            message = f"does not satisfy '{error.validator}': {dumps(error.validator_value).decode()[:200]}"
         else:
             message = error.message
         out.append({"path": json_path(error.absolute_path), "message": message})

@@ -32,6 +32,7 @@ _TENANT_TTL = 30
 # deactivation reaches every process within TENANT_LOCAL_TTL (this process: at once).
 _local_tenants = LocalCache(ttl=5.0)
 _local_resolved = LocalCache(ttl=300.0, max_items=50_000)
+_CACHE_HIT, _CACHE_MISS = CONFIG_CACHE.labels("hit"), CONFIG_CACHE.labels("miss")
 
 
 def tenant_get(*, slug: str) -> Tenant:
@@ -206,15 +207,15 @@ def config_resolve_cached(*, tenant: Tenant, key: str, environment: str | None, 
     ck = cfg_cache.resolved_key(tenant.pk, key, environment or "", service_name, gens)
     data = _local_resolved.get(ck) if gens != ("0", "0") else None
     if data is not None:
-        CONFIG_CACHE.labels("hit").inc()
+        _CACHE_HIT.inc()
         return data
     data = cache.get(ck)
     if data is None:
-        CONFIG_CACHE.labels("miss").inc()
+        _CACHE_MISS.inc()
         data = config_resolve(tenant=tenant, key=key, environment=environment, service_name=service_name).to_cache()
         cache.set(ck, data, settings.CONFIG_CACHE_TTL)
     else:
-        CONFIG_CACHE.labels("hit").inc()
+        _CACHE_HIT.inc()
     if gens != ("0", "0"):
         _local_resolved.set(ck, data)
     return data
@@ -320,15 +321,15 @@ def config_bundle_cached(*, tenant: Tenant, environment: str | None, service_nam
     ck = cfg_cache.bundle_key(tenant.pk, environment or "", service_name, gens)
     bundle = _local_resolved.get(ck) if gens != ("0", "0") else None
     if bundle is not None:
-        CONFIG_CACHE.labels("hit").inc()
+        _CACHE_HIT.inc()
         return bundle
     data = cache.get(ck)
     if data is None:
-        CONFIG_CACHE.labels("miss").inc()
+        _CACHE_MISS.inc()
         data = config_bundle(tenant=tenant, environment=environment, service_name=service_name)
         cache.set(ck, data, settings.CONFIG_CACHE_TTL)
     else:
-        CONFIG_CACHE.labels("hit").inc()
+        _CACHE_HIT.inc()
     bundle = Bundle.shape(data)
     if gens != ("0", "0"):
         _local_resolved.set(ck, bundle)

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import hashlib
 
-import orjson
 from rest_framework.response import Response
 
 from config_hub.errors import ValidationFailed
 
+from .renderers import dumps
+
 
 def etag_for(data) -> str:
-    return '"' + hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), digest_size=10).hexdigest() + '"'
+    return '"' + hashlib.blake2b(dumps(data, sort_keys=True), digest_size=10).hexdigest() + '"'
 
 
 def not_modified(request, etag: str) -> bool:

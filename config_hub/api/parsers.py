@@ -1,22 +1,29 @@
-"""A JSON parser on orjson: faster than the standard library, and bounded.
+"""The JSON parser of the API: the standard library's, with a bounded depth.
 
-The standard library's decoder recurses once per nesting level, so a body of
-``[[[[...]]]]`` a hundred thousand deep raised ``RecursionError`` (a 500).
-orjson refuses documents nested deeper than 1,024 levels with a decode error,
-which DRF answers as a JSON 400 like any other malformed body. orjson also
-refuses ``NaN``/``Infinity`` and lone surrogates, which are not JSON either.
+The standard library keeps every number exact (a config value may hold an
+integer beyond 64 bits, which orjson would turn into a float). Its decoder
+recurses once per nesting level, so a body of ``[[[[...]]]]`` a hundred
+thousand deep raised ``RecursionError``, a 500: here it is a JSON 400 like
+any other malformed body. ``NaN`` and ``Infinity`` are refused, as DRF does.
 """
 from __future__ import annotations
 
-import orjson
+import json
+
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser as _DRFJSONParser
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
 
 
 class JSONParser(_DRFJSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         raw = stream.read() if stream is not None else b""
         try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
+            return json.loads(raw, parse_constant=_refuse_constant)
+        except RecursionError as exc:
+            raise ParseError("JSON parse error - the document is nested too deeply") from exc
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a refused constant
             raise ParseError(f"JSON parse error - {exc}") from exc

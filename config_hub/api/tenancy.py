@@ -19,12 +19,16 @@ def request_tenant(request, path_slug: str | None = None):
     principal: Principal = request.auth
     slug = path_slug or request.META.get("HTTP_X_TENANT_ID") or None
     if slug is None and principal is not None and principal.tenant_id is not None:
-        tenant = _tenant_by_id(principal.tenant_id)
-        return tenant
+        return tenant_for_principal(principal)
     tenant = tenant_get(slug=slug or DEFAULT_TENANT_SLUG)
     if principal is not None and principal.tenant_id is not None and tenant.pk != principal.tenant_id:
         raise NotFound(f"tenant '{slug}' not found")
     return tenant
+
+
+def tenant_for_principal(principal: Principal):
+    """The tenant of a caller bound to one (no path slug, no ``X-Tenant-ID``)."""
+    return _tenant_by_id(principal.tenant_id)
 
 
 _slugs = LocalCache(ttl=300.0)

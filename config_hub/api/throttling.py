@@ -27,6 +27,30 @@ def parse_rate(rate: str | None) -> tuple[int, int] | None:
     return int(count), _UNITS[unit.strip().lower()]
 
 
+def admit(principal: Principal) -> float | None:
+    """Count one request of ``principal``: None when it is within its rate, else the
+    seconds until its window ends. The one place requests are counted."""
+    limit = parse_rate(getattr(settings, "API_THROTTLE_RATE", None))
+    if limit is None:
+        return None
+    count_max, window = limit
+    now = time.time()
+    bucket = int(now // window)
+    key = f"thr:{principal.kind}:{principal.ident}:{bucket}"
+    try:
+        if cache.add(key, 1, window + 1):
+            count = 1
+        else:
+            count = cache.incr(key)
+    except ValueError:
+        count = 1  # the key expired between add and incr
+    except Exception:  # noqa: BLE001 - cache down: fail open
+        return None
+    if count is None or count <= count_max:
+        return None
+    return (bucket + 1) * window - now
+
+
 class PrincipalRateThrottle(BaseThrottle):
     """``API_THROTTLE_RATE`` requests per window for each API key, user or service."""
 
@@ -34,29 +58,11 @@ class PrincipalRateThrottle(BaseThrottle):
         self.wait_seconds: float | None = None
 
     def allow_request(self, request, view) -> bool:
-        limit = parse_rate(getattr(settings, "API_THROTTLE_RATE", None))
         principal = request.auth
-        if limit is None or not isinstance(principal, Principal):
+        if not isinstance(principal, Principal):
             return True
-        count_max, window = limit
-        now = time.time()
-        bucket = int(now // window)
-        key = f"thr:{principal.kind}:{principal.ident}:{bucket}"
-        try:
-            if cache.add(key, 1, window + 1):
-                count = 1
-            else:
-                count = cache.incr(key)
-        except ValueError:
-            count = 1  # the key expired between add and incr
-        except Exception:  # noqa: BLE001 - cache down: fail open
-            return True
-        if count is None:
-            return True
-        if count > count_max:
-            self.wait_seconds = (bucket + 1) * window - now
-            return False
-        return True
+        self.wait_seconds = admit(principal)
+        return self.wait_seconds is None
 
     def wait(self) -> float | None:
         return self.wait_seconds

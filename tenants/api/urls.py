@@ -6,7 +6,7 @@ from . import views
 urlpatterns = [
     path("config/", views.ConfigCreateView.as_view(), name="config-create"),
     path("config/service/<str:service_name>", views.ServiceBundleView.as_view(), name="config-bundle"),
-    path("config/<str:key>", views.ConfigKeyView.as_view(), name="config-key"),
+    path("config/<str:key>", views.config_key_route, name="config-key"),
     path("configs/", views.ConfigListView.as_view(), name="config-list"),
     path("configs/<int:config_id>", views.ConfigEntryDetailView.as_view(), name="config-detail"),
     path("configs/<int:config_id>/revert", views.ConfigRevertView.as_view(), name="config-revert"),

@@ -1,7 +1,11 @@
 """Config, schema, tenant and environment routes (API.md "Configs", "Tenants")."""
 from __future__ import annotations
 
+import functools
+import time
+
 from django.db.models import Q
+from django.http import HttpResponse, HttpResponseNotModified
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -9,12 +13,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config_hub.api import docs
+from config_hub.api.authentication import API_KEY_PREFIX
 from config_hub.api.conditional import conditional_response, expected_version, not_modified
 from config_hub.api.pagination import Pagination
-from config_hub.api.tenancy import request_tenant
-from config_hub.errors import NotFound, ValidationFailed
+from config_hub.api.renderers import dumps
+from config_hub.api.tenancy import request_tenant, tenant_for_principal
+from config_hub.api.throttling import admit
+from config_hub.errors import DomainError, NotFound, ValidationFailed
+from config_hub.metrics import CONFIG_FETCH_SECONDS
 
 from .. import selectors, services
+from ..fields import SecretDecryptionError
 from ..models import ConfigEntry, ConfigSchema, Tenant
 from . import serializers as s
 
@@ -102,6 +111,34 @@ _ENV = OpenApiParameter("environment", str, description="environment slug")
 _SVC = OpenApiParameter("service_name", str, description="service name")
 
 
+def _config_read_body(key: str, data: dict, environment: str | None, service_name: str, reveal: bool) -> tuple[dict, str | None]:
+    """The answer of a config read (seed 001's shape) and its ETag."""
+    value, masked = selectors.resolved_value(data, reveal=reveal)
+    body = {
+        "key": key,
+        "value": value,
+        "environment": environment,
+        "service_name": service_name or None,
+        "version": data["version"],
+        "source": data["source"],
+        "is_secret": data["is_secret"],
+        "is_encrypted": data["is_secret"],
+        "id": data["entry_id"],
+    }
+    if masked:
+        body["masked"] = True
+    return body, _config_read_etag(data, reveal)
+
+
+def _config_read_etag(data: dict, reveal: bool) -> str | None:
+    """The ETag of a config read: the entry and its version, and whether the value
+    was masked (a masked and a revealed answer are different representations)."""
+    if not data["entry_id"]:
+        return None
+    masked = data["is_secret"] and not reveal
+    return f'"{data["entry_id"]}-{data["version"]}{"-m" if masked else ""}"'
+
+
 class ConfigKeyView(APIView):
     """``GET /api/v1/config/{key}`` (resolve) and ``PUT/PATCH/DELETE /api/v1/config/{id}`` (seed 001)."""
 
@@ -128,26 +165,10 @@ class ConfigKeyView(APIView):
             chain = None
         if not data["found"]:
             raise NotFound(f"config '{key}' not found")
-        value, masked = selectors.resolved_value(data, reveal=reveal)
-        body = {
-            "key": key,
-            "value": value,
-            "environment": environment,
-            "service_name": service_name or None,
-            "version": data["version"],
-            "source": data["source"],
-            "is_secret": data["is_secret"],
-            "is_encrypted": data["is_secret"],
-            "id": data["entry_id"],
-        }
-        if masked:
-            body["masked"] = True
+        body, etag = _config_read_body(key, data, environment, service_name, reveal)
         if chain is not None:
             body["explain"] = chain
-        etag = (
-            f'"{data["entry_id"]}-{data["version"]}{"-m" if masked else ""}"' if data["entry_id"] and chain is None
-            else None
-        )
+            etag = None
         return conditional_response(request, body, etag=etag)
 
     @extend_schema(request=s.ConfigUpdateSerializer, responses={200: docs.ConfigEntrySerializer, **docs.errors(412)})
@@ -511,3 +532,85 @@ class ConfigRevertView(APIView):
         response = Response(s.entry_out(entry, reveal=_reveal(request)))
         response["ETag"] = _entry_etag(entry)
         return response
+
+
+# --- the lean path of the hottest read ------------------------------------------------
+
+_config_key_view = ConfigKeyView.as_view()
+_CONFIG_READ_SECONDS = CONFIG_FETCH_SECONDS.labels("config")
+_PLAIN_ACCEPT = (None, "*/*", "application/json")
+_CONFIG_READ_QUERY = frozenset({"environment", "service_name"})
+
+
+def _config_read_lean(request, key: str) -> HttpResponse | None:
+    """``GET /api/v1/config/{key}`` for the case that is nearly every request of the
+    fleet: an API key bound to a tenant, holding ``configs:read``, within its rate,
+    no ``explain``, a value that exists. It does what the DRF view does for that
+    case (the same key lookup, scope, throttle count, tenant, cached resolution,
+    body and ETag) without DRF's per-request machinery, which cost as much as the
+    read itself. Anything else returns None and the DRF view answers, so every
+    refusal and error is exactly the DRF view's."""
+    meta = request.META
+    kind, _, token = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+    token = token.strip()
+    kind = kind.lower()
+    if not token.startswith(API_KEY_PREFIX) or kind not in ("apikey", "bearer") or "HTTP_X_TENANT_ID" in meta:
+        return None
+    query = _plain_query(meta.get("QUERY_STRING", "")) or request.GET
+    if meta.get("HTTP_ACCEPT") not in _PLAIN_ACCEPT or not query.keys() <= _CONFIG_READ_QUERY:
+        return None
+    principal = selectors.api_key_principal(raw_key=token)
+    if principal is None or principal.tenant_id is None or not principal.has_scope("configs:read"):
+        return None
+    if admit(principal) is not None:
+        return None  # throttled: the DRF view counts it again and answers 429
+    environment = query.get("environment") or None
+    service_name = query.get("service_name") or ""
+    try:
+        tenant = tenant_for_principal(principal)
+        data = selectors.config_resolve_cached(tenant=tenant, key=key, environment=environment, service_name=service_name)
+        if not data["found"]:
+            return None
+        reveal = _reveal_for(principal)
+        etag = _config_read_etag(data, reveal)
+        if etag and not_modified(request, etag):  # unchanged: nothing to build, nothing to decrypt
+            response = HttpResponseNotModified()
+        else:
+            body, etag = _config_read_body(key, data, environment, service_name, reveal)
+            response = HttpResponse(dumps(body), content_type="application/json")
+    except (DomainError, SecretDecryptionError):
+        return None  # an unknown tenant or environment, an undecryptable secret: the DRF view words the error
+    if etag:
+        response["ETag"] = etag
+    response["Vary"] = "Accept"
+    return response
+
+
+def _plain_query(raw: str) -> dict[str, str] | None:
+    """A query string with nothing to decode (ASCII, no ``%``, ``+`` or ``;``) as a
+    dict, the last value of a repeated name winning as in ``QueryDict.get``; None
+    for anything else (then ``request.GET`` parses it). Parsing a QueryDict costs
+    more function calls than the rest of this read."""
+    if not raw or not raw.isascii() or "%" in raw or "+" in raw or ";" in raw:
+        return None
+    out = {}
+    for part in raw.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            out[name] = value
+    return out
+
+
+def _reveal_for(principal) -> bool:
+    return principal.has_scope("secrets:read")
+
+
+@functools.wraps(_config_key_view)  # keeps view_class/cls: the schema and the route matrix see the DRF view
+def config_key_route(request, key: str):
+    if request.method == "GET":
+        started = time.perf_counter()
+        response = _config_read_lean(request, key)
+        if response is not None:
+            _CONFIG_READ_SECONDS.observe(time.perf_counter() - started)
+            return response
+    return _config_key_view(request, key=key)

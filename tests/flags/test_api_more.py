@@ -404,3 +404,16 @@ def test_admin_flag_page__strategy_naming_the_tenants_segment__saved(tenant, env
     assert r.status_code == 302
     assert FlagEnvironment.objects.get(flag=flag).strategies[0]["segments"] == [seg.pk]
     assert Flag.objects.get(pk=flag.pk).description == "changed by the operator"
+
+
+def test_evaluate_all__context_with_an_integer_beyond_64_bits__answers(tenant, environments, make_key, client_for):
+    from flags.services import flag_create
+
+    flag_create(tenant=tenant, name="beta", environment=environments["production"], is_enabled=True, actor="t")
+    client = client_for(make_key(tenant=tenant, scopes=["flags:read"], name="bigctx"))
+
+    r = client.post("/api/v1/feature-flags/evaluate-all",
+                    {"environment": "production", "context": {"userId": "u1", "properties": {"n": 2 ** 70}}}, format="json")
+
+    assert r.status_code in (200, 400)
+    assert r.status_code != 200 or "beta" in r.content.decode()

@@ -961,3 +961,26 @@ def test_bundle__secret_changes__revealing_callers_etag_moves_masked_callers_ans
     assert SECRET not in masked.content.decode()
     assert second.status_code == 200
     assert second.json()[1]["value"] == SECRET + "-rotated" and "masked" not in second.json()[1]
+
+
+def test_values_beyond_64_bit_integers__read_bundle_schema_and_304__never_500(tenant, make_key, client_for,
+                                                                              django_capture_on_commit_callbacks):
+    huge = 2 ** 70
+    client = client_for(make_key(tenant=tenant, scopes=["configs:read", "configs:write"], name="bigint"))
+    with django_capture_on_commit_callbacks(execute=True):
+        created = client.post("/api/v1/config/", {"key": "svc.limit", "value": {"max": huge}, "service_name": "svc"},
+                              format="json")
+    platform = client_for(make_key(tenant=None, scopes=["admin"], name="bigint-platform"))
+    schema = platform.post("/api/v1/schemas/", {"key": "svc.other", "schema": {"type": "integer", "maximum": huge}}, format="json")
+    broken = client.post("/api/v1/config/", {"key": "svc.other", "value": huge * 4, "service_name": "svc"}, format="json")
+
+    read = client.get("/api/v1/config/svc.limit?service_name=svc")
+    again = client.get("/api/v1/config/svc.limit?service_name=svc", HTTP_IF_NONE_MATCH=read["ETag"])
+    bundle = client.get("/api/v1/config/service/svc")
+
+    assert created.status_code == 201
+    assert schema.status_code == 201
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == "schema_violation"
+    assert (read.status_code, read.json()["value"]) == (200, {"max": huge})
+    assert again.status_code == 304
+    assert bundle.status_code == 200 and bundle.json()[0]["value"] == {"max": huge}

@@ -1,0 +1,98 @@
+"""The lean path of GET /api/v1/config/{key} answers exactly as the DRF view does.
+
+Every request is sent to the route the URL conf serves and to the DRF view
+alone; status, JSON body and ETag must be the same, whether the lean path
+answered or handed the request to the DRF view.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import RequestFactory
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "lean-path-secret-51a"
+
+
+@pytest.fixture
+def data(tenant, other_tenant, environments, django_capture_on_commit_callbacks):
+    from tenants.services import config_create
+
+    with django_capture_on_commit_callbacks(execute=True):
+        config_create(tenant=tenant, key="db.url", value="tenant", actor="t")
+        config_create(tenant=tenant, key="db.url", value="prod-svc", environment=environments["production"],
+                      service_name="svc", actor="t")
+        config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
+        config_create(tenant=other_tenant, key="db.url", value="THEIRS", actor="t")
+
+
+def _answer(view, request, key):
+    response = view(request, key=key)
+    if hasattr(response, "render"):
+        response.render()
+    body = json.loads(response.content) if response.content else None
+    return response.status_code, body, response.get("ETag")
+
+
+@pytest.mark.parametrize("path,headers", [
+    ("/api/v1/config/db.url", {}),
+    ("/api/v1/config/db.url?environment=production&service_name=svc", {}),
+    ("/api/v1/config/db.url?environment=production&service_name=svc&environment=staging", {}),
+    ("/api/v1/config/db.url?service_name=s%76c&environment=production", {}),
+    ("/api/v1/config/db.password", {}),
+    ("/api/v1/config/db.password", {"reveal": True}),
+    ("/api/v1/config/missing", {}),
+    ("/api/v1/config/db.url?environment=nowhere", {}),
+    ("/api/v1/config/db.url?explain=true", {}),
+    ("/api/v1/config/db.url", {"HTTP_X_TENANT_ID": "globex"}),
+    ("/api/v1/config/db.url", {"HTTP_ACCEPT": "text/html"}),
+    ("/api/v1/config/db.url", {"scopes": ["flags:read"]}),
+    ("/api/v1/config/db.url", {"bearer": True}),
+    ("/api/v1/config/db.url", {"bad_key": True}),
+])
+def test_lean_route__same_answer_as_the_drf_view(data, tenant, make_key, path, headers):
+    from tenants.api import views
+
+    headers = dict(headers)
+    scopes = headers.pop("scopes", ["configs:read"] + (["secrets:read"] if headers.pop("reveal", False) else []))
+    raw = make_key(tenant=tenant, scopes=scopes)
+    if headers.pop("bad_key", False):
+        raw = raw[:-4] + "xxxx"
+    scheme = "Bearer" if headers.pop("bearer", False) else "ApiKey"
+    key = path.split("?")[0].rsplit("/", 1)[1]
+    factory = RequestFactory()
+
+    lean = _answer(views.config_key_route, factory.get(path, HTTP_AUTHORIZATION=f"{scheme} {raw}", **headers), key)
+    drf = _answer(views._config_key_view, factory.get(path, HTTP_AUTHORIZATION=f"{scheme} {raw}", **headers), key)
+
+    assert lean == drf
+    assert "THEIRS" not in json.dumps(lean[1])
+
+
+def test_lean_route__304_and_etag_match_the_drf_view(data, tenant, make_key):
+    from tenants.api import views
+
+    raw = make_key(tenant=tenant, scopes=["configs:read"])
+    factory = RequestFactory()
+    auth = {"HTTP_AUTHORIZATION": f"ApiKey {raw}"}
+    _, _, etag = _answer(views._config_key_view, factory.get("/api/v1/config/db.url", **auth), "db.url")
+
+    lean = views.config_key_route(factory.get("/api/v1/config/db.url", HTTP_IF_NONE_MATCH=etag, **auth), key="db.url")
+
+    assert (lean.status_code, lean["ETag"], lean.content) == (304, etag, b"")
+
+
+def test_lean_route__throttled__429_with_retry_after(data, tenant, make_key, client_for, settings):
+    import time
+
+    settings.API_THROTTLE_RATE = "2/min"
+    client = client_for(make_key(tenant=tenant, scopes=["configs:read"]))
+    if time.time() % 60 > 55:  # fixed one-minute windows: do not straddle a boundary
+        time.sleep(61 - time.time() % 60)
+
+    answers = [client.get("/api/v1/config/db.url") for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2]["Retry-After"]) >= 1
