@@ -175,17 +175,32 @@ def instance_counts_by_status() -> dict[str, int]:
 # A heartbeat that does not change the status only needs to know the instance's
 # tenant and current status. Both live in this process (dropped over pub/sub) and
 # in Redis; every change of an instance's status or membership drops them after
-# commit (``instance_state_forget``). The drop leaves a short tombstone in Redis
-# and loaders only ``add`` their copy, so a loader that read the database just
-# before a commit cannot put the old status back into Redis after the drop.
+# commit (``instance_state_forget``). The Redis copies live under a generation
+# token: a drop of a few instances leaves a short tombstone per instance, a mass
+# drop (the sweep marking thousands) replaces the generation in one write.
+# Loaders read the generation first and only ``add`` their copy, so a loader
+# that read the database just before a commit cannot put the old status back
+# where anyone reads it.
 
 _STATE_TOMBSTONE = "-"
 _STATE_TOMBSTONE_TTL = 10
 _STATE_REDIS_TTL = 300
+_STATE_GENERATION = "reg:inst-gen"
 
 
 def _instance_state_name(instance_id: int | str) -> str:
     return f"reg:inst:{instance_id}"
+
+
+def _state_redis_key(instance_id: int, generation: str) -> str:
+    return f"reg:inst:{generation}:{instance_id}"
+
+
+def _state_generation() -> str:
+    generation = cache.get(_STATE_GENERATION)
+    if generation is None and cache.add(_STATE_GENERATION, uuid.uuid4().hex[:12], None):
+        generation = cache.get(_STATE_GENERATION)
+    return generation or "0"
 
 
 def instance_state(*, instance_id: int) -> tuple[int, str] | None:
@@ -194,12 +209,13 @@ def instance_state(*, instance_id: int) -> tuple[int, str] | None:
     name = _instance_state_name(instance_id)
 
     def load() -> tuple[int, str] | None:
-        copy = cache.get(name)
+        key = _state_redis_key(instance_id, _state_generation())
+        copy = cache.get(key)
         if copy is not None and copy != _STATE_TOMBSTONE:
             return tuple(copy)
         row = Instance.objects.filter(pk=instance_id).values_list("service__tenant_id", "status").first()
         if row is not None and copy is None:
-            cache.add(name, list(row), _STATE_REDIS_TTL)
+            cache.add(key, list(row), _STATE_REDIS_TTL)
         return None if row is None else tuple(row)
 
     return invalidation.cached(name, load)
@@ -209,15 +225,17 @@ def instance_state_forget(*instance_ids: int) -> None:
     """After commit: these instances' status changed (or they are gone), so the
     heartbeat's buffered path asks again. Many at once (the sweep) drop every
     process's copies with one prefix message."""
-    names = [_instance_state_name(i) for i in sorted(set(instance_ids))]
-    if not names:
+    ids = sorted(set(instance_ids))
+    if not ids:
         return
 
     def drop() -> None:
-        cache.set_many({n: _STATE_TOMBSTONE for n in names}, timeout=_STATE_TOMBSTONE_TTL)
-        if len(names) <= 100:
-            invalidation.invalidate(*names)
-        else:
+        if len(ids) <= 100:
+            generation = _state_generation()
+            cache.set_many({_state_redis_key(i, generation): _STATE_TOMBSTONE for i in ids}, timeout=_STATE_TOMBSTONE_TTL)
+            invalidation.invalidate(*(_instance_state_name(i) for i in ids))
+        else:  # one write, whatever the number: every Redis copy becomes obsolete
+            cache.set(_STATE_GENERATION, uuid.uuid4().hex[:12], None)
             invalidation.invalidate(_instance_state_name("") + "*")
 
     transaction.on_commit(drop)
