@@ -18,11 +18,17 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def loads(raw: bytes | str):
+    """A request body's JSON, exactly as the API parses it; ValueError or
+    RecursionError when it is not acceptable JSON."""
+    return json.loads(raw, parse_constant=_refuse_constant)
+
+
 class JSONParser(_DRFJSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         raw = stream.read() if stream is not None else b""
         try:
-            return json.loads(raw, parse_constant=_refuse_constant)
+            return loads(raw)
         except RecursionError as exc:
             raise ParseError("JSON parse error - the document is nested too deeply") from exc
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a refused constant

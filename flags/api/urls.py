@@ -5,7 +5,7 @@ from . import views
 
 urlpatterns = [
     path("feature-flags/", views.FlagListCreateView.as_view(), name="flag-list"),
-    path("feature-flags/evaluate", views.EvaluateView.as_view(), name="flag-evaluate"),
+    path("feature-flags/evaluate", views.evaluate_route, name="flag-evaluate"),
     path("feature-flags/evaluate-all", views.EvaluateAllView.as_view(), name="flag-evaluate-all"),
     path("feature-flags/import/unleash", views.ImportUnleashView.as_view(), name="flag-import-unleash"),
     path("feature-flags/<str:flag_id>", views.FlagDetailView.as_view(), name="flag-detail"),

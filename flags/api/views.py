@@ -1,9 +1,13 @@
 """Flag routes (seed 001) and OpenFeature's Remote Evaluation Protocol (OFREP)."""
 from __future__ import annotations
 
+import functools
+
 import json
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -11,8 +15,11 @@ from rest_framework.views import APIView
 
 from config_hub.api import docs
 from config_hub.api.conditional import conditional_response, etag_for, expected_version, not_modified
-from config_hub.api.tenancy import request_tenant
-from config_hub.errors import NotFound, ValidationFailed
+from config_hub.api.lean import json_response, lean_principal
+from config_hub.api.parsers import loads
+from config_hub.api.tenancy import request_tenant, tenant_for_principal
+from config_hub.api.throttling import admit
+from config_hub.errors import DomainError, NotFound, ValidationFailed
 from tenants.selectors import environment_get
 
 from .. import selectors, services
@@ -361,3 +368,46 @@ class OfrepBulkView(APIView):
             response = Response(body)
         response["ETag"] = etag
         return response
+
+
+# --- the lean path of seed 001's evaluate -----------------------------------------------
+
+_evaluate_view = EvaluateView.as_view()
+
+
+def _evaluate_lean(request) -> HttpResponse | None:
+    """``POST /api/v1/feature-flags/evaluate`` for the common case (see
+    ``config_hub.api.lean``): a JSON body that passes the same checks, an existing
+    environment and flag. The same functions as EvaluateView; anything else
+    returns None and EvaluateView answers."""
+    meta = request.META
+    if meta.get("CONTENT_TYPE", "").partition(";")[0].strip() != "application/json":
+        return None
+    principal = lean_principal(request, "flags:read")
+    if principal is None:
+        return None
+    try:
+        data = evaluate_body(loads(request.body))
+        slug = data.get("environment") or meta.get("HTTP_X_ENVIRONMENT") or principal.environment
+        if not slug:
+            return None
+        environment_get(slug=slug)
+        context = _context(data)
+        tenant = tenant_for_principal(principal)
+    except (ValueError, RecursionError, DomainError, RequestDataTooBig):
+        return None  # the DRF view words the refusal
+    if admit(principal) is not None:
+        return None  # throttled: the DRF view answers 429
+    result = selectors.flag_evaluate(tenant=tenant, environment=slug, name=data["flag_name"], context=context)
+    if result.reason == "FLAG_NOT_FOUND":
+        return None
+    return json_response(evaluation_out(result))
+
+
+@functools.wraps(_evaluate_view)  # keeps view_class/cls/csrf_exempt: the schema and the route matrix see the DRF view
+def evaluate_route(request):
+    if request.method == "POST":
+        response = _evaluate_lean(request)
+        if response is not None:
+            return response
+    return _evaluate_view(request)

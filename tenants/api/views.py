@@ -13,8 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config_hub.api import docs
-from config_hub.api.authentication import API_KEY_PREFIX
 from config_hub.api.conditional import conditional_response, expected_version, not_modified
+from config_hub.api.lean import lean_principal
 from config_hub.api.pagination import Pagination
 from config_hub.api.renderers import dumps
 from config_hub.api.tenancy import request_tenant, tenant_for_principal
@@ -538,7 +538,6 @@ class ConfigRevertView(APIView):
 
 _config_key_view = ConfigKeyView.as_view()
 _CONFIG_READ_SECONDS = CONFIG_FETCH_SECONDS.labels("config")
-_PLAIN_ACCEPT = (None, "*/*", "application/json")
 _CONFIG_READ_QUERY = frozenset({"environment", "service_name"})
 
 
@@ -551,19 +550,12 @@ def _config_read_lean(request, key: str) -> HttpResponse | None:
     read itself. Anything else returns None and the DRF view answers, so every
     refusal and error is exactly the DRF view's."""
     meta = request.META
-    kind, _, token = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
-    token = token.strip()
-    kind = kind.lower()
-    if not token.startswith(API_KEY_PREFIX) or kind not in ("apikey", "bearer") or "HTTP_X_TENANT_ID" in meta:
-        return None
     query = _plain_query(meta.get("QUERY_STRING", "")) or request.GET
-    if meta.get("HTTP_ACCEPT") not in _PLAIN_ACCEPT or not query.keys() <= _CONFIG_READ_QUERY:
+    if not query.keys() <= _CONFIG_READ_QUERY:
         return None
-    principal = selectors.api_key_principal(raw_key=token)
-    if principal is None or principal.tenant_id is None or not principal.has_scope("configs:read"):
+    principal = lean_principal(request, "configs:read")
+    if principal is None:
         return None
-    if admit(principal) is not None:
-        return None  # throttled: the DRF view counts it again and answers 429
     environment = query.get("environment") or None
     service_name = query.get("service_name") or ""
     try:
@@ -571,6 +563,8 @@ def _config_read_lean(request, key: str) -> HttpResponse | None:
         data = selectors.config_resolve_cached(tenant=tenant, key=key, environment=environment, service_name=service_name)
         if not data["found"]:
             return None
+        if admit(principal) is not None:
+            return None  # throttled: counted last, so only this case is counted twice (the DRF view answers 429)
         reveal = _reveal_for(principal)
         etag = _config_read_etag(data, reveal)
         if etag and not_modified(request, etag):  # unchanged: nothing to build, nothing to decrypt

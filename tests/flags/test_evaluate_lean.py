@@ -1,0 +1,87 @@
+"""The lean path of POST /api/v1/feature-flags/evaluate answers exactly as the DRF
+view does, whether it answered or handed the request over."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import RequestFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def flags(tenant, other_tenant, environments, django_capture_on_commit_callbacks):
+    from flags.services import flag_create
+
+    with django_capture_on_commit_callbacks(execute=True):
+        flag_create(tenant=tenant, name="beta", environment=environments["production"], is_enabled=True,
+                    rollout_percentage=50, actor="t")
+        flag_create(tenant=tenant, name="off", environment=environments["production"], is_enabled=False, actor="t")
+        flag_create(tenant=other_tenant, name="theirs", environment=environments["production"], is_enabled=True, actor="t")
+
+
+def _answer(view, request):
+    response = view(request)
+    if hasattr(response, "render"):
+        response.render()
+    return response.status_code, json.loads(response.content) if response.content else None
+
+
+BODY = {"flag_name": "beta", "environment": "production", "user_id": "user-7"}
+
+
+@pytest.mark.parametrize("body,options", [
+    (BODY, {}),
+    ({**BODY, "user_id": "user-8"}, {}),
+    ({**BODY, "flag_name": "off"}, {}),
+    ({**BODY, "context": {"userId": "u1", "properties": {"region": "eu"}}}, {}),
+    ({"flag_name": "beta", "user_id": "user-7"}, {"HTTP_X_ENVIRONMENT": "production"}),
+    ({"flag_name": "beta", "user_id": "user-7"}, {}),
+    ({**BODY, "flag_name": "missing"}, {}),
+    ({**BODY, "flag_name": "theirs"}, {}),
+    ({**BODY, "environment": "nowhere"}, {}),
+    ({**BODY, "context": {"properties": "not an object"}}, {}),
+    ({**BODY, "flag_name": ""}, {}),
+    ({"environment": "production"}, {}),
+    ([1, 2], {}),
+    ("not json", {"raw": True}),
+    ('{"flag_name": "beta", "environment": "production", "user_id": NaN}', {"raw": True}),
+    (BODY, {"HTTP_X_TENANT_ID": "globex"}),
+    (BODY, {"HTTP_ACCEPT": "text/html"}),
+    (BODY, {"scopes": ["configs:read"]}),
+    (BODY, {"bad_key": True}),
+])
+def test_lean_evaluate__same_answer_as_the_drf_view(flags, tenant, make_key, body, options):
+    from flags.api import views
+
+    options = dict(options)
+    raw_key = make_key(tenant=tenant, scopes=options.pop("scopes", ["flags:read"]))
+    if options.pop("bad_key", False):
+        raw_key = raw_key[:-4] + "xxxx"
+    payload = body if options.pop("raw", False) else json.dumps(body)
+    factory = RequestFactory()
+
+    def request():
+        return factory.post("/api/v1/feature-flags/evaluate", payload, content_type="application/json",
+                            HTTP_AUTHORIZATION=f"ApiKey {raw_key}", **options)
+
+    lean, drf = _answer(views.evaluate_route, request()), _answer(views._evaluate_view, request())
+
+    assert lean == drf
+    assert "theirs" not in json.dumps(lean[1]) or lean[0] == 404
+
+
+def test_lean_evaluate__usage_counted_once_per_evaluation(flags, tenant, make_key, client_for):
+    from flags.models import FlagEnvironment
+    from flags.usage import usage_flush
+
+    client = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
+    usage_flush()
+    before = FlagEnvironment.objects.get(flag__tenant=tenant, flag__name="beta").evaluation_count
+
+    for _ in range(3):
+        assert client.post("/api/v1/feature-flags/evaluate", BODY, format="json").status_code == 200
+    usage_flush()
+
+    assert FlagEnvironment.objects.get(flag__tenant=tenant, flag__name="beta").evaluation_count == before + 3
