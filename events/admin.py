@@ -94,3 +94,7 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Events are the audit trail and the outbox: nobody deletes them from the admin.
+        return False

@@ -280,3 +280,20 @@ def test_metrics__webhook_deliveries_counter__moves_by_outcome(tenant, client):
     assert after_failure.get("success", 0) == before.get("success", 0)
     assert after_success.get("success", 0) == before.get("success", 0) + 1
     assert after_success.get("failure", 0) == after_failure.get("failure", 0)
+
+
+def test_event_admin__audit_trail_cannot_be_deleted_even_by_a_superuser(tenant, admin_user, client):
+    from events.models import Event
+    from tenants.services import config_create
+
+    config_create(tenant=tenant, key="audited", value=1, actor="t")
+    event = Event.objects.filter(key="audited").first()
+    client.force_login(admin_user)
+
+    page = client.get(f"/admin/events/event/{event.pk}/delete/")
+    bulk = client.post("/admin/events/event/", {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"})
+
+    assert page.status_code == 403
+    assert Event.objects.filter(pk=event.pk).exists()
+    assert bulk.status_code in (200, 302)
+    assert Event.objects.filter(pk=event.pk).exists()

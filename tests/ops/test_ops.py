@@ -111,3 +111,9 @@ def test_health__embedded_setup__beat_run_by_another_process_is_seen(client, set
 
     assert body["dependencies"]["beat"] == "healthy"
     assert body["metrics"]["beat_last_run_seconds_ago"] < 60
+
+
+def test_docs__trailing_slash__redirects_to_the_docs(client):
+    r = client.get("/docs/")
+
+    assert (r.status_code, r["Location"]) == (301, "/docs")

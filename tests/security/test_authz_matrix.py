@@ -26,8 +26,9 @@ from .conftest import MATRIX_COUNTS, MATRIX_ROUTES
 MARKER = "tenant-a-private-marker-7d1f"
 SECRET_MARKER = "tenant-a-secret-marker-93ab"
 
-# Routes any caller may reach: health and metrics (API.md) and the login routes.
-PUBLIC = {"health", "metrics", "api/v1/auth/token/", "api/v1/auth/token/refresh/"}
+# Routes any caller may reach: health and metrics (API.md), the login routes, and
+# "docs/", a bare redirect to "docs" (which needs credentials, and is covered).
+PUBLIC = {"health", "metrics", "api/v1/auth/token/", "api/v1/auth/token/refresh/", "docs/"}
 # Routes served by other means than a DRF view with scopes.
 SKIP_PREFIXES = ("admin/", "static/", "bench/")
 
