@@ -12,10 +12,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from datetime import timedelta
 from typing import Any, Callable
 
 import orjson
 from django.core.cache import cache
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from config_hub.api.renderers import dumps
 from config_hub.errors import NotFound
@@ -231,3 +235,86 @@ def flag_out(flag: Flag, *, environment: Environment | None = None) -> dict[str,
         },
         "updated_at": flag.updated_at.isoformat() if flag.updated_at else None,
     }
+
+
+# --- clean-up candidates (the admin home) ---------------------------------------------
+
+STALE_AFTER = timedelta(days=30)
+_ROLLOUT_PARAMETER = {"flexibleRollout": "rollout", "gradualRolloutRandom": "percentage",
+                      "gradualRolloutUserId": "percentage", "gradualRolloutSessionId": "percentage"}
+
+
+def _serves_everyone(strategies) -> bool:
+    """True when a state's strategies enable the flag for everyone: none at all, a
+    ``default`` strategy, or a flexibleRollout/gradualRollout* at 100 - each without
+    constraints or segments (strategies are OR-ed, so one such strategy is enough)."""
+    if not strategies:
+        return True
+    for s in strategies:
+        if not isinstance(s, dict) or s.get("constraints") or s.get("segments"):
+            continue
+        name = s.get("name")
+        if name == "default":
+            return True
+        param = _ROLLOUT_PARAMETER.get(name)
+        if param is not None:
+            try:
+                if float((s.get("parameters") or {}).get(param)) >= 100:
+                    return True
+            except (TypeError, ValueError):
+                continue
+    return False
+
+
+def stale_flags(*, limit: int = 20, now=None) -> list:
+    """Flag states worth cleaning up, each with ``stale_reason``: at most ``limit``.
+
+    1. Not evaluated for 30 days. Evaluations are counted in Redis and flushed by
+       a beat task into ``FlagEnvironment.last_evaluated_at`` (an UPDATE: it
+       touches neither ``updated_at`` nor the history). A state never evaluated
+       counts once it has not changed for 30 days.
+    2. Served to everyone for 30 days: enabled, the flag has no dependencies, and
+       its strategies serve everyone (:func:`_serves_everyone`); "for 30 days"
+       comes from the state's audit history (simple-history, one row per save of
+       the state): the state has been enabled-for-everyone in every version saved
+       since 30 days ago and in the version in force then. A state not saved for
+       30 days (``updated_at``) qualifies without reading history; rows without
+       any history fall back to ``updated_at`` alone.
+    Never-evaluated and least recently evaluated first, then the longest at 100%.
+    """
+    now = now or timezone.now()
+    month_ago = now - STALE_AFTER
+    base = FlagEnvironment.objects.select_related("flag__tenant", "environment")
+    out, seen = [], set()
+    for fe in base.filter(Q(last_evaluated_at__lt=month_ago) | Q(last_evaluated_at__isnull=True, updated_at__lt=month_ago)
+                          ).order_by(F("last_evaluated_at").asc(nulls_first=True), "id")[:limit]:
+        fe.stale_reason = (f"last evaluated {timesince(fe.last_evaluated_at, now)} ago" if fe.last_evaluated_at
+                           else "never evaluated")
+        out.append(fe)
+        seen.add(fe.pk)
+    if len(out) >= limit:
+        return out
+    full = [fe for fe in base.filter(enabled=True, flag__dependencies=[]).exclude(pk__in=seen).order_by("updated_at", "id")
+            if _serves_everyone(fe.strategies)]
+    since = {fe.pk: fe.updated_at for fe in full if fe.updated_at < month_ago}
+    recent = [fe.pk for fe in full if fe.pk not in since]
+    if recent:
+        history = FlagEnvironment.history.filter(id__in=recent).order_by("id", "-history_date", "-history_id")
+        walking: dict[int, object] = {}
+        done: set[int] = set()
+        for rec in history.only("id", "history_date", "enabled", "strategies", "history_type"):
+            if rec.id in done:
+                continue
+            if rec.history_type != "-" and rec.enabled and _serves_everyone(rec.strategies):
+                walking[rec.id] = rec.history_date  # still everyone's since at least then
+                if rec.history_date < month_ago:
+                    done.add(rec.id)
+            else:
+                done.add(rec.id)  # the run of serving everyone starts after this record
+        since.update({pk: at for pk, at in walking.items() if at < month_ago})
+    for fe in sorted((fe for fe in full if fe.pk in since), key=lambda fe: since[fe.pk]):
+        if len(out) >= limit:
+            break
+        fe.stale_reason = f"served to everyone for {timesince(since[fe.pk], now)}"
+        out.append(fe)
+    return out

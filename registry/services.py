@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -70,48 +69,30 @@ def instance_register(
     return instance, created
 
 
-# Raw PostgreSQL connections on which the heartbeat statement is prepared.
-_prepared_on: "weakref.WeakSet" = weakref.WeakSet()
 _TOUCH_SQL = (
-    "UPDATE {table} SET last_heartbeat = $1, response_time_ms = COALESCE($2, response_time_ms) "
-    "WHERE id = $3 AND status IN ($4, $5) "
-    "AND ($6::bigint IS NULL OR service_id IN (SELECT id FROM {services} WHERE tenant_id = $6))"
+    "UPDATE {table} SET last_heartbeat = %(now)s, response_time_ms = COALESCE(%(rt)s, response_time_ms) "
+    "WHERE id = %(id)s AND status IN (%(status)s, %(kept)s) "
+    "AND (%(tenant)s IS NULL OR service_id IN (SELECT id FROM {services} WHERE tenant_id = %(tenant)s))"
 )
 
 
 def _touch(*, instance_id: int, tenant_id: int | None, now, response_time_ms: float | None, statuses: tuple[str, str]) -> bool:
-    """The heartbeat's fast path: one UPDATE of the time (and response time) where
-    the status stays as it is. True when a row was updated.
+    """A heartbeat written to the database (no Redis, or Redis down): one UPDATE of
+    the time (and response time) where the status stays as it is. True when a row
+    was updated.
 
-    On PostgreSQL the statement is prepared once per connection (planning it
-    cost more than running it), and the commit does not wait for the WAL to
-    reach the disk (``SET LOCAL synchronous_commit TO OFF``, this transaction
-    only): a crash can forget the last fraction of a second of heartbeats, which
-    the next beat restores, and no heartbeat pays for an fsync. Status changes
-    take the slow path, whose commit is durable as usual. With a pooler that
-    does not keep sessions (PgBouncer in transaction mode), set
-    REGISTRY_HEARTBEAT_PREPARED=false.
+    On PostgreSQL the commit does not wait for the WAL to reach the disk (``SET
+    LOCAL synchronous_commit TO OFF``, this transaction only): a crash can forget
+    the last fraction of a second of heartbeats, which the next beat restores.
+    Status changes take the slow path, whose commit is durable as usual.
     """
     sql = _TOUCH_SQL.format(table=Instance._meta.db_table, services=Service._meta.db_table)
-    params = [now, response_time_ms, instance_id, *statuses, tenant_id]
+    params = {"now": now, "rt": response_time_ms, "id": instance_id, "status": statuses[0], "kept": statuses[1],
+              "tenant": tenant_id}
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            sqlite_sql = sql.replace("$6::bigint", "$6")
-            for n in range(6, 0, -1):
-                sqlite_sql = sqlite_sql.replace(f"${n}", "%s")
-            cursor.execute(sqlite_sql, [now, response_time_ms, instance_id, *statuses, tenant_id, tenant_id])
-            return cursor.rowcount > 0
-        if not settings.REGISTRY_HEARTBEAT_PREPARED:
-            plain = sql
-            for n in range(6, 0, -1):
-                plain = plain.replace(f"${n}", f"%(p{n})s")
-            cursor.execute("SET LOCAL synchronous_commit TO OFF; " + plain, {f"p{i + 1}": v for i, v in enumerate(params)})
-            return cursor.rowcount > 0
-        raw = connection.connection
-        if raw not in _prepared_on:
-            cursor.execute("PREPARE confighub_heartbeat (timestamptz, double precision, bigint, text, text, bigint) AS " + sql)
-            _prepared_on.add(raw)
-        cursor.execute("SET LOCAL synchronous_commit TO OFF; EXECUTE confighub_heartbeat (%s, %s, %s, %s, %s, %s)", params)
+        if connection.vendor == "postgresql":
+            sql = "SET LOCAL synchronous_commit TO OFF; " + sql
+        cursor.execute(sql, params)
         return cursor.rowcount > 0
 
 

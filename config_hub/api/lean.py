@@ -4,8 +4,11 @@ A lean path serves only the case that is nearly every request of the fleet (an
 API key bound to a tenant, holding the route's scope, a plain request) and does
 the same work through the same functions as the DRF view. For anything else it
 returns None and the DRF view answers, so every refusal and every error comes
-from one place. The throttle is counted last, so a request the lean path hands
-over is counted once, by the DRF view.
+from one place. The throttle is counted last, after every check that could hand
+the request over, so a handed-over request is counted once, by the DRF view.
+Two cases are counted twice: a throttled request, which is over its rate
+anyway, and an evaluation of a flag that does not exist, known only by
+evaluating.
 """
 from __future__ import annotations
 

@@ -235,9 +235,6 @@ REGISTRY_DEREGISTER_AFTER = env_float("REGISTRY_DEREGISTER_AFTER", 3600)
 REGISTRY_SWEEP_INTERVAL = env_float("REGISTRY_SWEEP_INTERVAL", 15)
 REGISTRY_MAX_EVICT_RATIO = env_float("REGISTRY_MAX_EVICT_RATIO", 0.5)
 REGISTRY_ACTIVE_CHECKS = env_bool("REGISTRY_ACTIVE_CHECKS", False)
-# The heartbeat's UPDATE is a server-side prepared statement per connection;
-# false for poolers that do not keep sessions (PgBouncer in transaction mode).
-REGISTRY_HEARTBEAT_PREPARED = env_bool("REGISTRY_HEARTBEAT_PREPARED", True)
 # Heartbeats that do not change the status are buffered in Redis and written to
 # the database set-based every REGISTRY_HEARTBEAT_FLUSH_INTERVAL seconds (and
 # before every sweep); false, no Redis, or Redis down: each beat is one UPDATE.

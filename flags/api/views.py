@@ -75,8 +75,11 @@ class EvaluateAllSerializer(serializers.Serializer):
     context = serializers.DictField(required=False, default=dict)
 
 
-def _environment(request, body_env: str | None) -> str:
-    slug = body_env or request.META.get("HTTP_X_ENVIRONMENT") or request.auth.environment
+def _environment(request, body_env: str | None, principal=None) -> str:
+    """The environment of an evaluation: the body's, else ``X-Environment``, else
+    the API key's; it must exist."""
+    principal = principal or request.auth
+    slug = body_env or request.META.get("HTTP_X_ENVIRONMENT") or principal.environment
     if not slug:
         raise ValidationFailed("name an environment (body 'environment', X-Environment, or an API key with one)",
                                details={"environment": ["required"]})
@@ -388,10 +391,7 @@ def _evaluate_lean(request) -> HttpResponse | None:
         return None
     try:
         data = evaluate_body(loads(request.body))
-        slug = data.get("environment") or meta.get("HTTP_X_ENVIRONMENT") or principal.environment
-        if not slug:
-            return None
-        environment_get(slug=slug)
+        slug = _environment(request, data.get("environment"), principal)
         context = _context(data)
         tenant = tenant_for_principal(principal)
     except (ValueError, RecursionError, DomainError, RequestDataTooBig):

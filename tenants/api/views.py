@@ -14,9 +14,8 @@ from rest_framework.views import APIView
 
 from config_hub.api import docs
 from config_hub.api.conditional import conditional_response, expected_version, not_modified
-from config_hub.api.lean import lean_principal
+from config_hub.api.lean import json_response, lean_principal
 from config_hub.api.pagination import Pagination
-from config_hub.api.renderers import dumps
 from config_hub.api.tenancy import request_tenant, tenant_for_principal
 from config_hub.api.throttling import admit
 from config_hub.errors import DomainError, NotFound, ValidationFailed
@@ -565,18 +564,18 @@ def _config_read_lean(request, key: str) -> HttpResponse | None:
             return None
         if admit(principal) is not None:
             return None  # throttled: counted last, so only this case is counted twice (the DRF view answers 429)
-        reveal = _reveal_for(principal)
+        reveal = principal.has_scope("secrets:read")
         etag = _config_read_etag(data, reveal)
         if etag and not_modified(request, etag):  # unchanged: nothing to build, nothing to decrypt
             response = HttpResponseNotModified()
+            response["Vary"] = "Accept"
         else:
             body, etag = _config_read_body(key, data, environment, service_name, reveal)
-            response = HttpResponse(dumps(body), content_type="application/json")
+            response = json_response(body)
     except (DomainError, SecretDecryptionError):
         return None  # an unknown tenant or environment, an undecryptable secret: the DRF view words the error
     if etag:
         response["ETag"] = etag
-    response["Vary"] = "Accept"
     return response
 
 
@@ -593,10 +592,6 @@ def _plain_query(raw: str) -> dict[str, str] | None:
             name, _, value = part.partition("=")
             out[name] = value
     return out
-
-
-def _reveal_for(principal) -> bool:
-    return principal.has_scope("secrets:read")
 
 
 @functools.wraps(_config_key_view)  # keeps view_class/cls: the schema and the route matrix see the DRF view
