@@ -293,10 +293,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
-# One list inside the list: lock the *combination* of username and IP (as documented).
-# A flat ["username", "ip_address"] means either one in django-axes: five failures from
-# an address would lock every operator behind it (a shared office NAT or proxy).
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Lockout (config_hub/lockout.py, docs/security.md): AXES_FAILURE_LIMIT failures for
+# one (username, address) lock that pair; AXES_IP_FAILURE_LIMIT failures from one
+# address across usernames (spraying) lock the address. Never by username alone,
+# so nobody can lock an operator out from another address.
+AXES_IP_FAILURE_LIMIT = env_int("AXES_IP_FAILURE_LIMIT", 20)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "config_hub.lockout.LockoutHandler"
+# The client's address: REMOTE_ADDR, or, behind TRUSTED_PROXY_COUNT reverse proxies
+# that append to X-Forwarded-For, the address the outermost of them saw.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "config_hub.lockout.client_ip"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
