@@ -97,7 +97,7 @@ def compare_environments(request):
                             res = config_resolve(tenant=tenant, key=key, environment=source.slug)
                             config_set(tenant=tenant, key=key, value=res.value, environment=target,
                                        is_secret=res.is_secret, actor=f"user:{request.user.get_username()}",
-                                       user_id=request.user.pk)
+                                       user_id=request.user.pk, can_read_secrets=reveal)
                 except DomainError as exc:
                     messages.error(request, f"Nothing was promoted: {exc.message}")
                 else:
@@ -148,7 +148,8 @@ def transfer(request):
         try:
             text = import_form.cleaned_data["file"].read().decode("utf-8")
             summary = tenant_import(tenant=import_form.cleaned_data["tenant"], document=loads(text),
-                                    actor=f"user:{request.user.get_username()}", user_id=request.user.pk)
+                                    actor=f"user:{request.user.get_username()}", user_id=request.user.pk,
+                                    can_read_secrets=request.user.has_perm("tenants.reveal_secret"))
         except (DomainError, UnicodeDecodeError) as exc:
             problems = getattr(exc, "details", None)
             problems = problems.get("problems", []) if isinstance(problems, dict) else []

@@ -25,6 +25,11 @@ class ValidationFailed(DomainError):
     code = "validation_failed"
 
 
+class Forbidden(DomainError):
+    status = 403
+    code = "permission_denied"
+
+
 class NotFound(DomainError):
     status = 404
     code = "not_found"

@@ -6,10 +6,10 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.html import format_html
 
-from tenants.admin import actor_of
+from tenants.admin import ServiceDeleteMixin, ShownOnceMixin, actor_of
 
 from . import services
-from .models import HEALTHY, OUT_OF_SERVICE, STARTING, UNHEALTHY, Instance, Service
+from .models import HEALTHY, OUT_OF_SERVICE, STARTING, UNHEALTHY, Instance, Service, ServiceTokenSecret
 
 COLOURS = {HEALTHY: "#2e7d32", UNHEALTHY: "#c62828", OUT_OF_SERVICE: "#6d4c41", STARTING: "#f9a825"}
 
@@ -103,3 +103,45 @@ class ServiceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         services.service_update(service=obj, owner=obj.owner, description=obj.description, actor=actor_of(request),
                                 user_id=request.user.pk)
+
+
+@admin.register(ServiceTokenSecret)
+class ServiceTokenSecretAdmin(ShownOnceMixin, ServiceDeleteMixin, admin.ModelAdmin):
+    """A tenant's secrets for seed 004's service tokens: the secret is shown once, in
+    the page answering the add; rotate by adding one, moving the services, revoking
+    the old one."""
+
+    shown_once_title, shown_once_label, shown_once_element_id = (
+        "Service token secret created", "secret (the services' JWT_SECRET)", "new-service-token-secret")
+    fields = ("tenant", "name", "kid", "created_at", "created_by", "revoked_at")
+    readonly_fields = ("kid", "created_at", "created_by", "revoked_at")
+    list_display = ("kid", "name", "tenant", "state", "created_at", "created_by")
+    list_filter = ("tenant",)
+    search_fields = ("kid", "name")
+    list_select_related = ("tenant",)
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields if obj else self.readonly_fields
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.revoked_at:
+            return format_html('<span style="color:#ba2121">revoked</span>')
+        return format_html('<span style="color:#2e7d32">active</span>')
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # nothing of a secret changes after creation: revoke it and add another
+        row, raw = services.service_token_secret_create(tenant=obj.tenant, name=obj.name, actor=actor_of(request))
+        obj.pk, obj.kid = row.pk, row.kid
+        request._shown_once = raw  # shown by response_add in the page itself, once
+
+    def delete_model(self, request, obj):
+        services.service_token_secret_delete(secret=obj, actor=actor_of(request))
+
+    @admin.action(description="Revoke selected secrets (their tokens are refused at once)")
+    def revoke(self, request, queryset):
+        for secret in queryset.select_related("tenant"):
+            services.service_token_secret_revoke(secret=secret, actor=actor_of(request))
+        self.message_user(request, f"Revoked {queryset.count()} secret(s).")

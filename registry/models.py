@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from config_hub.audit import audit_history
+from tenants.fields import EncryptedJSONField
 
 HEALTHY = "healthy"
 UNHEALTHY = "unhealthy"
@@ -80,3 +81,26 @@ class SweepState(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_sweep_at = models.DateTimeField(null=True, blank=True)
     resumed_at = models.DateTimeField(null=True, blank=True)
+
+
+class ServiceTokenSecret(models.Model):
+    """One tenant's HS256 secret for seed 004's service tokens; several may be
+    active at once, so a secret rotates without downtime (add, move the services,
+    revoke the old one). A token names its secret with its ``kid`` header, or is
+    tried against every active secret of the tenant its ``service_id`` belongs to.
+    Stored with Fernet (FERNET_KEYS), shown once on creation."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="service_token_secrets")
+    kid = models.CharField("key id", max_length=40, unique=True, editable=False)
+    name = models.CharField(max_length=100, blank=True, default="")
+    secret = EncryptedJSONField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True, default="", editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["tenant_id", "-created_at"]
+        verbose_name = "service token secret"
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.name})" if self.name else self.kid

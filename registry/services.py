@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import secrets as pysecrets
 import time
 import uuid
 from datetime import timedelta
@@ -17,8 +18,14 @@ from config_hub.errors import NotFound, ValidationFailed
 from events.services import event_record, events_record_many
 from tenants.models import Tenant
 
-from .models import HEALTHY, LIVE, OUT_OF_SERVICE, STARTING, UNHEALTHY, Instance, Service, SweepState
-from .selectors import discovery_changed, instance_state, instance_state_forget, instance_tenant_forget
+from .models import HEALTHY, LIVE, OUT_OF_SERVICE, STARTING, UNHEALTHY, Instance, Service, ServiceTokenSecret, SweepState
+from .selectors import (
+    discovery_changed,
+    instance_state,
+    instance_state_forget,
+    instance_tenant_forget,
+    service_token_secrets_forget,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -597,3 +604,41 @@ def instance_active_checks(*, now=None) -> dict[str, Any]:
         discovery_changed((names[sid][1], names[sid][0]) for sid in names)
         instance_state_forget(*(row[0] for row in down), *(row[0] for row in up))
     return {"probed": len(targets), "down": len(down), "up": len(up)}
+
+
+# --- service-token secrets per tenant ------------------------------------------------
+
+
+def service_token_secret_create(*, tenant: Tenant, name: str = "", actor: str) -> tuple[ServiceTokenSecret, str]:
+    """A new HS256 secret for the tenant's service tokens; returns (row, secret).
+    The secret is stored encrypted and shown once; tokens may name it with its
+    ``kid`` header. The tenant's other secrets stay valid (rotation)."""
+    if len(name) > 100:
+        raise ValidationFailed("a secret's name has at most 100 characters")
+    raw = pysecrets.token_urlsafe(32)
+    row = ServiceTokenSecret(tenant=tenant, kid=f"stk_{pysecrets.token_hex(8)}", name=name, secret=raw, created_by=actor)
+    with transaction.atomic():
+        row.save()
+        event_record(tenant=tenant, resource_type="service_token_secret", action="created", actor=actor, key=row.kid,
+                     data={"kid": row.kid, "name": name})
+        service_token_secrets_forget(tenant.pk)
+    return row, raw
+
+
+def service_token_secret_revoke(*, secret: ServiceTokenSecret, actor: str) -> ServiceTokenSecret:
+    """Tokens signed with it are refused from the next request on, in every process."""
+    with transaction.atomic():
+        ServiceTokenSecret.objects.filter(pk=secret.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        secret.refresh_from_db(fields=["revoked_at"])
+        event_record(tenant=secret.tenant, resource_type="service_token_secret", action="revoked", actor=actor,
+                     key=secret.kid, data={"kid": secret.kid, "name": secret.name})
+        service_token_secrets_forget(secret.tenant_id)
+    return secret
+
+
+def service_token_secret_delete(*, secret: ServiceTokenSecret, actor: str) -> None:
+    with transaction.atomic():
+        event_record(tenant=secret.tenant, resource_type="service_token_secret", action="deleted", actor=actor,
+                     key=secret.kid, data={"kid": secret.kid, "name": secret.name})
+        service_token_secrets_forget(secret.tenant_id)
+        secret.delete()

@@ -177,9 +177,10 @@ class ConfigEntryForm(forms.ModelForm):
         model = ConfigEntry
         fields = ("tenant", "environment", "service_name", "key", "is_secret", "value", "description")
 
-    def __init__(self, *args, reveal: bool = False, **kwargs):
+    def __init__(self, *args, reveal: bool = False, may_reveal: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.reveal = reveal
+        self.may_reveal = may_reveal
         instance = self.instance
         if instance.pk and instance.is_secret:
             self.initial["value"] = instance.secret_value if reveal else MASK
@@ -195,6 +196,12 @@ class ConfigEntryForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if self.instance.pk:
+            try:
+                services.config_secrecy_check(entry=self.instance, is_secret=cleaned.get("is_secret"),
+                                              can_read_secrets=self.may_reveal)
+            except DomainError as exc:
+                self.add_error("is_secret", exc.message)
         value = cleaned.get("value")
         if value == MASK:
             if not self.instance.pk or not self.instance.is_secret:
@@ -274,11 +281,13 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change, **kwargs)
-        reveal = can_reveal(request.user) and request.GET.get("reveal") == "1"
+        may_reveal = can_reveal(request.user)
+        reveal = may_reveal and request.GET.get("reveal") == "1"
 
         class Form(form_class):
             def __init__(self, *args, **kw):
                 kw["reveal"] = reveal
+                kw["may_reveal"] = may_reveal
                 super().__init__(*args, **kw)
 
         return Form
@@ -303,7 +312,7 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
                 services.config_update(
                     entry=ConfigEntry.objects.select_related("tenant", "environment").get(pk=obj.pk),
                     description=data.get("description", ""), is_secret=data.get("is_secret"),
-                    actor=actor, user_id=uid, **kwargs,
+                    actor=actor, user_id=uid, can_read_secrets=can_reveal(request.user), **kwargs,
                 )
             else:
                 created = services.config_create(

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from config_hub.api.principal import ALL_SCOPES
 from config_hub.audit import set_actor
-from config_hub.errors import Conflict, NotFound, StaleVersion, ValidationFailed
+from config_hub.errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationFailed
 from config_hub.logging import register_secret
 from events.services import event_record
 
@@ -244,6 +244,19 @@ def config_create(
     return entry
 
 
+def config_secrecy_check(*, entry: ConfigEntry, is_secret: bool | None, can_read_secrets: bool) -> None:
+    """Turning a secret into a plain value shows its value to every reader of the
+    entry, its events and webhooks: only a caller who may read secrets may
+    (``secrets:read``; in the admin, the permission to reveal secrets). Writing a
+    secret's new value, or making a plain value secret, needs no such right."""
+    if entry.pk and entry.is_secret and is_secret is False and not can_read_secrets:
+        raise Forbidden(
+            f"'{entry.key}' is a secret: making it plain needs the secrets:read scope "
+            "(in the admin, the permission to reveal secrets)",
+            code="secrets_read_required", details={"field": "is_secret"},
+        )
+
+
 def config_update(
     *,
     entry: ConfigEntry,
@@ -254,13 +267,16 @@ def config_update(
     actor: str,
     user_id: int | None = None,
     reason: str | None = None,
+    can_read_secrets: bool = False,
 ) -> ConfigEntry:
     """Change an entry. With ``expected_version`` the write wins only if nobody wrote since.
 
     The version check is a conditional UPDATE (``WHERE version = expected``) so
     of N concurrent writers holding the same version exactly one wins; the rest
-    get :class:`StaleVersion` (412).
+    get :class:`StaleVersion` (412). A secret becomes plain only for a caller that
+    ``can_read_secrets`` (:func:`config_secrecy_check`), whatever the path.
     """
+    config_secrecy_check(entry=entry, is_secret=is_secret, can_read_secrets=can_read_secrets)
     current = entry.plain_value
     new_value = current if value is _UNSET else value
     if is_secret is not None:
@@ -304,6 +320,7 @@ def config_set(
     is_secret: bool | None = None,
     actor: str,
     user_id: int | None = None,
+    can_read_secrets: bool = False,
 ) -> tuple[ConfigEntry, bool]:
     """Create or update the entry of one scope (seed 000's PUT). Returns (entry, created)."""
     entry = (
@@ -330,7 +347,7 @@ def config_set(
     return (
         config_update(
             entry=entry, value=value, is_secret=is_secret, expected_version=expected_version,
-            actor=actor, user_id=user_id,
+            actor=actor, user_id=user_id, can_read_secrets=can_read_secrets,
         ),
         False,
     )

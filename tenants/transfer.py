@@ -127,8 +127,10 @@ def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
     return configs, flags
 
 
-def tenant_import(*, tenant: Tenant, document: Any, actor: str, user_id: int | None = None) -> dict[str, int]:
-    """Validate everything, then write everything (one transaction) or nothing."""
+def tenant_import(*, tenant: Tenant, document: Any, actor: str, user_id: int | None = None,
+                  can_read_secrets: bool = False) -> dict[str, int]:
+    """Validate everything, then write everything (one transaction) or nothing. A
+    plain value over a secret entry makes it plain: only if ``can_read_secrets``."""
     from flags.models import Flag
     from flags.services import flag_create, flag_update
 
@@ -140,7 +142,7 @@ def tenant_import(*, tenant: Tenant, document: Any, actor: str, user_id: int | N
         for item in configs:
             config_set(tenant=tenant, key=item["key"], value=item["value"], environment=item["environment"],
                        service_name=item.get("service_name") or "", is_secret=bool(item.get("is_secret")),
-                       actor=actor, user_id=user_id)
+                       actor=actor, user_id=user_id, can_read_secrets=can_read_secrets)
         for item in flags:
             flag = Flag.objects.filter(tenant=tenant, name=item["name"]).first()
             if flag is None:

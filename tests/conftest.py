@@ -119,6 +119,28 @@ def client_for():
 
 
 @pytest.fixture
+def service_token(db):
+    """``service_token(instance, kid=False, **claims)`` → seed 004's token for that
+    instance, signed with a secret of the instance's tenant (one per tenant, made on
+    first use; ``kid=True`` names it in the header)."""
+    import jwt
+
+    from registry.services import service_token_secret_create
+
+    made = {}
+
+    def make(instance, *, kid: bool = False, **claims):
+        tenant = instance.service.tenant
+        if tenant.pk not in made:
+            made[tenant.pk] = service_token_secret_create(tenant=tenant, name="test", actor="test")
+        row, raw = made[tenant.pk]
+        return jwt.encode({"service_id": instance.pk, **claims}, raw, algorithm="HS256",
+                          headers={"kid": row.kid} if kid else None)
+
+    return make
+
+
+@pytest.fixture
 def admin_user(db):
     from django.contrib.auth import get_user_model
 

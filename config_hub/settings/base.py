@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from . import signing as _signing_secrets
 from .env import env_bool, env_db, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -26,8 +27,25 @@ _DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdef"
 _DEV_FERNET_KEY = "ZGV2LW9ubHktZmVybmV0LWtleS1kby1ub3QtdXNlISE="
 SECRET_KEY = env_str("SECRET_KEY") or _DEV_SECRET_KEY
 FERNET_KEYS = env_list("FERNET_KEYS") or [_DEV_FERNET_KEY]
-SERVICE_JWT_SECRET = env_str("SERVICE_JWT_SECRET") or SECRET_KEY
+# Seed 004's shared service-token secret is accepted for ONE tenant only (the
+# built-in `default`, or the one named here; empty: for none). Every tenant can
+# have its own rotatable secrets (registry.ServiceTokenSecret, docs/security.md).
+SERVICE_JWT_SHARED_SECRET_TENANT = env_str("SERVICE_JWT_SHARED_SECRET_TENANT", "default") or ""
+SERVICE_JWT_SECRET = env_str("SERVICE_JWT_SECRET") or ""
 SERVICE_JWT_REQUIRE_EXP = env_bool("SERVICE_JWT_REQUIRE_EXP", False)
+JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY") or ""
+# No signing secret falls back to another (config_hub/settings/signing.py): in
+# production each is set and all differ, else the hub refuses to start; in
+# development an unset one is derived from SECRET_KEY per purpose (other bytes).
+_signing = {"SECRET_KEY": SECRET_KEY, "JWT_SIGNING_KEY": JWT_SIGNING_KEY, "SERVICE_JWT_SECRET": SERVICE_JWT_SECRET}
+_optional = () if SERVICE_JWT_SHARED_SECRET_TENANT else ("SERVICE_JWT_SECRET",)
+DERIVED_SECRETS: list[str] = []
+if DEBUG:
+    for _name in ("JWT_SIGNING_KEY", "SERVICE_JWT_SECRET"):
+        if not _signing[_name]:
+            _signing[_name] = _signing_secrets.derive(SECRET_KEY, _name)
+            DERIVED_SECRETS.append(_name)
+    JWT_SIGNING_KEY, SERVICE_JWT_SECRET = _signing["JWT_SIGNING_KEY"], _signing["SERVICE_JWT_SECRET"]
 
 if not DEBUG:
     if SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 32:
@@ -38,6 +56,11 @@ if not DEBUG:
         raise ImproperlyConfigured(
             "DJANGO_DEBUG=false needs FERNET_KEYS (comma separated Fernet keys; "
             "generate one with `manage.py generate_fernet_key`)"
+        )
+    _problems = _signing_secrets.problems(_signing, optional=_optional)
+    if _problems:
+        raise ImproperlyConfigured(
+            "DJANGO_DEBUG=false: " + "; ".join(f"{check_id}: {message}" for check_id, message in _problems)
         )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if DEBUG else [])
@@ -201,7 +224,7 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 1)),
     "ALGORITHM": "HS256",
-    "SIGNING_KEY": env_str("JWT_SIGNING_KEY") or SECRET_KEY,
+    "SIGNING_KEY": JWT_SIGNING_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
 
@@ -270,10 +293,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
-# One list inside the list: lock the *combination* of username and IP (as documented).
-# A flat ["username", "ip_address"] means either one in django-axes: five failures from
-# an address would lock every operator behind it (a shared office NAT or proxy).
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Lockout (config_hub/lockout.py, docs/security.md): AXES_FAILURE_LIMIT failures for
+# one (username, address) lock that pair; AXES_IP_FAILURE_LIMIT failures from one
+# address across usernames (spraying) lock the address. Never by username alone,
+# so nobody can lock an operator out from another address.
+AXES_IP_FAILURE_LIMIT = env_int("AXES_IP_FAILURE_LIMIT", 20)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "config_hub.lockout.LockoutHandler"
+# The client's address: REMOTE_ADDR, or, behind TRUSTED_PROXY_COUNT reverse proxies
+# that append to X-Forwarded-For, the address the outermost of them saw.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "config_hub.lockout.client_ip"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

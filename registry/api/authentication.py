@@ -1,12 +1,21 @@
-"""Seed 004's service tokens: HS256 JWTs signed with SERVICE_JWT_SECRET, claim ``service_id``.
+"""Seed 004's service tokens: HS256 JWTs with a ``service_id`` claim, signed with a
+secret of the tenant that instance belongs to.
 
 A Bearer token that is a JWT with a ``service_id`` claim (and no simplejwt
 ``token_type``) is a service token: its signature must verify, else 401. Any
 other Bearer token falls through to the operators' JWT authentication.
+
+Which secret: the token's ``service_id`` names an instance, so a tenant; the token
+must be signed with one of that tenant's active secrets (``registry.ServiceTokenSecret``;
+the one its ``kid`` header names, else any of them), or, for the one tenant
+``SERVICE_JWT_SHARED_SECRET_TENANT`` names (``default``), with the shared
+``SERVICE_JWT_SECRET``. So a token signed with tenant A's secret never acts on an
+instance of tenant B (401).
 """
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import jwt
 from django.conf import settings
@@ -17,11 +26,28 @@ from config_hub.localcache import LocalCache
 
 SERVICE_SCOPES = frozenset({"registry:read", "registry:write"})
 
-# Verified claims by token, in this process: a service beats every few seconds
-# with the same token, and decoding and verifying it cost more than the
-# heartbeat's own work. Keyed by the whole token (signature included), so only a
-# token that verified can hit; ``exp`` is still checked on every request.
+# Verified tokens in this process: a service beats every few seconds with the
+# same token, and decoding and verifying it cost more than the heartbeat's own
+# work. Keyed by the whole token (signature included), so only a token that
+# verified can hit; each hit still checks ``exp``, that the secret that verified
+# it is still accepted for the tenant (revocation) and that its instance still
+# belongs to that tenant.
 _verified = LocalCache(ttl=300.0, max_items=20_000)
+_INVALID = "Invalid or expired service token"
+
+
+def _service_id(claims: dict[str, Any]) -> int:
+    service_id = claims.get("service_id")
+    text = str(service_id)
+    if isinstance(service_id, bool) or not isinstance(service_id, (int, str)) or not (
+            text.isascii() and text.isdigit() and len(text) <= 18):
+        raise exceptions.AuthenticationFailed("service_id must be an instance id")
+    return int(text)
+
+
+def _expired(claims: dict[str, Any]) -> bool:
+    exp = claims.get("exp")
+    return exp is not None and not isinstance(exp, bool) and isinstance(exp, (int, float)) and exp <= time.time()
 
 
 class ServiceTokenAuthentication(authentication.BaseAuthentication):
@@ -31,31 +57,33 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1].startswith("chk_"):
             return None
         token = parts[1].strip()
-        claims = _verified.get(token)
-        if claims is None:
-            claims = self._verify(token)
-            if claims is None:
-                return None
-            _verified.set(token, claims)
-        elif "exp" in claims and not isinstance(claims["exp"], bool) and claims["exp"] <= time.time():
-            _verified.delete(token)
-            raise exceptions.AuthenticationFailed("Invalid or expired service token")
-        service_id = claims.get("service_id")
-        if isinstance(service_id, bool) or not isinstance(service_id, (int, str)) or not (str(service_id).isascii() and str(service_id).isdigit()):
-            raise exceptions.AuthenticationFailed("service_id must be an instance id")
-        from registry.selectors import instance_tenant
+        from registry.selectors import instance_owner, service_token_secret_accepted
 
-        tenant_id = instance_tenant(instance_id=int(service_id))
-        if tenant_id is None:
+        hit = _verified.get(token)
+        if hit is None:
+            hit = self._verify(token)
+            if hit is None:
+                return None
+            _verified.set(token, hit)
+        claims, tenant_id, reference = hit
+        if _expired(claims) or not service_token_secret_accepted(tenant_id=tenant_id, reference=reference):
+            _verified.delete(token)
+            raise exceptions.AuthenticationFailed(_INVALID)
+        service_id = _service_id(claims)
+        owner = instance_owner(instance_id=service_id)
+        if owner is None or owner[0] != tenant_id:
             raise exceptions.AuthenticationFailed("service_id names no registered instance")
         principal = Principal(kind="service", ident=str(service_id), label=str(service_id), tenant_id=tenant_id,
                               scopes=SERVICE_SCOPES)
         return PrincipalUser(principal), principal
 
     @staticmethod
-    def _verify(token: str) -> dict | None:
-        """The verified claims of a service token; None when the token is not one
-        (another Bearer token); 401 when it is one that does not verify."""
+    def _verify(token: str) -> tuple[dict, int, Any] | None:
+        """(verified claims, tenant id, the secret's reference) of a service token;
+        None when the token is not one (another Bearer token); 401 when it is one
+        that does not verify with a secret of its instance's tenant."""
+        from registry.selectors import instance_owner, service_token_candidates
+
         try:
             parsed = jwt.decode_complete(token, options={"verify_signature": False})
         except jwt.PyJWTError:
@@ -65,8 +93,19 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
             return None
         if header.get("alg") != "HS256":
             raise exceptions.AuthenticationFailed("Service tokens are HS256")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise exceptions.AuthenticationFailed(_INVALID)
+        owner = instance_owner(instance_id=_service_id(unverified))
+        if owner is None:
+            raise exceptions.AuthenticationFailed("service_id names no registered instance")
         options = {"require": ["exp"]} if settings.SERVICE_JWT_REQUIRE_EXP else {}
-        try:
-            return jwt.decode(token, settings.SERVICE_JWT_SECRET, algorithms=["HS256"], options=options)
-        except jwt.PyJWTError as exc:
-            raise exceptions.AuthenticationFailed("Invalid or expired service token") from exc
+        for reference, secret in service_token_candidates(tenant_id=owner[0], kid=kid):
+            try:
+                claims = jwt.decode(token, secret, algorithms=["HS256"], options=options)
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.PyJWTError as exc:
+                raise exceptions.AuthenticationFailed(_INVALID) from exc
+            return claims, owner[0], reference
+        raise exceptions.AuthenticationFailed(_INVALID)

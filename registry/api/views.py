@@ -48,6 +48,21 @@ class SeedHeartbeatSerializer(serializers.Serializer):
     response_time = serializers.FloatField(required=False, allow_null=True, min_value=0)
 
 
+def _own_service_only(request, service_name: str) -> None:
+    """A service token acts on its own service's registry entries only: it registers,
+    beats for and deregisters instances of the service its ``service_id`` belongs to
+    (it may discover any service of its tenant). Other credentials: unchanged."""
+    principal = request.auth
+    if principal.kind != "service":
+        return
+    owner = selectors.instance_owner(instance_id=int(principal.ident))
+    if owner is None or owner[1] != service_name:
+        from rest_framework.exceptions import PermissionDenied
+
+        raise PermissionDenied(f"a service token acts on its own service's instances only "
+                               f"('{owner[1] if owner else '?'}'), not on '{service_name}'")
+
+
 class RegisterView(APIView):
     required_scopes = {"POST": "registry:write"}
 
@@ -55,6 +70,7 @@ class RegisterView(APIView):
     def post(self, request):
         data = _valid(RegisterSerializer, request.data)
         tenant = request_tenant(request)
+        _own_service_only(request, data["service_name"])
         instance, _created = services.instance_register(
             tenant=tenant, service_name=data["service_name"], url=data["service_url"],
             health_check_url=data.get("health_check_url") or "", metadata=data.get("metadata"),
@@ -77,6 +93,7 @@ class HealthView(APIView):
     def put(self, request):
         data = _valid(HealthSerializer, request.data)
         tenant = request_tenant(request)
+        _own_service_only(request, data["service_name"])
         qs = Instance.objects.filter(service__tenant_id=tenant.pk, service__name=data["service_name"])
         if data.get("instance_id"):
             qs = qs.filter(pk=data["instance_id"])
@@ -128,6 +145,11 @@ class InstanceDetailView(APIView):
     @extend_schema(responses={204: docs.NO_CONTENT})
     def delete(self, request, instance_id: int):
         tenant = request_tenant(request)
+        if request.auth.kind == "service":
+            owner = selectors.instance_owner(instance_id=instance_id)
+            if owner is None or owner[0] != tenant.pk:
+                raise NotFound("instance not found")
+            _own_service_only(request, owner[1])
         services.instance_deregister(instance_id=instance_id, tenant_id=tenant.pk, actor=request.auth.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

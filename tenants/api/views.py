@@ -194,6 +194,7 @@ class ConfigKeyView(APIView):
             expected_version=expected_version(request, data.get("version")),
             actor=request.auth.actor,
             user_id=request.auth.user_id,
+            can_read_secrets=_reveal(request),
             **kwargs,
         )
         response = Response(s.entry_out(entry, reveal=_reveal(request)))

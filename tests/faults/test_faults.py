@@ -49,13 +49,13 @@ def test_redis_down__flags_and_registry__answered_from_the_database(live_server,
     import jwt
 
     from flags.services import flag_create
-    from registry.services import instance_register
+    from registry.services import instance_register, service_token_secret_create
 
     flag_create(tenant=tenant, name="beta", environment=environments["production"], is_enabled=True, actor="test")
     inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="test")
     key = make_key(tenant=tenant, scopes=["flags:read", "flags:write", "registry:read", "registry:write"])
     headers = {"Authorization": f"ApiKey {key}"}
-    token = jwt.encode({"service_id": inst.pk}, settings.SERVICE_JWT_SECRET, algorithm="HS256")
+    token = jwt.encode({"service_id": inst.pk}, service_token_secret_create(tenant=tenant, actor="test")[1], algorithm="HS256")
     evaluate = {"flag_name": "beta", "environment": "production", "user_id": "u1"}
     base = live_server.url
     assert requests.post(f"{base}/api/v1/feature-flags/evaluate", json=evaluate, headers=headers, timeout=5).json()["enabled"] is True

@@ -142,14 +142,13 @@ def test_heartbeat__instance_of_another_tenant__not_touched(tenant, other_tenant
     assert Instance.objects.get(pk=inst.pk).last_heartbeat == old
 
 
-def test_service_token__instance_deregistered__refused_on_the_next_request(tenant, settings, client, django_capture_on_commit_callbacks):
-    import jwt
-
+def test_service_token__instance_deregistered__refused_on_the_next_request(tenant, service_token, client,
+                                                                        django_capture_on_commit_callbacks):
     from registry.services import instance_deregister, instance_register
 
     with django_capture_on_commit_callbacks(execute=True):
         inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
-    token = jwt.encode({"service_id": inst.pk}, settings.SERVICE_JWT_SECRET, algorithm="HS256")
+    token = service_token(inst)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     assert client.get("/services/pay", **auth).status_code == 200
 
@@ -161,7 +160,7 @@ def test_service_token__instance_deregistered__refused_on_the_next_request(tenan
     assert client.get("/services/pay", **auth).status_code == 401
 
 
-def test_service_token__verified_once_then_expires__refused_after_exp(tenant, settings, client):
+def test_service_token__verified_once_then_expires__refused_after_exp(tenant, service_token, client):
     import time
 
     import jwt
@@ -169,7 +168,7 @@ def test_service_token__verified_once_then_expires__refused_after_exp(tenant, se
     from registry.services import instance_register
 
     inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
-    token = jwt.encode({"service_id": inst.pk, "exp": int(time.time()) + 2}, settings.SERVICE_JWT_SECRET, algorithm="HS256")
+    token = service_token(inst, exp=int(time.time()) + 2)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     assert client.post("/heartbeat", {"service_id": inst.pk}, content_type="application/json", **auth).status_code == 200
 

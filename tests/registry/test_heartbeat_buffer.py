@@ -26,8 +26,23 @@ def _register(tenant, url="http://127.0.0.1:9401", service="pay", on_commit=None
         return instance_register(tenant=tenant, service_name=service, url=url, actor="t")[0]
 
 
+_TOKENS: dict[int, str] = {}
+
+
+def _token(instance_id) -> str:
+    """Seed 004's token for the instance, signed with a secret of its tenant (made on first use)."""
+    if instance_id not in _TOKENS:
+        from registry.models import Instance
+        from registry.services import service_token_secret_create
+
+        tenant = Instance.objects.select_related("service__tenant").get(pk=instance_id).service.tenant
+        _, raw = service_token_secret_create(tenant=tenant, name=f"beat-{instance_id}", actor="t")
+        _TOKENS[instance_id] = jwt.encode({"service_id": instance_id}, raw, algorithm="HS256")
+    return _TOKENS[instance_id]
+
+
 def _beat(client, settings, instance_id, **body):
-    token = jwt.encode({"service_id": instance_id}, settings.SERVICE_JWT_SECRET, algorithm="HS256")
+    token = _token(instance_id)
     return client.post("/heartbeat", {"service_id": instance_id, **body}, content_type="application/json",
                        HTTP_AUTHORIZATION=f"Bearer {token}")
 
@@ -322,8 +337,7 @@ def test_active_checks__fresh_heartbeat_still_buffered__counts(tenant, settings,
 
 def test_seed_heartbeat_body__plain_shape_and_the_serializer_s_shapes(tenant, settings, client):
     inst = _register(tenant)
-    token = jwt.encode({"service_id": inst.pk}, settings.SERVICE_JWT_SECRET, algorithm="HS256")
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {_token(inst.pk)}"}
 
     def post(body):
         return client.post("/heartbeat", body, content_type="application/json", **auth)

@@ -129,3 +129,134 @@ def test_secret__every_path__plain_value_nowhere(tenant, environments, make_key,
         hits = [name for name, text in haystacks.items() if plain in text]
         assert hits == [], f"{plain!r} found in {hits}"
     assert len(log_text) > 50  # DEBUG logging (SQL) was really on
+
+
+# --- a secret made plain needs secrets:read (the reveal permission in the admin) ------------------
+
+
+@pytest.fixture
+def secret_entry(tenant, environments):
+    from tenants.services import config_create
+
+    return config_create(tenant=tenant, key="pay.api_key", value=PLAIN, is_secret=True,
+                         environment=environments["production"], actor="t")
+
+
+def _writer(make_key, client_for, tenant, *extra):
+    return client_for(make_key(tenant=tenant, scopes=["configs:read", "configs:write", "events:read", *extra],
+                               name="writer-" + "-".join(extra)))
+
+
+@pytest.mark.parametrize("method,body", [
+    ("patch", {"is_secret": False}), ("patch", {"is_encrypted": False}), ("put", {"is_secret": False}),
+    ("put", {"is_encrypted": False, "value": "new-plain"}),
+])
+def test_unsecret__key_without_secrets_read__403_and_the_entry_stays_secret(method, body, secret_entry, tenant, make_key,
+                                                                           client_for, django_capture_on_commit_callbacks):
+    from events.models import Event
+    from tenants.models import ConfigEntry
+
+    writer = _writer(make_key, client_for, tenant)
+    events_before = Event.objects.count()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        r = getattr(writer, method)(f"/api/v1/config/{secret_entry.pk}", body, format="json")
+
+    entry = ConfigEntry.objects.get(pk=secret_entry.pk)
+    assert r.status_code == 403, r.content
+    assert r.json()["error"]["code"] == "secrets_read_required"
+    assert "secrets:read" in r.json()["error"]["message"] and PLAIN not in r.content.decode()
+    assert (entry.is_secret, entry.secret_value, entry.value, entry.version) == (True, PLAIN, None, 1)
+    assert Event.objects.count() == events_before
+    read = writer.get("/api/v1/config/pay.api_key?environment=production").json()
+    assert (read["value"], read["masked"]) == (None, True)
+
+
+def test_unsecret__key_with_secrets_read__made_plain(secret_entry, tenant, make_key, client_for):
+    writer = _writer(make_key, client_for, tenant, "secrets:read")
+
+    r = writer.patch(f"/api/v1/config/{secret_entry.pk}", {"is_secret": False}, format="json")
+
+    assert r.status_code == 200, r.content
+    assert (r.json()["is_secret"], r.json()["value"]) == (False, PLAIN)
+
+
+def test_secret_new_value__key_without_secrets_read__written_and_still_masked(secret_entry, tenant, make_key, client_for):
+    from tenants.models import ConfigEntry
+
+    writer = _writer(make_key, client_for, tenant)
+
+    api = writer.patch(f"/api/v1/config/{secret_entry.pk}", {"value": PLAIN2}, format="json")
+    also_secret = writer.patch(f"/api/v1/config/{secret_entry.pk}", {"value": PLAIN3, "is_secret": True}, format="json")
+    seed000 = writer.put("/config/tenants/acme/configs/pay.api_key", {"config_value": "seed-000-value", "environment": "production"},
+                         format="json")
+
+    entry = ConfigEntry.objects.get(pk=secret_entry.pk)
+    assert [api.status_code, also_secret.status_code, seed000.status_code] == [200, 200, 200]
+    assert (api.json()["value"], api.json()["masked"], seed000.json()["config_value"]) == (None, True, None)
+    assert (entry.is_secret, entry.secret_value, entry.version) == (True, "seed-000-value", 4)
+
+
+def _admin_form(entry, **changes):
+    return {"tenant": entry.tenant_id, "environment": entry.environment_id, "service_name": "", "key": entry.key,
+            "is_secret": "on", "value": "", "description": "", **changes}
+
+
+def _staff(django_user_model, username, *codenames):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(username, password="pw-staff-123", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.mark.parametrize("value", ["mask", json.dumps("a-new-plain-value")])
+def test_unsecret__admin_staff_without_reveal__error_on_the_field_entry_stays_secret(value, secret_entry, client, django_user_model):
+    from tenants.admin import MASK
+    from tenants.models import ConfigEntry
+
+    client.force_login(_staff(django_user_model, "editor", "view_configentry", "change_configentry"))
+
+    r = client.post(f"/admin/tenants/configentry/{secret_entry.pk}/change/",
+                    _admin_form(secret_entry, is_secret="", value=MASK if value == "mask" else value))
+
+    entry = ConfigEntry.objects.get(pk=secret_entry.pk)
+    assert r.status_code == 200
+    assert r.context["adminform"].form.errors["is_secret"] == [
+        "'pay.api_key' is a secret: making it plain needs the secrets:read scope (in the admin, the permission to reveal secrets)"]
+    assert PLAIN not in r.content.decode()
+    assert (entry.is_secret, entry.secret_value, entry.version) == (True, PLAIN, 1)
+
+
+def test_unsecret__admin_staff_with_reveal__made_plain(secret_entry, client, django_user_model):
+    from tenants.models import ConfigEntry
+
+    client.force_login(_staff(django_user_model, "revealer", "view_configentry", "change_configentry", "reveal_secret"))
+
+    r = client.post(f"/admin/tenants/configentry/{secret_entry.pk}/change/?reveal=1",
+                    _admin_form(secret_entry, is_secret="", value=json.dumps(PLAIN)))
+
+    entry = ConfigEntry.objects.get(pk=secret_entry.pk)
+    assert r.status_code == 302, r.context["adminform"].form.errors
+    assert (entry.is_secret, entry.value, entry.version) == (False, PLAIN, 2)
+
+
+def test_unsecret__admin_import_plain_over_a_secret_without_reveal__refused_nothing_imported(secret_entry, tenant, client,
+                                                                                          django_user_model):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tenants.models import ConfigEntry
+
+    client.force_login(_staff(django_user_model, "importer", "view_configentry", "add_configentry", "change_configentry",
+                              "add_flag", "change_flag"))
+    doc = {"format": "config-hub", "version": 1, "flags": [], "configs": [
+        {"key": "other.key", "value": 1},
+        {"key": "pay.api_key", "value": "now-plain", "environment": "production"}]}
+
+    r = client.post("/admin/transfer/", {"tenant": tenant.pk, "file": SimpleUploadedFile("acme.json", json.dumps(doc).encode())})
+
+    entry = ConfigEntry.objects.get(pk=secret_entry.pk)
+    assert r.status_code == 200
+    assert "making it plain needs the secrets:read scope" in " ".join(r.context["import_form"].errors["file"])
+    assert (entry.is_secret, entry.secret_value) == (True, PLAIN)
+    assert not ConfigEntry.objects.filter(key="other.key").exists()

@@ -47,8 +47,12 @@ def test_seed_demo__printed_login__logs_into_the_admin(client):
     assert client.get("/admin/").status_code == 200
 
 
+_SIGNING_ENV = ("SECRET_KEY", "FERNET_KEYS", "DJANGO_DEBUG", "JWT_SIGNING_KEY", "SERVICE_JWT_SECRET",
+                "SERVICE_JWT_SHARED_SECRET_TENANT")
+
+
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "FERNET_KEYS", "DJANGO_DEBUG")}
+    base = {k: v for k, v in os.environ.items() if k not in _SIGNING_ENV}
     base.update(env)
     base["DJANGO_SETTINGS_MODULE"] = "config_hub.settings.base"
     return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=base, capture_output=True, text=True, timeout=120)
@@ -61,16 +65,59 @@ def test_production__without_secret_key__refuses_to_start():
     assert "DJANGO_DEBUG=false needs SECRET_KEY" in result.stderr
 
 
-def test_production__with_secrets__check_deploy_has_no_warning():
+def _production_env(**changes: str) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
-    result = _manage("check", "--deploy", env={
+    env = {
         "DJANGO_DEBUG": "false", "SECRET_KEY": "x" * 20 + "-production-secret-key-0123456789abcdef",
+        "JWT_SIGNING_KEY": "operators-jwt-signing-key-0123456789abcdef",
+        "SERVICE_JWT_SECRET": "seed-004-service-token-secret-0123456789",
         "FERNET_KEYS": Fernet.generate_key().decode(), "ALLOWED_HOSTS": "hub.example.com",
-    })
+    }
+    env.update(changes)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def test_production__with_secrets__check_deploy_has_no_warning():
+    result = _manage("check", "--deploy", env=_production_env())
 
     assert result.returncode == 0, result.stderr[-2000:]
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.parametrize("missing", ["JWT_SIGNING_KEY", "SERVICE_JWT_SECRET"])
+def test_production__signing_secret_unset__refuses_to_start_naming_it(missing):
+    result = _manage("check", env=_production_env(**{missing: None}))
+
+    assert result.returncode != 0
+    assert (f"ImproperlyConfigured: DJANGO_DEBUG=false: config_hub.E001: {missing} is not set: in production every "
+            "signing secret is set on its own (it is never taken from SECRET_KEY)") in result.stderr
+
+
+@pytest.mark.parametrize("a,b", [("SECRET_KEY", "JWT_SIGNING_KEY"), ("SECRET_KEY", "SERVICE_JWT_SECRET"),
+                                 ("JWT_SIGNING_KEY", "SERVICE_JWT_SECRET")])
+def test_production__two_signing_secrets_equal__refuses_to_start(a, b):
+    shared = "one-secret-for-two-purposes-0123456789abcdef-xyz"
+
+    result = _manage("check", env=_production_env(**{a: shared, b: shared}))
+
+    assert result.returncode != 0
+    assert f"config_hub.E002: {a} and {b} are the same secret" in result.stderr
+
+
+def test_production__shared_service_secret_switched_off__starts_without_service_jwt_secret():
+    result = _manage("check", "--deploy", env=_production_env(SERVICE_JWT_SECRET=None, SERVICE_JWT_SHARED_SECRET_TENANT=""))
+
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_check_deploy__development_derived_secrets__reports_why_with_check_ids():
+    result = _manage("check", "--deploy", env={"DJANGO_DEBUG": "true", "JWT_SIGNING_KEY": "dev-jwt-key-0123456789abcdef-0123"})
+
+    assert result.returncode != 0
+    assert ("(config_hub.E001) SERVICE_JWT_SECRET is not set: in production every signing secret is set on its own "
+            "(it is never taken from SECRET_KEY)") in result.stderr
+    assert "(config_hub.E001) JWT_SIGNING_KEY" not in result.stderr
 
 
 def test_settings__bad_boolean__refuses_loudly():

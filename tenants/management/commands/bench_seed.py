@@ -11,7 +11,6 @@ import json
 import random
 
 import jwt
-from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
@@ -70,7 +69,10 @@ class Command(BaseCommand):
         _, key = services.api_key_create(name="bench", tenant=t0, scopes=["configs:read", "flags:read", "registry:read", "registry:write"],
                                          environment=prod, actor="system:bench")
         instance = Instance.objects.filter(service__tenant=t0, service__name="svc-1").order_by("id").first()
-        token = jwt.encode({"service_id": instance.pk}, settings.SERVICE_JWT_SECRET, algorithm="HS256")
+        from registry.services import service_token_secret_create
+
+        _, service_secret = service_token_secret_create(tenant=t0, name="bench", actor="system:bench")
+        token = jwt.encode({"service_id": instance.pk}, service_secret, algorithm="HS256")
         json.dump({"tenant": t0.slug, "api_key": key, "service_token": token, "instance_id": instance.pk,
                    "config_key": "app.key3", "tenant_key": "app.key51", "bundle_service": "svc-1"}, open(out, "w"))
         self.stdout.write(f"seeded {len(tenant_rows)} tenants, {len(entries)} config entries, {len(flags)} flags, 1000 instances")

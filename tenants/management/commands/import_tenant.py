@@ -20,7 +20,8 @@ class Command(BaseCommand):
         if obj is None:
             raise CommandError(f"tenant '{tenant}' does not exist")
         try:
-            summary = tenant_import(tenant=obj, document=loads(Path(file).read_text()), actor="system:cli")
+            summary = tenant_import(tenant=obj, document=loads(Path(file).read_text()), actor="system:cli",
+                                    can_read_secrets=True)
         except DomainError as exc:
             problems = (exc.details or {}).get("problems", []) if isinstance(exc.details, dict) else []
             raise CommandError("\n".join([exc.message, *problems])) from exc
