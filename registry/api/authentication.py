@@ -24,6 +24,15 @@ SERVICE_SCOPES = frozenset({"registry:read", "registry:write"})
 _verified = LocalCache(ttl=300.0, max_items=20_000)
 
 
+def _is_instance_id(value) -> bool:
+    """An instance id as a claim: an integer or a string of ASCII digits, at most 18
+    of them (a bigint; ``int()`` of a 5,000-digit string raises)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return False
+    text = value if isinstance(value, str) else (str(value) if 0 <= value < 10**18 else "")
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
+
+
 class ServiceTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         raw = request.META.get("HTTP_AUTHORIZATION", "")
@@ -41,7 +50,7 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
             _verified.delete(token)
             raise exceptions.AuthenticationFailed("Invalid or expired service token")
         service_id = claims.get("service_id")
-        if isinstance(service_id, bool) or not isinstance(service_id, (int, str)) or not (str(service_id).isascii() and str(service_id).isdigit()):
+        if not _is_instance_id(service_id):
             raise exceptions.AuthenticationFailed("service_id must be an instance id")
         from registry.selectors import instance_tenant
 
