@@ -7,26 +7,41 @@ from django.db.models import Count, Q
 from django.urls import path
 
 
-def dashboard() -> dict:
-    """Figures for the admin home, each one query (stale flags: see :func:`flags.selectors.stale_flags`)."""
+def _can_view(user, app_label: str, model_name: str) -> bool:
+    """The admin's own rule: the view or the change permission shows a model."""
+    return user.has_perm(f"{app_label}.view_{model_name}") or user.has_perm(f"{app_label}.change_{model_name}")
+
+
+def dashboard(user) -> dict:
+    """Figures for the admin home, each one query (stale flags: see :func:`flags.selectors.stale_flags`).
+
+    Each panel is there only for a user who may view what it lists (a staff user
+    without permissions sees none): tenants, registry instances, webhook
+    subscriptions, flags, events. A panel left out is not even queried."""
     from events.models import Event, WebhookSubscription
     from flags.selectors import stale_flags
     from registry.models import Instance
     from tenants.models import Tenant
 
-    tenants = Tenant.objects.annotate(
-        n_configs=Count("configs", distinct=True), n_flags=Count("flags", distinct=True),
-        n_instances=Count("services__instances", distinct=True),
-    ).order_by("slug")
-    return {
-        "tenants": tenants,
-        "unhealthy": Instance.objects.select_related("service__tenant").filter(status="unhealthy").order_by("-last_heartbeat")[:20],
-        "unhealthy_count": Instance.objects.filter(status="unhealthy").count(),
-        "failing_webhooks": WebhookSubscription.objects.select_related("tenant").filter(
-            Q(failing_since__isnull=False) | Q(is_active=False)).order_by("failing_since")[:20],
-        "stale_flags": stale_flags(limit=20),
-        "latest_events": Event.objects.order_by("-id")[:20],
-    }
+    panels: dict = {}
+    if _can_view(user, "tenants", "tenant"):
+        panels["tenants"] = Tenant.objects.annotate(
+            n_configs=Count("configs", distinct=True), n_flags=Count("flags", distinct=True),
+            n_instances=Count("services__instances", distinct=True),
+        ).order_by("slug")
+    if _can_view(user, "registry", "instance"):
+        panels["unhealthy"] = Instance.objects.select_related("service__tenant").filter(status="unhealthy").order_by("-last_heartbeat")[:20]
+        panels["unhealthy_count"] = Instance.objects.filter(status="unhealthy").count()
+    if _can_view(user, "events", "webhooksubscription"):
+        panels["failing_webhooks"] = WebhookSubscription.objects.select_related("tenant").filter(
+            Q(failing_since__isnull=False) | Q(is_active=False)).order_by("failing_since")[:20]
+    if _can_view(user, "flags", "flag"):
+        panels["stale_flags"] = stale_flags(limit=20)
+    if _can_view(user, "events", "event"):
+        panels["latest_events"] = Event.objects.order_by("-id")[:20]
+    if _can_view(user, "tenants", "configentry"):  # the compare and transfer pages' own rule (CONFIG_READ)
+        panels["config_pages"] = True
+    return panels
 
 
 class HubAdminSite(admin.AdminSite):
@@ -35,7 +50,7 @@ class HubAdminSite(admin.AdminSite):
     index_title = "Operations"
 
     def index(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "dashboard": dashboard()}
+        extra_context = {**(extra_context or {}), "dashboard": dashboard(request.user)}
         return super().index(request, extra_context)
 
     def get_urls(self):

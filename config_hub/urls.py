@@ -12,10 +12,12 @@ from registry.api.urls import root_urlpatterns as registry_root_urls
 from tenants.api.urls import seed_urlpatterns as tenant_seed_urls
 
 from . import ops
+from .api.tokens import StrictTokenObtainPairSerializer, StrictTokenRefreshSerializer
 
 api_v1 = [
-    path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
-    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("auth/token/", TokenObtainPairView.as_view(serializer_class=StrictTokenObtainPairSerializer), name="token-obtain"),
+    path("auth/token/refresh/", TokenRefreshView.as_view(serializer_class=StrictTokenRefreshSerializer),
+         name="token-refresh"),
     path("", include("tenants.api.urls")),
     path("", include("flags.api.urls")),
     path("", include("registry.api.urls")),

@@ -19,6 +19,15 @@ class SubscriptionForm(forms.ModelForm):
         model = WebhookSubscription
         fields = ("tenant", "url", "description", "resource_types", "key_prefix", "environment", "service_name", "is_active")
 
+    def clean(self):
+        cleaned = super().clean()
+        problems = services.webhook_filter_problems(resource_types=cleaned.get("resource_types"),
+                                                    environment=cleaned.get("environment"))
+        for field, messages in problems.items():
+            for message in messages:
+                self.add_error(field, message)
+        return cleaned
+
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(ShownOnceMixin, ServiceDeleteMixin, admin.ModelAdmin):

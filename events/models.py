@@ -13,6 +13,10 @@ from tenants.fields import EncryptedJSONField
 # (a platform API key, a deleted tenant, whose row is gone) are for platform
 # callers only; neither are events of a deleted tenant (tenant NULL, slug kept).
 GLOBAL_RESOURCE_TYPES = ("config", "schema", "environment")
+# Every resource type an event can have (``event_record``'s callers): what a
+# webhook subscription may filter on.
+RESOURCE_TYPES = ("config", "schema", "environment", "tenant", "flag", "segment", "instance", "webhook", "api_key",
+                  "service_token_secret")
 
 
 def global_events_q() -> Q:

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db import transaction
 
+from config_hub.errors import ValidationFailed
+
 from .models import Event
 
 logger = logging.getLogger(__name__)
@@ -103,6 +105,32 @@ def register_after_commit_hook(hook) -> None:
 # --- webhook subscriptions ------------------------------------------------------------
 
 
+def webhook_filter_problems(*, resource_types: Any = None, environment: Any = None) -> dict[str, list[str]]:
+    """What is wrong with a subscription's filter, by field: resource types must be
+    known types and an environment must exist (a typo would subscribe to nothing)."""
+    from tenants.models import Environment
+
+    from .models import RESOURCE_TYPES
+
+    problems: dict[str, list[str]] = {}
+    if resource_types:
+        if not isinstance(resource_types, list) or not all(isinstance(t, str) for t in resource_types):
+            problems["resource_types"] = ["a list of resource types"]
+        else:
+            unknown = [t for t in resource_types if t not in RESOURCE_TYPES]
+            if unknown:
+                problems["resource_types"] = [f"unknown resource type '{t}' (known: {', '.join(RESOURCE_TYPES)})" for t in unknown]
+    if environment and not Environment.objects.filter(slug=environment).exists():
+        problems["environment"] = [f"unknown environment '{environment}'"]
+    return problems
+
+
+def _check_filter(**fields: Any) -> None:
+    problems = webhook_filter_problems(**fields)
+    if problems:
+        raise ValidationFailed("; ".join(m for messages in problems.values() for m in messages), details=problems)
+
+
 def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None, key_prefix: str = "",
                    environment: str = "", service_name: str = "", description: str = "", actor: str,
                    user_id: int | None = None):
@@ -112,6 +140,7 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
     from .dispatch import new_secret
     from .models import WebhookSubscription
 
+    _check_filter(resource_types=resource_types, environment=environment)
     sub = WebhookSubscription(tenant=tenant, url=url, resource_types=resource_types or [], key_prefix=key_prefix or "",
                               environment=environment or "", service_name=service_name or "", description=description or "",
                               secret=new_secret())
@@ -127,6 +156,7 @@ def webhook_update(*, subscription, actor: str, user_id: int | None = None, **ch
     from config_hub.audit import set_actor
 
     allowed = {"url", "resource_types", "key_prefix", "environment", "service_name", "description", "is_active"}
+    _check_filter(resource_types=changes.get("resource_types"), environment=changes.get("environment"))
     for name, value in changes.items():
         if name in allowed and value is not None:
             setattr(subscription, name, value)

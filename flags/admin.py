@@ -19,7 +19,7 @@ from tenants.models import Environment
 
 from . import services
 from .engine import EngineError, compile_state, validate_feature, validate_segment
-from .models import Flag, FlagEnvironment, Segment
+from .models import Flag, FlagEnvironment, Segment, flag_name_validator
 from .selectors import flag_state_document
 
 
@@ -68,6 +68,11 @@ class FlagForm(forms.ModelForm):
     class Meta:
         model = Flag
         fields = ("tenant", "name", "description", "kind", "default_environment", "variants", "dependencies")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "name" in self.fields:  # read-only on change
+            self.fields["name"].validators.append(flag_name_validator)
 
     def clean(self):
         cleaned = super().clean()

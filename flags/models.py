@@ -7,9 +7,51 @@ environment *is* an Unleash ``/client/features`` document: the engine in
 """
 from __future__ import annotations
 
+import unicodedata
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from config_hub.audit import audit_history
+
+FLAG_NAME_MAX = 200
+_NAME_PUNCTUATION = frozenset("_.:-~")
+# Letters, digits and marks of any script (Unleash's own test vectors name flags
+# "Feature.UTF-8.Hellø_Wørld" and "Feature.UTF-8.😊_φriend_你好_🌍"), emoji
+# (symbols, their modifiers and the zero-width joiner of emoji sequences).
+_NAME_CATEGORIES = ("L", "N", "M")
+_EMOJI_CATEGORIES = frozenset({"So", "Sk"})
+_ZWJ = "\u200d"
+FLAG_NAME_RULE = (f"a flag name is 1 to {FLAG_NAME_MAX} letters, digits, '_', '.', ':', '-' or '~' (any script, "
+                  "emoji too), starting with a letter or digit")
+
+
+def flag_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a flag, or None. Names travel in URLs (OFREP's
+    path, the Unleash client API), logs, webhook bodies and the admin: no '<',
+    '/', spaces, line breaks, control or format characters (the bidirectional
+    overrides among them) and no unpaired surrogates."""
+    if not isinstance(name, str) or not name:
+        return "a flag needs a name"
+    if len(name) > FLAG_NAME_MAX:
+        return f"a flag name has at most {FLAG_NAME_MAX} characters (this one has {len(name)})"
+    for index, ch in enumerate(name):
+        if ch.isascii():
+            ok = ch.isalnum() or (index > 0 and ch in _NAME_PUNCTUATION)
+        else:
+            category = unicodedata.category(ch)
+            ok = category.startswith(_NAME_CATEGORIES) if index == 0 else (
+                category.startswith(_NAME_CATEGORIES) or category in _EMOJI_CATEGORIES or ch == _ZWJ)
+        if not ok:
+            return f"{FLAG_NAME_RULE}: character {index + 1} (U+{ord(ch):04X}) is not allowed"
+    return None
+
+
+def flag_name_validator(name: object) -> None:
+    """``flag_name_problem`` as a Django validator (the admin's forms)."""
+    problem = flag_name_problem(name)
+    if problem:
+        raise ValidationError(problem, code="invalid_flag_name")
 
 
 class Segment(models.Model):

@@ -14,12 +14,13 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from config_hub.audit import set_actor
+from config_hub.api.strict import refuse_unknown
 from config_hub.errors import Conflict, NotFound, ValidationFailed
 from events.services import event_record
 from tenants.models import Environment, Tenant
 
 from .engine import EngineError, compile_state, validate_feature, validate_segment
-from .models import Flag, FlagEnvironment, Segment
+from .models import Flag, FlagEnvironment, Segment, flag_name_problem
 from .selectors import forget_tenant, generation_key
 
 _UNSET: Any = object()
@@ -102,8 +103,9 @@ def flag_create(
     user_id: int | None = None,
 ) -> Flag:
     """Create a flag; with an environment, its state there (seed 001's shorthand or strategies)."""
-    if not name or len(name) > 200:
-        raise ValidationFailed("a flag needs a name of at most 200 characters")
+    problem = flag_name_problem(name)
+    if problem:
+        raise ValidationFailed(problem, details={"name": [problem]})
     flag = Flag(tenant=tenant, name=name, description=description or "", kind=kind, variants=variants or [],
                 dependencies=dependencies or [], default_environment=environment)
     if rollout_percentage is not None:
@@ -259,6 +261,13 @@ def segment_delete(*, segment: Segment, actor: str, user_id: int | None = None) 
         _bump(seg.tenant_id)
 
 
+# The top level of Unleash's /client/features answer. Only the top level is
+# checked: features and segments carry many fields of Unleash's own (type, stale,
+# impressionData, project, createdAt, ...) that the hub keeps or ignores.
+UNLEASH_DOCUMENT_FIELDS = frozenset({"version", "features", "segments", "query", "meta"})
+SEGMENT_NAME_MAX = Segment._meta.get_field("name").max_length
+
+
 def flags_import_unleash(*, tenant: Tenant, environment: Environment, document: Any, actor: str,
                          user_id: int | None = None) -> dict[str, int]:
     """Import an Unleash ``/client/features`` document into a tenant: all or nothing.
@@ -271,10 +280,21 @@ def flags_import_unleash(*, tenant: Tenant, environment: Environment, document: 
     """
     if not isinstance(document, dict) or not isinstance(document.get("features", []), list):
         raise ValidationFailed("the document must be an object with a 'features' list", code="invalid_import")
+    refuse_unknown(document, UNLEASH_DOCUMENT_FIELDS)
     try:
         compile_state(document)
     except EngineError as exc:
         raise ValidationFailed(f"cannot import: {exc}", code="invalid_import") from exc
+    for index, raw in enumerate(document.get("features") or []):
+        problem = flag_name_problem(raw["name"])
+        if problem:
+            raise ValidationFailed(f"cannot import: feature #{index + 1} ({ascii(raw['name'])[:80]}): {problem}",
+                                   code="invalid_import")
+    for raw in document.get("segments") or []:
+        name = raw.get("name")
+        if name is not None and (not isinstance(name, str) or len(name) > SEGMENT_NAME_MAX):
+            raise ValidationFailed(f"cannot import: segment {raw['id']!r}: a segment name is a string of at most "
+                                   f"{SEGMENT_NAME_MAX} characters", code="invalid_import")
     names = [f.get("name") for f in document.get("features", [])]
     if len(set(names)) != len(names):
         raise ValidationFailed("cannot import: a feature name appears twice", code="invalid_import")

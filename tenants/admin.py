@@ -50,6 +50,21 @@ class PrettyJSONField(forms.JSONField):
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) if value is not None else "null"
 
 
+class MaskedJSONField(PrettyJSONField):
+    """A config entry's value: a secret shown masked posts the mask back untouched,
+    which means "keep the value" (``ConfigEntryForm.clean``), not JSON to parse."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip() == MASK:
+            return MASK
+        return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        if isinstance(data, str) and data.strip() == MASK:
+            return MASK
+        return super().bound_data(data, initial)
+
+
 def _domain_error_to_form(form: forms.Form, field: str, exc: DomainError) -> None:
     details = exc.details
     if isinstance(details, list) and details and isinstance(details[0], dict) and "path" in details[0]:
@@ -170,7 +185,7 @@ class EnvironmentAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
 
 
 class ConfigEntryForm(forms.ModelForm):
-    value = PrettyJSONField(required=False, help_text="Any JSON value: object, list, string (quoted), number, true/false, null.",
+    value = MaskedJSONField(required=False, help_text="Any JSON value: object, list, string (quoted), number, true/false, null.",
                             widget=forms.Textarea(attrs={"rows": 12, "cols": 80, "class": "json-editor"}))
 
     class Meta:
@@ -186,7 +201,8 @@ class ConfigEntryForm(forms.ModelForm):
             self.initial["value"] = instance.secret_value if reveal else MASK
         if instance.pk:
             for name in ("tenant", "environment", "service_name", "key"):
-                self.fields[name].disabled = True
+                if name in self.fields:  # a view-only user's form has no fields
+                    self.fields[name].disabled = True
 
     def clean_value(self):
         raw = self.data.get(self.add_prefix("value"), "")
@@ -260,6 +276,12 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
                 }
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # simple-history routes this view by a regex with positional groups: the
+        # version is in no URL kwarg, so it is handed to save_model here.
+        request._history_version_id = version_id
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
     def get_queryset(self, request):
         qs = super().get_queryset(request)
         return qs if can_reveal(request.user) else qs.defer("secret_value")
@@ -295,13 +317,13 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         actor, uid = actor_of(request), request.user.pk
-        match = request.resolver_match
-        if change and match is not None and match.url_name and match.url_name.endswith("_simple_history"):
+        version_id = getattr(request, "_history_version_id", None)
+        if change and version_id is not None:
             # simple-history's "Revert" posts the old version's form: it goes
             # through the revert service (validated, audited, announced).
             services.config_revert(
                 entry=ConfigEntry.objects.select_related("tenant", "environment").get(pk=obj.pk),
-                history_id=int(match.kwargs["version_id"]), actor=actor, user_id=uid,
+                history_id=int(version_id), actor=actor, user_id=uid,
             )
             return
         try:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from config_hub.api.principal import Principal
 from config_hub import invalidation
-from config_hub.errors import NotFound
+from config_hub.errors import NotFound, ValidationFailed
 from config_hub.localcache import LocalCache
 from config_hub.metrics import CONFIG_CACHE
 
@@ -76,6 +76,16 @@ def environment_get(*, slug: str) -> Environment:
 
     pk = invalidation.cached(ck, load)
     return Environment(pk=pk, slug=slug, name=slug)
+
+
+def environment_named(slug: str, *, field: str = "environment") -> Environment:
+    """An environment a request names for a write or a filter: one that does not
+    exist is bad input (400 naming the value), never "every environment"."""
+    try:
+        return environment_get(slug=slug)
+    except NotFound:
+        message = f"unknown environment '{slug}'"
+        raise ValidationFailed(message, details={field: [message]}) from None
 
 
 # --- schemas --------------------------------------------------------------------

@@ -68,6 +68,7 @@ def loads(text: str) -> Any:
 
 def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
     from flags.engine import EngineError, validate_feature
+    from flags.models import flag_name_problem
 
     from .services import config_validate
 
@@ -104,6 +105,9 @@ def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
     for i, item in enumerate(document.get("flags") or []):
         where = f"flags[{i}] ({item.get('name') if isinstance(item, dict) else '?'})"
         try:
+            problem = flag_name_problem(item["name"])
+            if problem:
+                raise EngineError(problem)
             for env_slug, state in (item.get("environments") or {}).items():
                 if env_slug not in envs:
                     raise EngineError(f"unknown environment '{env_slug}'")

@@ -33,6 +33,9 @@ def conditional_response(request, data, *, etag: str | None = None, status: int 
     return response
 
 
+_VERSION_DIGITS = 10
+
+
 def expected_version(request, body_version=None) -> int | None:
     """The version a writer expects: ``If-Match`` (``"3"``, ``"<id>-3"``) or ``"version"`` in the body."""
     header = request.META.get("HTTP_IF_MATCH")
@@ -42,7 +45,9 @@ def expected_version(request, body_version=None) -> int | None:
         tag = tag.removesuffix("-m")
         tail = tag.rsplit("-", 1)[-1] if "-" in tag else tag
         tail = tail.removeprefix("v")
-        if not (tail.isascii() and tail.isdigit()):  # "³".isdigit() is True, int("³") fails
+        # "³".isdigit() is True, int("³") fails; a version is a PositiveIntegerField (at most
+        # 10 digits), and int() of more than 4,300 digits raises.
+        if not (tail.isascii() and tail.isdigit()) or len(tail) > _VERSION_DIGITS:
             raise ValidationFailed("If-Match must carry the entry's ETag or version", code="invalid_precondition")
         return int(tail)
     if body_version is not None:

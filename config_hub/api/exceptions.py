@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -53,6 +54,23 @@ def _is_bad_text(exc: Exception) -> bool:
     return isinstance(exc, DataError) or "NUL (0x00)" in text or "\\u0000" in text
 
 
+_TOO_LONG = re.compile(r"value too long for type character varying\((\d+)\)")
+
+
+def _bad_text_message(exc: Exception) -> str:
+    """What the database refused, in words (every input is checked first, with its
+    field named; this is the last line)."""
+    text = str(exc)
+    too_long = _TOO_LONG.search(text)
+    if too_long:
+        return f"a value is too long to be stored (at most {too_long.group(1)} characters)"
+    if "out of range" in text:
+        return "a number is out of the range that can be stored"
+    if isinstance(exc, DataError) and not ("NUL (0x00)" in text or "\\u0000" in text or "0x00" in text):
+        return "the request holds a value that cannot be stored"
+    return "the request holds characters that cannot be stored (NUL)"
+
+
 def exception_handler(exc, context):
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
@@ -74,7 +92,7 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, (DataError, ValueError)) and _is_bad_text(exc):
         # PostgreSQL refuses NUL characters and some escapes: bad input, not an outage.
-        return Response(error_body("validation_failed", "the request holds characters that cannot be stored (NUL)"), status=400)
+        return Response(error_body("validation_failed", _bad_text_message(exc)), status=400)
     elif isinstance(exc, DatabaseError):
         logger.warning("database unavailable: %s", type(exc).__name__)
         return Response(
@@ -91,8 +109,14 @@ def exception_handler(exc, context):
         headers["WWW-Authenticate"] = auth_header
     code = _CODES.get(exc.status_code, "error")
     if isinstance(exc, exceptions.ValidationError):
-        code = "validation_failed"
-        body = error_body(code, _message(exc.detail), exc.detail)
+        from .strict import unknown_fields_message, unknown_paths
+
+        code, message = "validation_failed", _message(exc.detail)
+        unknown, only_unknown = unknown_paths(exc.detail)
+        if unknown:  # a misspelt field is named in the message, not only in the details
+            code = "unknown_fields" if only_unknown else code
+            message = unknown_fields_message(unknown) if only_unknown else f"{message}; {unknown_fields_message(unknown)}"
+        body = error_body(code, message, exc.detail)
     else:
         body = error_body(code, _message(exc.detail))
     return Response(body, status=exc.status_code, headers=headers)

@@ -80,6 +80,14 @@ class AutoSchema(_AutoSchema):
             statuses += [413, 415]
         return statuses
 
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        from .strict import StrictSerializer
+
+        if direction == "request" and isinstance(serializer, StrictSerializer):
+            schema["additionalProperties"] = False  # unknown fields are refused (config_hub/api/strict.py)
+        return schema
+
     def get_operation_id(self):
         operation_id = super().get_operation_id()
         # A collection and its items are both GETs; name the collection "list".

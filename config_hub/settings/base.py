@@ -206,7 +206,8 @@ REST_FRAMEWORK = {
         "registry.api.authentication.ServiceTokenAuthentication",
         "config_hub.api.authentication.JWTAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["config_hub.api.permissions.HasScope"],
+    # HasScope first: a caller without credentials or scope gets 401/403, not a 400.
+    "DEFAULT_PERMISSION_CLASSES": ["config_hub.api.permissions.HasScope", "config_hub.api.strict.KnownQueryParameters"],
     "DEFAULT_RENDERER_CLASSES": ["config_hub.api.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["config_hub.api.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config_hub.api.negotiation.JsonFirstNegotiation",

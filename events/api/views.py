@@ -11,13 +11,14 @@ from rest_framework.views import APIView
 
 from config_hub.api import docs
 from config_hub.api.conditional import conditional_response
+from config_hub.api.strict import StrictSerializer
 from config_hub.api.tenancy import request_tenant
 from config_hub.errors import NotFound, ValidationFailed
 
 from .. import selectors, services
 from ..dispatch import CHANNEL, event_payload
 from ..history import history_rows
-from ..models import WebhookDelivery, WebhookSubscription
+from ..models import RESOURCE_TYPES, WebhookDelivery, WebhookSubscription
 
 
 def _valid(serializer_class, data, **kw):
@@ -67,6 +68,7 @@ def _wait_for_event(timeout: float) -> None:
 class EventListView(APIView):
     """``GET /api/v1/events/?after=<id>&wait=<s>``: events after a cursor; with ``wait``, a long poll."""
 
+    query_parameters = frozenset({"after", "wait", "limit", "tenant"})
     read_scope = "events:read"
 
     @extend_schema(parameters=[OpenApiParameter("after", int), OpenApiParameter("wait", int), OpenApiParameter("limit", int)],
@@ -93,14 +95,42 @@ class EventListView(APIView):
         return Response({"events": [event_payload(e) for e in events], "cursor": cursor})
 
 
-class WebhookSerializer(serializers.Serializer):
+class WebhookFilterSerializer(StrictSerializer):
+    """The filter as the subscription's answer shows it (``null``: no filter on that field)."""
+
+    resource_types = serializers.ListField(child=serializers.ChoiceField(choices=RESOURCE_TYPES), required=False,
+                                           allow_null=True)
+    key_prefix = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+    environment = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True)
+    service_name = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+
+
+class WebhookSerializer(StrictSerializer):
+    """The filter fields at the top level, or in ``filter`` (the answer's shape), not both."""
+
     url = serializers.URLField(max_length=500)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    resource_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False, default=list)
+    resource_types = serializers.ListField(child=serializers.ChoiceField(choices=RESOURCE_TYPES), required=False,
+                                           default=list)
     key_prefix = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     environment = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     service_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    filter = WebhookFilterSerializer(required=False)
     is_active = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        nested = attrs.pop("filter", None)
+        if nested is not None:
+            both = [name for name in nested if name in self.initial_data]
+            if both:
+                raise serializers.ValidationError({name: ["given both here and in 'filter'"] for name in both})
+            attrs.update({name: ([] if name == "resource_types" else "") if value is None else value
+                          for name, value in nested.items()})
+        if attrs.get("environment"):
+            problems = services.webhook_filter_problems(environment=attrs["environment"])
+            if problems:
+                raise serializers.ValidationError(problems)
+        return attrs
 
 
 def _subscription(request, webhook_id) -> WebhookSubscription:
@@ -182,6 +212,7 @@ class DeliveryListView(APIView):
 class HistoryView(APIView):
     """``GET /api/v1/history/?resource=config&key=...``: who changed what, when, field by field."""
 
+    query_parameters = frozenset({"resource", "key", "id"})
     read_scope = "events:read"
 
     @extend_schema(parameters=[OpenApiParameter("resource", str, required=True), OpenApiParameter("key", str),

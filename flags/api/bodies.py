@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from config_hub.api.strict import body_error, unknown_names
 from config_hub.errors import ValidationFailed
 
 _MISSING: Any = object()
@@ -97,8 +98,9 @@ def _body(data: Any, names: tuple[str, ...]) -> dict[str, Any]:
             continue
         if value is not _MISSING:
             out[name] = value
-    if errors:
-        raise ValidationFailed("Invalid input", details=errors)
+    unknown = unknown_names(data, names)  # the serializers' StrictSerializer rule
+    if errors or unknown:
+        raise body_error(errors, unknown)
     return out
 
 

@@ -17,10 +17,11 @@ from config_hub.api import docs
 from config_hub.api.conditional import conditional_response, etag_for, expected_version, not_modified
 from config_hub.api.lean import json_response, lean_principal
 from config_hub.api.parsers import loads
+from config_hub.api.strict import StrictSerializer, refuse_unknown, unknown_names
 from config_hub.api.tenancy import request_tenant, tenant_for_principal
 from config_hub.api.throttling import admit
 from config_hub.errors import DomainError, NotFound, ValidationFailed
-from tenants.selectors import environment_get
+from tenants.selectors import environment_get, environment_named
 
 from .. import selectors, services
 from ..engine import Evaluation
@@ -36,7 +37,7 @@ def _valid(serializer_class, data):
     return ser.validated_data
 
 
-class FlagCreateSerializer(serializers.Serializer):
+class FlagCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     environment = serializers.SlugField(required=False, allow_null=True)
     is_enabled = serializers.BooleanField(required=False, default=False)
@@ -48,7 +49,7 @@ class FlagCreateSerializer(serializers.Serializer):
     dependencies = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
 
 
-class FlagUpdateSerializer(serializers.Serializer):
+class FlagUpdateSerializer(StrictSerializer):
     environment = serializers.SlugField(required=False, allow_null=True)
     is_enabled = serializers.BooleanField(required=False, allow_null=True)
     rollout_percentage = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=100)
@@ -62,14 +63,14 @@ class FlagUpdateSerializer(serializers.Serializer):
 
 # The evaluate routes check their bodies with bodies.py (same rules and messages,
 # a fraction of the cost); these two serializers document them in the schema.
-class EvaluateSerializer(serializers.Serializer):
+class EvaluateSerializer(StrictSerializer):
     flag_name = serializers.CharField(max_length=200)
     environment = serializers.SlugField(required=False, allow_null=True)
     user_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=500)
     context = serializers.DictField(required=False, default=dict)
 
 
-class EvaluateAllSerializer(serializers.Serializer):
+class EvaluateAllSerializer(StrictSerializer):
     environment = serializers.SlugField(required=False, allow_null=True)
     user_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=500)
     context = serializers.DictField(required=False, default=dict)
@@ -130,6 +131,7 @@ def evaluation_out(result: Evaluation) -> dict[str, Any]:
 
 
 class FlagListCreateView(APIView):
+    query_parameters = {"GET": frozenset({"environment"})}
     required_scopes = {"GET": "flags:read", "POST": "flags:write"}
 
     @extend_schema(parameters=[OpenApiParameter("environment", str)],
@@ -137,7 +139,7 @@ class FlagListCreateView(APIView):
     def get(self, request):
         tenant = request_tenant(request)
         env_slug = request.query_params.get("environment")
-        env = environment_get(slug=env_slug) if env_slug else None
+        env = environment_named(env_slug) if env_slug else None
         flags = Flag.objects.filter(tenant_id=tenant.pk).select_related("tenant", "default_environment").order_by("name")
         return conditional_response(request, [selectors.flag_out(f, environment=env) for f in flags])
 
@@ -145,7 +147,7 @@ class FlagListCreateView(APIView):
     def post(self, request):
         data = _valid(FlagCreateSerializer, request.data)
         tenant = request_tenant(request)
-        env = environment_get(slug=data["environment"]) if data.get("environment") else None
+        env = environment_named(data["environment"]) if data.get("environment") else None
         flag = services.flag_create(
             tenant=tenant, name=data["name"], environment=env, is_enabled=data["is_enabled"],
             rollout_percentage=data.get("rollout_percentage"), strategies=data.get("strategies"),
@@ -157,6 +159,7 @@ class FlagListCreateView(APIView):
 
 
 class FlagDetailView(APIView):
+    query_parameters = {"GET": frozenset({"environment"}), "PUT": frozenset({"environment"}), "PATCH": frozenset({"environment"})}
     required_scopes = {"GET": "flags:read", "PUT": "flags:write", "PATCH": "flags:write", "DELETE": "flags:write"}
 
     def _flag(self, request, flag_id: str) -> Flag:
@@ -168,7 +171,7 @@ class FlagDetailView(APIView):
     @extend_schema(parameters=[OpenApiParameter("environment", str)], responses=docs.conditional(docs.FlagOutSerializer))
     def get(self, request, flag_id: str):
         env_slug = request.query_params.get("environment")
-        env = environment_get(slug=env_slug) if env_slug else None
+        env = environment_named(env_slug) if env_slug else None
         return conditional_response(request, selectors.flag_out(self._flag(request, flag_id), environment=env))
 
     @extend_schema(request=FlagUpdateSerializer, responses={200: docs.FlagOutSerializer, **docs.errors(412)})
@@ -183,7 +186,7 @@ class FlagDetailView(APIView):
         flag = self._flag(request, flag_id)
         data = _valid(FlagUpdateSerializer, request.data)
         env_slug = data.get("environment") or request.query_params.get("environment")
-        env = environment_get(slug=env_slug) if env_slug else None
+        env = environment_named(env_slug) if env_slug else None
         flag = services.flag_update(
             flag=flag, environment=env, is_enabled=data.get("is_enabled"),
             rollout_percentage=data.get("rollout_percentage"), strategies=data.get("strategies"),
@@ -237,6 +240,7 @@ def _evaluate_all_shape(results: dict[str, Evaluation], environment: str) -> tup
 
 
 class ImportUnleashView(APIView):
+    query_parameters = frozenset({"environment"})
     required_scopes = {"POST": "flags:write"}
 
     @extend_schema(parameters=[OpenApiParameter("environment", str, required=True)], request=dict,
@@ -246,7 +250,7 @@ class ImportUnleashView(APIView):
         env_slug = request.query_params.get("environment")
         if not env_slug:
             raise ValidationFailed("?environment= is required", details={"environment": ["required"]})
-        env = environment_get(slug=env_slug)
+        env = environment_named(env_slug)
         summary = services.flags_import_unleash(
             tenant=tenant, environment=env, document=request.data, actor=request.auth.actor, user_id=request.auth.user_id
         )
@@ -257,6 +261,7 @@ class ImportUnleashView(APIView):
 
 _OFREP_REASONS = {"STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "DEFAULT"}
 _UNLEASH_FIELDS = {"sessionId", "remoteAddress", "currentTime", "environment", "appName", "userId"}
+_OFREP_BODY = frozenset({"context"})
 
 
 def _ofrep_error(key: str | None, code: str, details: str, status_code: int) -> Response:
@@ -270,6 +275,9 @@ def _ofrep_context(request) -> tuple[dict, str | None]:
     body = request.data if isinstance(request.data, dict) else None
     if body is None:
         raise ValueError("the body must be a JSON object")
+    unknown = unknown_names(body, _OFREP_BODY)  # OFREP's request is {"context": {...}}; the context is open
+    if unknown:
+        raise ValueError(f"unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
     raw = body.get("context") or {}
     if not isinstance(raw, dict):
         raise ValueError("context must be an object")
@@ -384,8 +392,8 @@ def _evaluate_lean(request) -> HttpResponse | None:
     environment and flag. The same functions as EvaluateView; anything else
     returns None and EvaluateView answers."""
     meta = request.META
-    if meta.get("CONTENT_TYPE", "").partition(";")[0].strip() != "application/json":
-        return None
+    if meta.get("CONTENT_TYPE", "").partition(";")[0].strip() != "application/json" or meta.get("QUERY_STRING"):
+        return None  # a query string is refused (the route takes none): the DRF view says so
     principal = lean_principal(request, "flags:read")
     if principal is None:
         return None

@@ -257,7 +257,7 @@ def _compile_strategy(strategy: Any, feature_name: str, segments: dict[Any, list
     for c in raw_constraints:
         checks.append(compile_constraint(c, strict=strict))
     segment_ids = strategy.get("segments") or []
-    if not isinstance(segment_ids, list):
+    if not isinstance(segment_ids, list) or not all(_is_segment_id(sid) for sid in segment_ids):
         raise EngineError(f"strategy '{strategy.get('name')}': segments must be a list of ids")
     missing_segment = False
     for sid in segment_ids:
@@ -292,12 +292,19 @@ def _compile_strategy(strategy: Any, feature_name: str, segments: dict[Any, list
     return _Strategy(check, reason, variants, group_id)
 
 
+def _is_segment_id(value: Any) -> bool:
+    """Unleash segment ids are integers; strings are taken too (``"3"`` names 3)."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
 def validate_segment(segment: Any, *, strict: bool = True) -> None:
     """Raise EngineError with a clear message if a segment is not well formed."""
     if not isinstance(segment, dict):
         raise EngineError("a segment must be an object")
     if "id" not in segment:
         raise EngineError("a segment needs an id")
+    if not _is_segment_id(segment["id"]):
+        raise EngineError(f"a segment's id must be an integer or a string, not {type(segment['id']).__name__}")
     constraints = segment.get("constraints") or []
     if not isinstance(constraints, list):
         raise EngineError(f"segment {segment.get('id')}: constraints must be a list")

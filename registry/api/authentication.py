@@ -37,10 +37,14 @@ _INVALID = "Invalid or expired service token"
 
 
 def _service_id(claims: dict[str, Any]) -> int:
-    service_id = claims.get("service_id")
-    text = str(service_id)
-    if isinstance(service_id, bool) or not isinstance(service_id, (int, str)) or not (
-            text.isascii() and text.isdigit() and len(text) <= 18):
+    """The ``service_id`` claim as an instance id: an integer or a string of ASCII
+    digits, at most 18 of them (a bigint; ``str()``/``int()`` of a 5,000-digit
+    number raises), else 401."""
+    value = claims.get("service_id")
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise exceptions.AuthenticationFailed("service_id must be an instance id")
+    text = value if isinstance(value, str) else (str(value) if 0 <= value < 10**18 else "")
+    if not (0 < len(text) <= 18 and text.isascii() and text.isdigit()):
         raise exceptions.AuthenticationFailed("service_id must be an instance id")
     return int(text)
 

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from config_hub.api import docs
 from config_hub.api.conditional import conditional_response
+from config_hub.api.strict import ANY_QUERY, StrictSerializer
 from config_hub.api.tenancy import request_tenant
 from config_hub.errors import NotFound, ValidationFailed
 
@@ -26,7 +27,7 @@ def _valid(serializer_class, data):
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
 
-class RegisterSerializer(serializers.Serializer):
+class RegisterSerializer(StrictSerializer):
     service_name = serializers.RegexField(_NAME, max_length=100)
     service_url = serializers.URLField(max_length=500)
     health_check_url = serializers.URLField(max_length=500, required=False, allow_blank=True, allow_null=True)
@@ -34,7 +35,7 @@ class RegisterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["healthy", "starting", "unhealthy"], required=False, default="healthy")
 
 
-class HealthSerializer(serializers.Serializer):
+class HealthSerializer(StrictSerializer):
     service_name = serializers.RegexField(_NAME, max_length=100)
     status = serializers.ChoiceField(choices=["healthy", "starting", "unhealthy"], required=False, default="healthy")
     response_time = serializers.FloatField(required=False, allow_null=True, min_value=0)
@@ -42,7 +43,7 @@ class HealthSerializer(serializers.Serializer):
     service_url = serializers.URLField(required=False, max_length=500)
 
 
-class SeedHeartbeatSerializer(serializers.Serializer):
+class SeedHeartbeatSerializer(StrictSerializer):
     service_id = serializers.IntegerField(min_value=1)
     status = serializers.ChoiceField(choices=["healthy", "starting", "unhealthy"], required=False, default="healthy")
     response_time = serializers.FloatField(required=False, allow_null=True, min_value=0)
@@ -120,6 +121,7 @@ class HealthyListView(APIView):
 
 
 class DiscoverView(APIView):
+    query_parameters = ANY_QUERY  # every parameter but tenant is a metadata filter
     required_scopes = {"GET": "registry:read"}
 
     @extend_schema(responses={200: docs.InstanceOutSerializer,
@@ -157,6 +159,7 @@ class InstanceDetailView(APIView):
 class SeedServiceUrlView(APIView):
     """Seed 004: ``GET /services/{name}`` → ``{"url": ...}``."""
 
+    query_parameters = ANY_QUERY  # every parameter but tenant is a metadata filter
     required_scopes = {"GET": "registry:read"}
 
     @extend_schema(responses={200: docs.SeedServiceUrlSerializer,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from config_hub.api.strict import StrictSerializer
+
 from ..models import ConfigEntry, ConfigSchema, Tenant, key_validator, service_validator, slug_validator
 
 
@@ -14,7 +16,7 @@ class AnyJSONField(serializers.JSONField):
         super().__init__(**kwargs)
 
 
-class ConfigCreateSerializer(serializers.Serializer):
+class ConfigCreateSerializer(StrictSerializer):
     key = serializers.CharField(max_length=200, validators=[key_validator])
     value = AnyJSONField()
     environment = serializers.SlugField(max_length=64, required=False, allow_null=True, allow_blank=True)
@@ -26,7 +28,7 @@ class ConfigCreateSerializer(serializers.Serializer):
     tenant = serializers.SlugField(required=False, allow_null=True, help_text="Omit for the request's tenant; null for global (platform keys).")
 
 
-class ConfigUpdateSerializer(serializers.Serializer):
+class ConfigUpdateSerializer(StrictSerializer):
     value = AnyJSONField(required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     is_secret = serializers.BooleanField(required=False)
@@ -34,14 +36,14 @@ class ConfigUpdateSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, min_value=0)
 
 
-class TenantConfigPutSerializer(serializers.Serializer):
+class TenantConfigPutSerializer(StrictSerializer):
     config_value = AnyJSONField()
     version = serializers.IntegerField(required=False, min_value=0)
     environment = serializers.SlugField(required=False, allow_null=True)
     service_name = serializers.CharField(required=False, allow_blank=True, max_length=100, validators=[service_validator])
 
 
-class SchemaSerializer(serializers.Serializer):
+class SchemaSerializer(StrictSerializer):
     key = serializers.CharField(max_length=200, validators=[key_validator])
     schema = serializers.JSONField()
     metadata = serializers.JSONField(required=False, default=dict)
@@ -54,18 +56,18 @@ class SchemaUpdateSerializer(SchemaSerializer):
     key = serializers.CharField(max_length=200, required=False, validators=[key_validator])
 
 
-class TenantSerializer(serializers.Serializer):
+class TenantSerializer(StrictSerializer):
     slug = serializers.CharField(max_length=64, validators=[slug_validator])
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     is_active = serializers.BooleanField(required=False, default=True)
 
 
-class TenantPatchSerializer(serializers.Serializer):
+class TenantPatchSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False)
     is_active = serializers.BooleanField(required=False)
 
 
-class EnvironmentSerializer(serializers.Serializer):
+class EnvironmentSerializer(StrictSerializer):
     slug = serializers.CharField(max_length=64, validators=[slug_validator])
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 

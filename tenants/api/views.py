@@ -16,6 +16,7 @@ from config_hub.api import docs
 from config_hub.api.conditional import conditional_response, expected_version, not_modified
 from config_hub.api.lean import json_response, lean_principal
 from config_hub.api.pagination import Pagination
+from config_hub.api.strict import refuse_unknown
 from config_hub.api.tenancy import request_tenant, tenant_for_principal
 from config_hub.api.throttling import admit
 from config_hub.errors import DomainError, NotFound, ValidationFailed
@@ -86,7 +87,7 @@ def _valid_path_key(key: str) -> None:
 
 
 def _env_or_none(slug):
-    return selectors.environment_get(slug=slug) if slug else None
+    return selectors.environment_named(slug) if slug else None
 
 
 def _entry_for(request, config_id: str) -> ConfigEntry:
@@ -141,6 +142,7 @@ def _config_read_etag(data: dict, reveal: bool) -> str | None:
 class ConfigKeyView(APIView):
     """``GET /api/v1/config/{key}`` (resolve) and ``PUT/PATCH/DELETE /api/v1/config/{id}`` (seed 001)."""
 
+    query_parameters = {"GET": frozenset({"environment", "service_name", "explain"})}
     read_scope = "configs:read"
     write_scope = "configs:write"
 
@@ -248,6 +250,7 @@ class ConfigCreateView(APIView):
 class ConfigListView(APIView):
     """``GET /api/v1/configs/``: entries with filters, paginated."""
 
+    query_parameters = frozenset({"tenant", "environment", "service_name", "key_prefix", "limit", "offset"})
     read_scope = "configs:read"
 
     @extend_schema(
@@ -271,7 +274,7 @@ class ConfigListView(APIView):
             qs = qs.filter(Q(tenant_id=tenant.pk) | Q(tenant__isnull=True))
         env = request.query_params.get("environment")
         if env:
-            qs = qs.filter(environment__slug=env)
+            qs = qs.filter(environment_id=selectors.environment_named(env).pk)
         svc = request.query_params.get("service_name")
         if svc:
             qs = qs.filter(service_name=svc)
@@ -303,6 +306,7 @@ class ConfigEntryDetailView(APIView):
 class ServiceBundleView(APIView):
     """``GET /api/v1/config/service/{service_name}?environment=`` (seed 001 startup loading)."""
 
+    query_parameters = frozenset({"environment"})
     read_scope = "configs:read"
 
     @extend_schema(parameters=[_ENV], responses=docs.conditional(docs.BundleRowSerializer(many=True)))
@@ -321,6 +325,7 @@ class ServiceBundleView(APIView):
 class TenantConfigView(APIView):
     """Seed 000: ``GET/PUT /config/tenants/{tenant_id}/configs/{config_key}``."""
 
+    query_parameters = {"GET": frozenset({"environment", "service_name"})}
     read_scope = "configs:read"
     write_scope = "configs:write"
 
@@ -524,6 +529,7 @@ class ConfigRevertView(APIView):
     @extend_schema(request=docs.RevertSerializer, responses={200: docs.ConfigEntrySerializer})
     def post(self, request, config_id: int):
         entry = _entry_for(request, str(config_id))
+        refuse_unknown(request.data, ("history_id",))
         history_id = request.data.get("history_id") if isinstance(request.data, dict) else None
         if isinstance(history_id, bool) or not isinstance(history_id, int):
             raise ValidationFailed("history_id must be an integer", details={"history_id": ["required"]})

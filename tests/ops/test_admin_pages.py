@@ -56,6 +56,70 @@ def test_admin_home__failing_and_disabled_webhooks_and_stale_flag__listed(tenant
     assert "busy_flag" not in flags
 
 
+def _home_data(tenant, environments):
+    """Something for each panel of the home page to list; returns each panel's title."""
+    from django.db.models import F
+
+    from events.models import WebhookSubscription
+    from events.services import webhook_create
+    from flags.models import FlagEnvironment
+    from flags.services import flag_create
+    from registry.models import Instance
+    from registry.services import instance_register
+
+    instance, _ = instance_register(tenant=tenant, service_name="billing", url="http://10.9.8.7:8080", actor="t")
+    Instance.objects.filter(pk=instance.pk).update(status="unhealthy", last_heartbeat=F("last_heartbeat"))
+    hook = webhook_create(tenant=tenant, url="http://127.0.0.1:9/failing-hook", actor="t")
+    WebhookSubscription.objects.filter(pk=hook.pk).update(failing_since=timezone.now() - timedelta(hours=2))
+    stale = flag_create(tenant=tenant, name="forgotten_flag", environment=environments["production"], is_enabled=True,
+                        rollout_percentage=30, actor="t")
+    FlagEnvironment.objects.filter(flag=stale).update(last_evaluated_at=timezone.now() - timedelta(days=45))
+    return {"tenants": "<h2>Tenants</h2>", "instances": "Unhealthy instances (1)",
+            "webhooks": "Failing webhook subscriptions", "flags": "Flags that look stale", "events": "Latest changes",
+            "config_pages": 'id="compare-link"'}
+
+
+def _staff(django_user_model, *codenames):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("operator", password="pw-staff-123", is_staff=True)
+    for codename in codenames:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    return user
+
+
+@pytest.mark.parametrize("codenames, shown", [
+    ((), set()),
+    (("view_tenant",), {"tenants"}),
+    (("view_instance",), {"instances"}),
+    (("view_webhooksubscription",), {"webhooks"}),
+    (("view_flag",), {"flags"}),
+    (("view_event",), {"events"}),
+    (("change_configentry",), {"config_pages"}),
+])
+def test_admin_home__staff_user__only_the_panels_of_their_view_permissions(codenames, shown, tenant, environments,
+                                                                           client, django_user_model):
+    panels = _home_data(tenant, environments)
+    client.force_login(_staff(django_user_model, *codenames))
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert {name for name, text in panels.items() if text in body} == shown
+    if not shown:  # no tenant, instance URL, webhook or event of anyone
+        assert all(text not in body for text in (tenant.slug, "10.9.8.7", "failing-hook", "forgotten_flag"))
+
+
+def test_admin_home__superuser__every_panel(tenant, environments, admin_user, client):
+    panels = _home_data(tenant, environments)
+    client.force_login(admin_user)
+
+    body = client.get("/admin/").content.decode()
+
+    assert {name for name, text in panels.items() if text in body} == set(panels)
+
+
 # --- a config entry's page ----------------------------------------------------------------------
 
 

@@ -218,6 +218,64 @@ def test_admin_rename_environment__event_and_audit_actor(environments, admin_use
     assert Environment.history.filter(id=staging.pk).latest("history_id").history_actor == "user:root"
 
 
+# --- config entries ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("secret", [False, True])
+def test_config_entry_page__view_only_staff__shown_read_only(secret, tenant, environments, client, django_user_model):
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="smtp.host", value="mail.example", environment=environments["production"],
+                          is_secret=secret, actor="t")
+    client.force_login(_staff(django_user_model, "view_configentry"))
+
+    response = client.get(f"/admin/tenants/configentry/{entry.pk}/change/")
+
+    assert response.status_code == 200
+    assert "smtp.host" in response.content.decode()
+    assert ("mail.example" in response.content.decode()) is not secret
+
+
+def test_config_entry_revert__admin_history_page__reverted_through_the_service(tenant, admin_user, client,
+                                                                                django_capture_on_commit_callbacks):
+    from tenants.models import ConfigEntry
+    from tenants.services import config_create, config_update
+
+    entry = config_create(tenant=tenant, key="retry.max", value=3, actor="t")
+    first = entry.history.order_by("history_id").first()
+    config_update(entry=ConfigEntry.objects.get(pk=entry.pk), value=9, actor="t")
+    client.force_login(admin_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/tenants/configentry/{entry.pk}/history/{first.history_id}/",
+                               {"value": "3", "description": "", "is_secret": ""})
+
+    assert response.status_code == 302
+    entry.refresh_from_db()
+    assert (entry.value, entry.version) == (3, 3)
+    assert entry.history.order_by("-history_id").first().history_change_reason == "revert to version 1"
+    assert [(e.version, e.actor) for e in _events("config", "updated", key="retry.max")] == [(2, "t"), (3, "user:root")]
+
+
+def test_config_entry_secret__description_saved_with_the_mask_untouched__value_kept(tenant, client, django_user_model):
+    from tenants.admin import MASK
+    from tenants.models import ConfigEntry
+    from tenants.services import config_create
+
+    entry = config_create(tenant=tenant, key="smtp.password", value="hunter2", is_secret=True, actor="t")
+    client.force_login(_staff(django_user_model, "view_configentry", "change_configentry", username="editor"))
+    page = client.get(f"/admin/tenants/configentry/{entry.pk}/change/").content.decode()
+    assert MASK in page and "hunter2" not in page
+
+    response = client.post(f"/admin/tenants/configentry/{entry.pk}/change/",
+                           {"value": MASK, "description": "the relay's password", "is_secret": "on"})
+
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    entry = ConfigEntry.objects.get(pk=entry.pk)
+    assert (entry.description, entry.secret_value, entry.is_secret, entry.version) == (
+        "the relay's password", "hunter2", True, 2)
+
+
 # --- compare / promote, import / export: permissions ---------------------------------
 
 
