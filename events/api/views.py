@@ -13,6 +13,7 @@ from config_hub.api import docs
 from config_hub.api.conditional import conditional_response
 from config_hub.api.tenancy import request_tenant
 from config_hub.errors import NotFound, ValidationFailed
+from config_hub.validators import service_url_field
 
 from .. import selectors, services
 from ..dispatch import CHANNEL, event_payload
@@ -94,7 +95,7 @@ class EventListView(APIView):
 
 
 class WebhookSerializer(serializers.Serializer):
-    url = serializers.URLField(max_length=500)
+    url = service_url_field()
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     resource_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False, default=list)
     key_prefix = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
