@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
+from config_hub.errors import DomainError
 from tenants.admin import ServiceDeleteMixin, ShownOnceMixin, actor_of
 
 from . import services
@@ -18,6 +19,20 @@ class SubscriptionForm(forms.ModelForm):
     class Meta:
         model = WebhookSubscription
         fields = ("tenant", "url", "description", "resource_types", "key_prefix", "environment", "service_name", "is_active")
+
+    def clean(self):
+        # The service's own checks (the outbound policy, the per-tenant cap), shown
+        # on the form instead of a 500 from save_model.
+        data = super().clean()
+        url = data.get("url")
+        try:
+            if url and (self.instance.pk is None or url != self.instance.url):
+                services.webhook_url_check(url)
+            if self.instance.pk is None and data.get("tenant") is not None:
+                services.webhook_quota_check(data["tenant"])
+        except DomainError as exc:
+            self.add_error("url" if isinstance(exc.details, dict) and "url" in exc.details else None, exc.message)
+        return data
 
 
 @admin.register(WebhookSubscription)
