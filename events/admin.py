@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
+from config_hub.errors import DomainError
 from tenants.admin import ServiceDeleteMixin, ShownOnceMixin, actor_of
 
 from . import services
@@ -20,13 +21,23 @@ class SubscriptionForm(forms.ModelForm):
         fields = ("tenant", "url", "description", "resource_types", "key_prefix", "environment", "service_name", "is_active")
 
     def clean(self):
-        cleaned = super().clean()
-        problems = services.webhook_filter_problems(resource_types=cleaned.get("resource_types"),
-                                                    environment=cleaned.get("environment"))
+        # The service's own checks (filter, the outbound policy, the per-tenant cap),
+        # shown on the form instead of a 500 from save_model.
+        data = super().clean()
+        problems = services.webhook_filter_problems(resource_types=data.get("resource_types"),
+                                                    environment=data.get("environment"))
         for field, messages in problems.items():
             for message in messages:
                 self.add_error(field, message)
-        return cleaned
+        url = data.get("url")
+        try:
+            if url and (self.instance.pk is None or url != self.instance.url):
+                services.webhook_url_check(url)
+            if self.instance.pk is None and data.get("tenant") is not None:
+                services.webhook_quota_check(data["tenant"])
+        except DomainError as exc:
+            self.add_error("url" if isinstance(exc.details, dict) and "url" in exc.details else None, exc.message)
+        return data
 
 
 @admin.register(WebhookSubscription)

@@ -11,10 +11,14 @@
    (a unique constraint makes a second dispatch a no-op) and queues one
    ``events.deliver`` task per delivery, so one slow receiver never holds up
    another.
-4. :func:`delivery_attempt` claims the delivery with a conditional UPDATE (only
-   one worker wins), POSTs it signed per Standard Webhooks, records the attempt,
-   and schedules a retry with growing delays; a subscription failing for
-   ``WEBHOOK_DISABLE_AFTER`` seconds is disabled.
+4. :func:`delivery_attempt` takes one of its tenant's ``WEBHOOK_TENANT_CONCURRENCY``
+   delivery slots (a tenant at its cap is re-queued for a moment, so its slow
+   receivers never hold every worker), claims the delivery with a conditional
+   UPDATE (only one worker wins), POSTs it signed per Standard Webhooks under the
+   outbound policy (``config_hub.outbound``: a refused destination is recorded as
+   ``blocked``, nothing else), records the attempt, and schedules a retry with
+   growing delays; a subscription failing for ``WEBHOOK_DISABLE_AFTER`` seconds is
+   disabled.
 """
 from __future__ import annotations
 
@@ -24,10 +28,10 @@ import hmac
 import json
 import logging
 import secrets as pysecrets
+import threading
 import time
 from datetime import timedelta
 
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -37,6 +41,7 @@ from .models import DeliveryAttempt, Event, WebhookDelivery, WebhookSubscription
 logger = logging.getLogger(__name__)
 
 CHANNEL = "confighub:events"
+BLOCKED_ERROR = "blocked by the outbound policy"
 
 
 # --- signing --------------------------------------------------------------------------
@@ -151,16 +156,96 @@ def _retry_schedule() -> list[float]:
     return [float(x) for x in settings.WEBHOOK_RETRY_SCHEDULE]
 
 
-def delivery_attempt(*, delivery_id: int) -> str:
-    """Send one delivery if it is due and this worker wins the claim. Returns the outcome."""
-    from config_hub.metrics import WEBHOOK_DELIVERIES
+# --- fairness: deliveries in flight per tenant ------------------------------------------
 
+# A sorted set per tenant: member = one delivery in flight, score = when its slot
+# expires (a worker killed mid-delivery frees it by then).
+_SLOT_TAKE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  return 1
+end
+return 0
+"""
+_local_slots: dict[int, dict[str, float]] = {}
+_local_lock = threading.Lock()
+
+
+def _slot_key(tenant_id: int) -> str:
+    return f"ch:webhook-slots:{tenant_id}"
+
+
+def tenant_slot_take(tenant_id: int, token: str, hold: float) -> bool:
+    """Take one of the tenant's delivery slots for at most ``hold`` seconds. Shared by
+    every worker through Redis; per process without Redis (the embedded default runs
+    one worker). Redis down: the delivery goes ahead (fairness is lost, not events)."""
+    cap = settings.WEBHOOK_TENANT_CONCURRENCY
+    if cap <= 0 or settings.CELERY_TASK_ALWAYS_EAGER:  # eager: one delivery at a time, in the caller
+        return True
+    now = time.time()
+    if settings.REDIS_URL:
+        try:
+            return bool(_redis().eval(_SLOT_TAKE, 1, _slot_key(tenant_id), now, now + hold, cap, token, int(hold * 1000) + 1000))
+        except Exception:  # noqa: BLE001
+            logger.warning("webhook slots: redis unavailable, delivering without the per-tenant cap")
+            return True
+    with _local_lock:
+        held = {t: exp for t, exp in _local_slots.get(tenant_id, {}).items() if exp > now}
+        if len(held) >= cap:
+            _local_slots[tenant_id] = held
+            return False
+        held[token] = now + hold
+        _local_slots[tenant_id] = held
+        return True
+
+
+def tenant_slot_release(tenant_id: int, token: str) -> None:
+    if settings.REDIS_URL:
+        try:
+            _redis().zrem(_slot_key(tenant_id), token)
+        except Exception:  # noqa: BLE001 - the slot expires by itself
+            pass
+        return
+    with _local_lock:
+        _local_slots.get(tenant_id, {}).pop(token, None)
+
+
+def delivery_attempt(*, delivery_id: int) -> str:
+    """Send one delivery if it is due, its tenant has a free slot and this worker wins
+    the claim. Returns the outcome."""
     now = timezone.now()
-    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT * 2 + 5)
-    claimed = WebhookDelivery.objects.filter(
+    due = WebhookDelivery.objects.filter(
         pk=delivery_id, status__in=[WebhookDelivery.PENDING, WebhookDelivery.RETRYING, WebhookDelivery.SENDING],
         next_attempt_at__lte=now,
-    ).update(status=WebhookDelivery.SENDING, next_attempt_at=lease)
+    )
+    tenant_id = due.values_list("subscription__tenant_id", flat=True).first()
+    if tenant_id is None:
+        return "not_due"
+    hold = settings.WEBHOOK_TIMEOUT * 2 + 5
+    token = f"{delivery_id}:{pysecrets.token_hex(4)}"
+    if not tenant_slot_take(tenant_id, token, hold):
+        # The tenant has WEBHOOK_TENANT_CONCURRENCY deliveries in flight: wait in
+        # the queue, not in a worker slot. Broker down: the outbox sweep sends it.
+        from .tasks import delivery_attempt_task
+
+        try:
+            delivery_attempt_task.apply_async(args=(delivery_id,), countdown=settings.WEBHOOK_TENANT_BUSY_DELAY, retry=False)
+        except Exception:  # noqa: BLE001
+            logger.warning("delivery %s: broker unavailable, left for the outbox sweep", delivery_id)
+        return "busy"
+    try:
+        return _delivery_send(delivery_id=delivery_id, due=due, lease=now + timedelta(seconds=hold))
+    finally:
+        tenant_slot_release(tenant_id, token)
+
+
+def _delivery_send(*, delivery_id: int, due, lease) -> str:
+    from config_hub import outbound
+    from config_hub.metrics import WEBHOOK_DELIVERIES
+
+    claimed = due.update(status=WebhookDelivery.SENDING, next_attempt_at=lease)
     if not claimed:
         return "not_due"
     delivery = WebhookDelivery.objects.select_related("event", "subscription").get(pk=delivery_id)
@@ -178,19 +263,24 @@ def delivery_attempt(*, delivery_id: int) -> str:
         "webhook-signature": sign(sub.secret, msg_id, ts, body),
         "user-agent": "config-hub-webhooks/1",
     }
-    code, error = None, ""
     started = time.monotonic()
-    try:
-        response = requests.post(sub.url, data=body.encode(), headers=headers, timeout=settings.WEBHOOK_TIMEOUT,
-                                 allow_redirects=False)
-        code = response.status_code
-        ok = 200 <= code < 300
-        if not ok:
-            error = f"HTTP {code}"
-    except requests.RequestException as exc:
-        ok, error = False, type(exc).__name__
+    result = outbound.send("POST", sub.url, headers=headers, body=body.encode(),
+                           connect_timeout=settings.WEBHOOK_CONNECT_TIMEOUT, total_timeout=settings.WEBHOOK_TIMEOUT)
     duration = (time.monotonic() - started) * 1000
     done = timezone.now()
+    if result.blocked:
+        # Refused by the outbound policy: nothing was sent, and the log says only
+        # that (no status, no error class, no duration). Not retried: "send again"
+        # after fixing the URL or OUTBOUND_ALLOW.
+        with transaction.atomic():
+            DeliveryAttempt.objects.create(delivery_id=delivery_id, response_code=None, error=BLOCKED_ERROR, duration_ms=0)
+            WebhookDelivery.objects.filter(pk=delivery_id).update(
+                status=WebhookDelivery.BLOCKED, attempts=delivery.attempts + 1, last_response_code=None, last_error=BLOCKED_ERROR
+            )
+        WEBHOOK_DELIVERIES.labels("blocked").inc()
+        logger.warning("delivery %s: %s refused by the outbound policy", delivery_id, sub.url)
+        return "blocked"
+    code, ok, error = result.status, result.ok, result.error
     with transaction.atomic():
         DeliveryAttempt.objects.create(delivery_id=delivery_id, response_code=code, error=error[:500], duration_ms=duration)
         attempts = delivery.attempts + 1

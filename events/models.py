@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from config_hub.audit import audit_history
+from config_hub.validators import MAX_URL_LENGTH, validate_service_url
 from tenants.fields import EncryptedJSONField
 
 
@@ -31,7 +32,8 @@ class Event(models.Model):
     tenant_slug = models.CharField(max_length=64, blank=True, default="")
     resource_type = models.CharField(max_length=40)  # config, schema, flag, instance, webhook, tenant, ...
     action = models.CharField(max_length=20)  # created, updated, deleted, status_changed, ...
-    key = models.CharField(max_length=200, blank=True, default="")
+    # A config key, a flag name, or a webhook's URL (up to MAX_URL_LENGTH).
+    key = models.CharField(max_length=MAX_URL_LENGTH, blank=True, default="")
     environment = models.CharField(max_length=64, blank=True, default="")
     service_name = models.CharField(max_length=100, blank=True, default="")
     version = models.PositiveIntegerField(null=True, blank=True)
@@ -61,7 +63,7 @@ class WebhookSubscription(models.Model):
     """A receiver of a tenant's events, with a filter and a Standard Webhooks secret."""
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="webhooks")
-    url = models.URLField(max_length=500)
+    url = models.CharField(max_length=MAX_URL_LENGTH, validators=[validate_service_url])
     description = models.CharField(max_length=200, blank=True, default="")
     # Filter: empty means "everything".
     resource_types = models.JSONField(default=list, blank=True)
@@ -100,7 +102,9 @@ class WebhookDelivery(models.Model):
     """One event for one subscription; retried until it succeeds or the subscription is disabled."""
 
     PENDING, SENDING, RETRYING, SUCCEEDED, FAILED = "pending", "sending", "retrying", "succeeded", "failed"
-    STATUSES = [(s, s) for s in (PENDING, SENDING, RETRYING, SUCCEEDED, FAILED)]
+    # Refused by the outbound policy (config_hub.outbound): nothing was sent.
+    BLOCKED = "blocked"
+    STATUSES = [(s, s) for s in (PENDING, SENDING, RETRYING, SUCCEEDED, FAILED, BLOCKED)]
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
     subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")

@@ -129,6 +129,32 @@ def _check_filter(**fields: Any) -> None:
     problems = webhook_filter_problems(**fields)
     if problems:
         raise ValidationFailed("; ".join(m for messages in problems.values() for m in messages), details=problems)
+def webhook_url_check(url: str) -> None:
+    """A webhook URL: the hub's URL rule (``config_hub.validators``), and not an address
+    literal the outbound policy refuses (names are judged when sending, after resolving)."""
+    from config_hub.errors import ValidationFailed
+    from config_hub.outbound import literal_host_blocked
+    from config_hub.validators import url_check
+
+    url_check(url, "url")
+    if literal_host_blocked(url):
+        message = ("the hub may not call this address (loopback, private, link-local or reserved); "
+                   "an operator can allow internal receivers with OUTBOUND_ALLOW")
+        raise ValidationFailed(f"url: {message}", details={"url": [message]})
+
+
+def webhook_quota_check(tenant) -> None:
+    """At most WEBHOOK_MAX_PER_TENANT subscriptions per tenant."""
+    from django.conf import settings
+
+    from config_hub.errors import ValidationFailed
+
+    from .models import WebhookSubscription
+
+    cap = settings.WEBHOOK_MAX_PER_TENANT
+    if WebhookSubscription.objects.filter(tenant_id=tenant.pk).count() >= cap:
+        raise ValidationFailed(f"a tenant has at most {cap} webhook subscriptions; delete one first",
+                               code="limit_exceeded", details={"limit": cap})
 
 
 def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None, key_prefix: str = "",
@@ -141,10 +167,15 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
     from .models import WebhookSubscription
 
     _check_filter(resource_types=resource_types, environment=environment)
+    from tenants.models import Tenant
+
+    webhook_url_check(url)
     sub = WebhookSubscription(tenant=tenant, url=url, resource_types=resource_types or [], key_prefix=key_prefix or "",
                               environment=environment or "", service_name=service_name or "", description=description or "",
                               secret=new_secret())
     with transaction.atomic():
+        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # one create at a time per tenant: the cap holds
+        webhook_quota_check(tenant)
         set_actor(sub, actor, user_id=user_id)
         sub.save()
         event_record(tenant=tenant, resource_type="webhook", action="created", actor=actor, key=url,
@@ -157,6 +188,8 @@ def webhook_update(*, subscription, actor: str, user_id: int | None = None, **ch
 
     allowed = {"url", "resource_types", "key_prefix", "environment", "service_name", "description", "is_active"}
     _check_filter(resource_types=changes.get("resource_types"), environment=changes.get("environment"))
+    if changes.get("url") is not None and changes["url"] != subscription.url:
+        webhook_url_check(changes["url"])
     for name, value in changes.items():
         if name in allowed and value is not None:
             setattr(subscription, name, value)

@@ -6,6 +6,7 @@ from django.db.models import Q
 
 from config_hub.audit import audit_history
 from tenants.fields import EncryptedJSONField
+from config_hub.validators import MAX_URL_LENGTH, validate_service_url
 
 HEALTHY = "healthy"
 UNHEALTHY = "unhealthy"
@@ -43,8 +44,8 @@ class Instance(models.Model):
     """
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="instances")
-    url = models.URLField(max_length=500)
-    health_check_url = models.URLField(max_length=500, blank=True, default="")
+    url = models.CharField(max_length=MAX_URL_LENGTH, validators=[validate_service_url])
+    health_check_url = models.CharField(max_length=MAX_URL_LENGTH, blank=True, default="", validators=[validate_service_url])
     metadata = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=STATUSES, default=HEALTHY)
     last_heartbeat = models.DateTimeField()

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from config_hub.audit import set_actor
 from config_hub.errors import NotFound, ValidationFailed
+from config_hub.validators import url_check
 from events.services import event_record, events_record_many
 from tenants.models import Tenant
 
@@ -47,6 +48,9 @@ def instance_register(
     """Register an instance; the same URL again refreshes it and keeps its id. Returns (instance, created)."""
     if status not in REPORTABLE:
         raise ValidationFailed(f"status must be one of {', '.join(REPORTABLE)}")
+    url_check(url, "service_url")
+    if health_check_url:
+        url_check(health_check_url, "health_check_url")
     now = timezone.now()
     with transaction.atomic():
         service, _ = Service.objects.get_or_create(tenant=tenant, name=service_name)
@@ -529,16 +533,16 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
 # --- active checks --------------------------------------------------------------------
 
 
-def _probe(url: str, timeout: float) -> bool:
+def _probe(url: str, timeout: float) -> bool | None:
     """One health-check probe: a 2xx answer within the timeout passes; redirects are
-    not followed and the body is not read (the hub keeps no part of the answer)."""
-    import requests
+    not followed and the body is not read (the hub keeps no part of the answer).
+    None: the outbound policy refuses the address (``config_hub.outbound``), so the
+    probe tells nothing and changes nothing (no oracle, no false "unhealthy")."""
+    from config_hub import outbound
 
-    try:
-        with requests.get(url, timeout=timeout, allow_redirects=False, stream=True) as response:
-            return 200 <= response.status_code < 300
-    except requests.RequestException:
-        return False
+    result = outbound.send("GET", url, headers={"user-agent": "config-hub-checks/1"},
+                           connect_timeout=timeout, total_timeout=timeout)
+    return None if result.blocked else result.ok
 
 
 def instance_active_checks(*, now=None) -> dict[str, Any]:
@@ -563,12 +567,15 @@ def instance_active_checks(*, now=None) -> dict[str, Any]:
         .values_list("pk", "health_check_url")[: settings.REGISTRY_CHECK_MAX_INSTANCES]
     )
     if not targets:
-        return {"probed": 0, "down": 0, "up": 0}
+        return {"probed": 0, "down": 0, "up": 0, "blocked": 0}
     timeout = settings.REGISTRY_CHECK_TIMEOUT
     with ThreadPoolExecutor(max_workers=min(settings.REGISTRY_CHECK_CONCURRENCY, len(targets))) as pool:
         results = list(pool.map(lambda t: _probe(t[1], timeout), targets))
-    passed = [pk for (pk, _url), ok in zip(targets, results) if ok]
-    failed = [pk for (pk, _url), ok in zip(targets, results) if not ok]
+    passed = [pk for (pk, _url), ok in zip(targets, results) if ok is True]
+    failed = [pk for (pk, _url), ok in zip(targets, results) if ok is False]
+    blocked = len(targets) - len(passed) - len(failed)
+    if blocked:
+        logger.warning("active checks: %s health-check URL(s) refused by the outbound policy (see OUTBOUND_ALLOW)", blocked)
     table = Instance._meta.db_table
     fresh = now - timedelta(seconds=settings.REGISTRY_HEARTBEAT_TTL)
     if passed:
@@ -603,7 +610,7 @@ def instance_active_checks(*, now=None) -> dict[str, Any]:
         )
         discovery_changed((names[sid][1], names[sid][0]) for sid in names)
         instance_state_forget(*(row[0] for row in down), *(row[0] for row in up))
-    return {"probed": len(targets), "down": len(down), "up": len(up)}
+    return {"probed": len(targets), "down": len(down), "up": len(up), "blocked": blocked}
 
 
 # --- service-token secrets per tenant ------------------------------------------------

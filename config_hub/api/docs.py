@@ -391,7 +391,7 @@ class DeliveryAttemptSerializer(serializers.Serializer):
 class DeliveryOutSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     event_id = serializers.IntegerField()
-    status = serializers.CharField(help_text="pending, sending, retrying, succeeded or failed")
+    status = serializers.CharField(help_text="pending, sending, retrying, succeeded, failed, or blocked (refused by the outbound policy: nothing was sent)")
     attempts = serializers.IntegerField()
     response_code = serializers.IntegerField(allow_null=True)
     last_error = _nullable_str()

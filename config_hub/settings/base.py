@@ -276,7 +276,16 @@ REGISTRY_CHECK_MAX_INSTANCES = env_int("REGISTRY_CHECK_MAX_INSTANCES", 5000)
 # on every change of membership or status; this bounds the age of its
 # last_heartbeat/response_time fields.
 REGISTRY_DISCOVERY_CACHE_TTL = env_float("REGISTRY_DISCOVERY_CACHE_TTL", 5)
-WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT", 5.0)
+# One deadline per delivery attempt (connect, TLS, request, status and headers),
+# of which at most WEBHOOK_CONNECT_TIMEOUT to connect.
+WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT", 4.0)
+WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 2.0)
+# Fairness: deliveries in flight per tenant, across every worker (a Redis
+# semaphore); a tenant at its cap waits WEBHOOK_TENANT_BUSY_DELAY seconds in the
+# queue instead of holding a worker slot. Keep it below the worker's concurrency.
+WEBHOOK_TENANT_CONCURRENCY = env_int("WEBHOOK_TENANT_CONCURRENCY", 4)
+WEBHOOK_TENANT_BUSY_DELAY = env_float("WEBHOOK_TENANT_BUSY_DELAY", 1.0)
+WEBHOOK_MAX_PER_TENANT = env_int("WEBHOOK_MAX_PER_TENANT", 25)
 # Seconds between attempts: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h (Standard Webhooks' advice).
 WEBHOOK_RETRY_SCHEDULE = [float(x) for x in env_list("WEBHOOK_RETRY_SCHEDULE", ["5", "300", "1800", "7200", "18000", "36000"])]
 WEBHOOK_DISABLE_AFTER = env_float("WEBHOOK_DISABLE_AFTER", 86400)
@@ -315,6 +324,14 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# --- outbound requests (webhooks, active checks; config_hub/outbound.py) -------------
+# Production refuses loopback, private, link-local, multicast and reserved
+# destinations (checked after resolving, connected to the checked address);
+# OUTBOUND_ALLOW lists CIDRs and host names (".corp.internal" = the domain and
+# below) that may be called anyway. The embedded default allows loopback.
+OUTBOUND_ALLOW_LOOPBACK = env_bool("OUTBOUND_ALLOW_LOOPBACK", DEBUG)
+OUTBOUND_ALLOW = env_list("OUTBOUND_ALLOW")
 
 # --- i18n / static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -25,3 +25,6 @@ DATABASES["default"]["TEST"] = {
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AXES_ENABLED = False
+# Webhook receivers and health endpoints of the tests listen on 127.0.0.1; tests of
+# the production policy set OUTBOUND_ALLOW_LOOPBACK = False themselves.
+OUTBOUND_ALLOW_LOOPBACK = True

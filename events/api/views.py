@@ -14,6 +14,7 @@ from config_hub.api.conditional import conditional_response
 from config_hub.api.strict import StrictSerializer
 from config_hub.api.tenancy import request_tenant
 from config_hub.errors import NotFound, ValidationFailed
+from config_hub.validators import service_url_field
 
 from .. import selectors, services
 from ..dispatch import CHANNEL, event_payload
@@ -108,7 +109,7 @@ class WebhookFilterSerializer(StrictSerializer):
 class WebhookSerializer(StrictSerializer):
     """The filter fields at the top level, or in ``filter`` (the answer's shape), not both."""
 
-    url = serializers.URLField(max_length=500)
+    url = service_url_field()
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     resource_types = serializers.ListField(child=serializers.ChoiceField(choices=RESOURCE_TYPES), required=False,
                                            default=list)

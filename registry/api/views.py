@@ -11,6 +11,7 @@ from config_hub.api.conditional import conditional_response
 from config_hub.api.strict import ANY_QUERY, StrictSerializer
 from config_hub.api.tenancy import request_tenant
 from config_hub.errors import NotFound, ValidationFailed
+from config_hub.validators import service_url_field
 
 from .. import selectors, services
 from ..models import Instance
@@ -29,8 +30,8 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
 class RegisterSerializer(StrictSerializer):
     service_name = serializers.RegexField(_NAME, max_length=100)
-    service_url = serializers.URLField(max_length=500)
-    health_check_url = serializers.URLField(max_length=500, required=False, allow_blank=True, allow_null=True)
+    service_url = service_url_field()
+    health_check_url = service_url_field(required=False, allow_blank=True, allow_null=True)
     metadata = serializers.DictField(required=False, default=dict)
     status = serializers.ChoiceField(choices=["healthy", "starting", "unhealthy"], required=False, default="healthy")
 
@@ -40,7 +41,7 @@ class HealthSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=["healthy", "starting", "unhealthy"], required=False, default="healthy")
     response_time = serializers.FloatField(required=False, allow_null=True, min_value=0)
     instance_id = serializers.IntegerField(required=False, min_value=1)
-    service_url = serializers.URLField(required=False, max_length=500)
+    service_url = service_url_field(required=False)
 
 
 class SeedHeartbeatSerializer(StrictSerializer):

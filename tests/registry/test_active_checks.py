@@ -96,7 +96,7 @@ def test_failing_endpoint__unhealthy_after_n_failures_then_back_after_m_passes(
     assert (_status(a), _status(b)) == ("healthy", "healthy")  # two failures: not yet
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert checks_on() == {"probed": 2, "down": 1, "up": 0}
+        assert checks_on() == {"probed": 2, "down": 1, "up": 0, "blocked": 0}
     assert (_status(a), _status(b)) == ("healthy", "unhealthy")
     assert {reader.get("/api/v1/registry/pay").json()["service_url"] for _ in range(20)} == {"http://127.0.0.1:9401"}
     down = Event.objects.get(resource_type="instance", action="status_changed", data__reason="active_check")
