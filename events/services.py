@@ -109,9 +109,12 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
     """Create a subscription; returns (subscription, secret). The secret is shown on creation."""
     from config_hub.audit import set_actor
 
+    from config_hub.jsonvalue import validate_json_value
+
     from .dispatch import new_secret
     from .models import WebhookSubscription
 
+    validate_json_value(resource_types, what="resource_types")
     sub = WebhookSubscription(tenant=tenant, url=url, resource_types=resource_types or [], key_prefix=key_prefix or "",
                               environment=environment or "", service_name=service_name or "", description=description or "",
                               secret=new_secret())
@@ -126,7 +129,10 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
 def webhook_update(*, subscription, actor: str, user_id: int | None = None, **changes: Any):
     from config_hub.audit import set_actor
 
+    from config_hub.jsonvalue import validate_json_value
+
     allowed = {"url", "resource_types", "key_prefix", "environment", "service_name", "description", "is_active"}
+    validate_json_value(changes.get("resource_types"), what="resource_types")
     for name, value in changes.items():
         if name in allowed and value is not None:
             setattr(subscription, name, value)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from config_hub.audit import set_actor
 from config_hub.errors import NotFound, ValidationFailed
+from config_hub.jsonvalue import validate_json_value
 from events.services import event_record, events_record_many
 from tenants.models import Tenant
 
@@ -40,6 +41,7 @@ def instance_register(
     """Register an instance; the same URL again refreshes it and keeps its id. Returns (instance, created)."""
     if status not in REPORTABLE:
         raise ValidationFailed(f"status must be one of {', '.join(REPORTABLE)}")
+    validate_json_value(metadata, what="metadata")
     now = timezone.now()
     with transaction.atomic():
         service, _ = Service.objects.get_or_create(tenant=tenant, name=service_name)
