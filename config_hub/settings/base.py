@@ -196,6 +196,9 @@ REST_FRAMEWORK = {
 }
 # Requests per API key / user / service token: "<n>/<s|min|hour>", or "off".
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE") or "60000/min"
+# Failed API key authentications per client address (REMOTE_ADDR) and window;
+# past it: 429 with Retry-After, and no database query for an unknown key.
+API_AUTH_FAILURE_RATE = env_str("API_AUTH_FAILURE_RATE") or "30/min"
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
