@@ -26,9 +26,14 @@ ENVELOPE_DEPTH = 8
 
 
 
-def _where(path: list) -> str:
+def _where(path: tuple | None) -> str:
+    # ``path`` is a linked list, (parent, key), built only as far as the walk goes.
+    parts = []
+    while path is not None:
+        path, part = path
+        parts.append(part)
     out = "$"
-    for part in path:
+    for part in reversed(parts):
         if isinstance(part, str):
             # A message must be valid Unicode itself: a lone surrogate is shown escaped.
             out += "." + part.encode("utf-8", "backslashreplace").decode()
@@ -37,7 +42,7 @@ def _where(path: list) -> str:
     return out if len(out) <= 200 else out[:197] + "..."
 
 
-def _text_size(text: str, what: str, path: list, key: bool = False) -> int:
+def _text_size(text: str, what: str, path: tuple | None, key: bool = False) -> int:
     if text.isascii():
         return len(text) + 2
     try:
@@ -67,7 +72,7 @@ def validate_json_value(
     """
     size = 0
     # Iterative: the check itself must not recurse on what it is refusing.
-    stack: list[tuple[Any, int, list]] = [(value, 0, [])]
+    stack: list[tuple[Any, int, tuple | None]] = [(value, 0, None)]
     while stack:
         node, depth, path = stack.pop()
         if isinstance(node, (dict, list, tuple)):
@@ -81,16 +86,16 @@ def validate_json_value(
             if isinstance(node, dict):
                 for k, v in node.items():
                     if isinstance(k, str):
-                        size += _text_size(k, what, path + [k], key=True) + 1
+                        size += _text_size(k, what, (path, k), key=True) + 1
                     elif isinstance(k, (int, float, bool)) or k is None:
                         size += 8
                     else:
                         raise ValidationFailed(f"{what} is not JSON: a key at {_where(path)} is a {type(k).__name__}",
                                                details={"path": _where(path)}, code="not_json")
-                    stack.append((v, depth + 1, path + [k]))
+                    stack.append((v, depth + 1, (path, k)))
             else:
                 for i, v in enumerate(node):
-                    stack.append((v, depth + 1, path + [i]))
+                    stack.append((v, depth + 1, (path, i)))
         elif isinstance(node, str):
             size += _text_size(node, what, path)
         elif isinstance(node, bool) or node is None:
