@@ -145,7 +145,7 @@ def _bad_credentials(admin_user) -> dict[str, str]:
         "malformed": "Bearer",
         "malformed_apikey": "ApiKey",
         "unknown_scheme": "Basic dXNlcjpwYXNz",
-        "unknown_api_key": "ApiKey chk_00000000_doesnotexist",
+        "unknown_api_key": "ApiKey chk_00000000_" + "A" * 43,  # well formed: reaches the look-up
         "expired_jwt": f"Bearer {expired}",
         "jwt_other_key": f"Bearer {other_key}",
         "jwt_alg_none": f"Bearer {alg_none}",
