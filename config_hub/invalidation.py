@@ -14,12 +14,15 @@ Safety rules:
 - A value read from Redis is stored locally only if no invalidation message
   arrived while it was being read (a per-process message counter), so a message
   racing a read can never leave a stale value behind.
+- Bounded: at most MAX_ITEMS names per process, the oldest dropped first, and a
+  caller keeps out what should not stay (an unknown API key: ``keep``).
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections import OrderedDict
 from typing import Any, Callable
 
 from django.conf import settings
@@ -29,7 +32,10 @@ logger = logging.getLogger(__name__)
 CHANNEL = "confighub:invalidate"
 
 _lock = threading.Lock()
-_values: dict[str, Any] = {}
+# Far above what a fleet's keys, environments and tenants need; a name past it
+# pushes out the oldest.
+MAX_ITEMS = 50_000
+_values: "OrderedDict[str, Any]" = OrderedDict()
 _state = {"connected": False, "started": False, "messages": 0}
 
 
@@ -98,10 +104,12 @@ def _drop(name: str) -> None:
         _state["messages"] += 1
 
 
-def cached(name: str, load: Callable[[], Any], ttl: float | None = None) -> Any:
+def cached(name: str, load: Callable[[], Any], ttl: float | None = None,
+           keep: Callable[[Any], bool] | None = None) -> Any:
     """The value of ``name``: from this process while the listener is connected,
     else (and on a miss) from ``load()``. ``ttl`` (default LOCAL_INVALIDATION_TTL)
-    bounds how long this process keeps it even without a message."""
+    bounds how long this process keeps it even without a message; a loaded value
+    for which ``keep`` answers False is returned but not kept."""
     if not enabled():
         return load()
     _ensure_listener()
@@ -111,9 +119,12 @@ def cached(name: str, load: Callable[[], Any], ttl: float | None = None) -> Any:
             return hit[1]
     before = _state["messages"]
     value = load()
-    if _state["connected"] and value is not None:
+    if _state["connected"] and value is not None and (keep is None or keep(value)):
         with _lock:
             if _state["messages"] == before:
+                _values.pop(name, None)
+                while len(_values) >= MAX_ITEMS:
+                    _values.popitem(last=False)
                 # A bound on staleness even if a message were ever lost.
                 _values[name] = (time.monotonic() + (settings.LOCAL_INVALIDATION_TTL if ttl is None else ttl), value)
     return value

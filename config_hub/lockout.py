@@ -14,30 +14,12 @@ it adds itself are to the left of what the proxies append.
 """
 from __future__ import annotations
 
-import ipaddress
-
 from axes.handlers.database import AxesDatabaseHandler
 from axes.attempts import get_cool_off_threshold
 from axes.helpers import get_client_username, get_failure_limit
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.db.models import Sum
-
-
-def client_ip(request) -> str | None:
-    """AXES_CLIENT_IP_CALLABLE: the client's address, trusting X-Forwarded-For only
-    as far as TRUSTED_PROXY_COUNT proxies reach."""
-    remote = request.META.get("REMOTE_ADDR")
-    hops = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
-    if hops > 0:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
-        if forwarded:
-            candidate = forwarded[-hops] if len(forwarded) >= hops else forwarded[0]
-            try:
-                return str(ipaddress.ip_address(candidate))
-            except ValueError:
-                pass
-    return remote
 
 
 class LockoutHandler(AxesDatabaseHandler):

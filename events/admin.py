@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from config_hub.errors import DomainError
-from tenants.admin import ServiceDeleteMixin, ShownOnceMixin, actor_of
+from tenants.admin import PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
 
 from . import services
 from .dispatch import delivery_resend
@@ -14,7 +14,7 @@ from .models import DeliveryAttempt, Event, WebhookDelivery, WebhookSubscription
 
 
 class SubscriptionForm(forms.ModelForm):
-    resource_types = forms.JSONField(required=False, initial=list, help_text='e.g. ["config", "flag"]; empty = all')
+    resource_types = PrettyJSONField(required=False, initial=list, help_text='e.g. ["config", "flag"]; empty = all')
 
     class Meta:
         model = WebhookSubscription

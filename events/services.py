@@ -163,9 +163,12 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
     """Create a subscription; returns (subscription, secret). The secret is shown on creation."""
     from config_hub.audit import set_actor
 
+    from config_hub.jsonvalue import validate_json_value
+
     from .dispatch import new_secret
     from .models import WebhookSubscription
 
+    validate_json_value(resource_types, what="resource_types")
     _check_filter(resource_types=resource_types, environment=environment)
     from tenants.models import Tenant
 
@@ -186,7 +189,10 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
 def webhook_update(*, subscription, actor: str, user_id: int | None = None, **changes: Any):
     from config_hub.audit import set_actor
 
+    from config_hub.jsonvalue import validate_json_value
+
     allowed = {"url", "resource_types", "key_prefix", "environment", "service_name", "description", "is_active"}
+    validate_json_value(changes.get("resource_types"), what="resource_types")
     _check_filter(resource_types=changes.get("resource_types"), environment=changes.get("environment"))
     if changes.get("url") is not None and changes["url"] != subscription.url:
         webhook_url_check(changes["url"])

@@ -7,6 +7,7 @@ tenant's flag generation after commit so every process recompiles.
 """
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.db import IntegrityError, transaction
 from config_hub.audit import set_actor
 from config_hub.api.strict import refuse_unknown
 from config_hub.errors import Conflict, NotFound, ValidationFailed
+from config_hub.jsonvalue import JSON_MAX_DEPTH, validate_json_value
 from events.services import event_record
 from tenants.models import Environment, Tenant
 
@@ -55,7 +57,30 @@ def _check_percentage(value: Any) -> float:
     return float(value)
 
 
+def _check_json(*, strategies: Any = None, variants: Any = None, dependencies: Any = None) -> None:
+    """The stored-JSON rule (config_hub.jsonvalue) for what a flag stores, a JSON
+    variant payload (a string parsed when evaluated) included."""
+    validate_json_value(strategies, what="strategies")
+    validate_json_value(variants, what="variants")
+    validate_json_value(dependencies, what="dependencies")
+    listed = strategies if isinstance(strategies, list) else []
+    variant_lists = [variants] + [s.get("variants") for s in listed if isinstance(s, dict)]
+    for items in variant_lists:
+        for v in items if isinstance(items, list) else []:
+            payload = v.get("payload") if isinstance(v, dict) else None
+            if isinstance(payload, dict) and payload.get("type") == "json" and isinstance(payload.get("value"), str):
+                try:
+                    parsed = json.loads(payload["value"])
+                except RecursionError:
+                    raise ValidationFailed(f"variant '{v.get('name')}' payload is nested deeper than the limit of "
+                                           f"{JSON_MAX_DEPTH} levels", code="json_too_deep") from None
+                except ValueError:
+                    continue  # not JSON: evaluated as the string it is
+                validate_json_value(parsed, what=f"variant '{v.get('name')}' payload")
+
+
 def _validate(flag: Flag, strategies: list | None, segment_ids: set) -> None:
+    _check_json(strategies=strategies, variants=flag.variants, dependencies=flag.dependencies)
     try:
         validate_feature(
             {
@@ -215,6 +240,7 @@ def flags_bulk_set(
 
 def segment_set(*, tenant: Tenant, name: str, constraints: list, description: str = "", actor: str,
                 user_id: int | None = None) -> Segment:
+    validate_json_value(constraints, what="constraints")
     try:
         validate_segment({"id": 0, "constraints": constraints})
     except EngineError as exc:
@@ -281,6 +307,12 @@ def flags_import_unleash(*, tenant: Tenant, environment: Environment, document: 
     if not isinstance(document, dict) or not isinstance(document.get("features", []), list):
         raise ValidationFailed("the document must be an object with a 'features' list", code="invalid_import")
     refuse_unknown(document, UNLEASH_DOCUMENT_FIELDS)
+    for raw in document.get("segments") or []:
+        validate_json_value(raw.get("constraints") if isinstance(raw, dict) else raw, what="constraints")
+    for raw in document["features"] if "features" in document else []:
+        if isinstance(raw, dict):
+            _check_json(strategies=raw.get("strategies"), variants=raw.get("variants"),
+                        dependencies=raw.get("dependencies"))
     try:
         compile_state(document)
     except EngineError as exc:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from config_hub.audit import set_actor
 from config_hub.errors import NotFound, ValidationFailed
 from config_hub.validators import url_check
+from config_hub.jsonvalue import validate_json_value
 from events.services import event_record, events_record_many
 from tenants.models import Tenant
 
@@ -51,6 +52,7 @@ def instance_register(
     url_check(url, "service_url")
     if health_check_url:
         url_check(health_check_url, "health_check_url")
+    validate_json_value(metadata, what="metadata")
     now = timezone.now()
     with transaction.atomic():
         service, _ = Service.objects.get_or_create(tenant=tenant, name=service_name)

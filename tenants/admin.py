@@ -16,6 +16,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from config_hub.api.principal import ALL_SCOPES
 from config_hub.errors import DomainError
+from config_hub.jsonvalue import validate_json_value
 
 from . import services
 from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
@@ -34,9 +35,14 @@ def can_reveal(user) -> bool:
 class PrettyJSONField(forms.JSONField):
     def to_python(self, value):
         try:
-            return super().to_python(value)
+            parsed = super().to_python(value)
         except RecursionError:  # the standard decoder recurses per nesting level
             raise forms.ValidationError("Enter valid JSON: it is nested too deeply.", code="invalid")
+        try:
+            validate_json_value(parsed)  # the API's rule: depth, size, valid Unicode
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message, code="invalid") from None
+        return parsed
 
     def bound_data(self, data, initial):
         try:

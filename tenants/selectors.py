@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -368,25 +369,48 @@ def api_key_cache_key(key_hash: str) -> str:
     return f"apikey:{key_hash}"
 
 
-def api_key_principal(*, raw_key: str) -> Principal | None:
-    """The principal of a raw API key, or None when unknown, revoked or expired.
+# What api_key_create hands out: "chk_", 8 hex digits, "_", 43 URL-safe base64
+# characters (256 bits). Anything else is refused before any cache or query.
+_API_KEY_SHAPE = re.compile(r"chk_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
+# api_key_principal(allow_query=False): the answer needs the database.
+UNCHECKED: Any = object()
+
+
+def api_key_well_formed(raw_key: str) -> bool:
+    return _API_KEY_SHAPE.fullmatch(raw_key) is not None
+
+
+def api_key_principal(*, raw_key: str, allow_query: bool = True) -> Principal | None:
+    """The principal of a raw API key, or None when malformed, unknown, revoked or expired.
 
     Cached by hash for API_KEY_CACHE_TTL seconds: no database query per request.
+    A key that is not valid is cached in Redis only (with the same TTL), never in
+    this process, so unknown keys cannot grow a process's memory.
+    ``allow_query=False`` answers UNCHECKED instead of querying the database
+    (the caller decides first whether this client may cost a query).
     ``last_used_at`` is written at most once a minute per key.
     """
-    if not raw_key.startswith("chk_") or len(raw_key) > 128:
+    if not api_key_well_formed(raw_key):
         return None
     digest = api_key_hash(raw_key)
     ck = api_key_cache_key(digest)
-    data = invalidation.cached(ck, lambda: _api_key_data(ck, digest))
+    data = invalidation.cached(ck, lambda: _api_key_data(ck, digest, allow_query), keep=_keep_locally)
+    if data is None:
+        return UNCHECKED
     if not data["valid"]:
         return None
     return _principal_from(data)
 
 
-def _api_key_data(ck: str, digest: str) -> dict:
+def _keep_locally(data: dict) -> bool:
+    return bool(data.get("valid"))
+
+
+def _api_key_data(ck: str, digest: str, allow_query: bool = True) -> dict | None:
     data = cache.get(ck)
     if data is None:
+        if not allow_query:
+            return None
         row = ApiKey.objects.select_related("tenant", "environment").filter(key_hash=digest).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             data = {"valid": False}

@@ -19,6 +19,7 @@ from django.utils import timezone
 from config_hub.api.principal import ALL_SCOPES
 from config_hub.audit import set_actor
 from config_hub.errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationFailed
+from config_hub.jsonvalue import validate_json_value
 from config_hub.logging import register_secret
 from events.services import event_record
 
@@ -174,7 +175,9 @@ def environment_delete(*, environment: Environment, actor: str, user_id: int | N
 
 
 def config_validate(*, key: str, value: Any, is_secret: bool = False) -> None:
-    """Validate a value against its key's schema (if any); errors carry JSON paths."""
+    """Validate a value: the stored-JSON rule (depth, size, Unicode), then its key's
+    schema (if any); errors carry JSON paths."""
+    validate_json_value(value, what=f"value of '{key}'")
     schema = ConfigSchema.objects.filter(key=key).first()
     if schema is not None:
         validate_value(key, schema.schema, value, secret=is_secret)
@@ -405,9 +408,12 @@ def schema_set(
     ``default_value`` breaks it, or when existing values of the key would break
     it (the refusal lists those entries and their violations, never a secret).
     """
+    validate_json_value(schema, what="schema")
     schema_check(schema)
     if metadata is not None and not isinstance(metadata, dict):
         raise ValidationFailed("metadata must be a JSON object")
+    validate_json_value(metadata, what="metadata")
+    validate_json_value(default_value, what="default_value")
     if default_value is not None:
         errors = violations(schema, default_value)
         if errors:

@@ -16,6 +16,7 @@ import yaml
 from django.db import transaction
 
 from config_hub.errors import DomainError, ValidationFailed
+from config_hub.jsonvalue import ENVELOPE_DEPTH, JSON_MAX_DEPTH, validate_json_value
 
 from .fields import decrypt_json, encrypt_json
 from .models import ConfigEntry, Environment, Tenant
@@ -59,11 +60,15 @@ def dumps(document: dict, fmt: str) -> str:
 
 def loads(text: str) -> Any:
     try:
-        return yaml.safe_load(text)  # YAML is a superset of JSON
+        document = yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as exc:
         raise ValidationFailed(f"not valid JSON or YAML: {exc}") from exc
     except RecursionError as exc:
         raise ValidationFailed("not accepted: the document is nested too deeply") from exc
+    # The stored-JSON rule, with room for the document's own levels; each value
+    # is held to the exact limit when it is validated for writing.
+    validate_json_value(document, what="import document", max_depth=JSON_MAX_DEPTH + ENVELOPE_DEPTH, max_bytes=None)
+    return document
 
 
 def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:

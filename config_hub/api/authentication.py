@@ -13,6 +13,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication as _Simple
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from .principal import ALL_SCOPES, Principal, PrincipalUser
+from .throttling import auth_failures_wait, client_address
 
 API_KEY_PREFIX = "chk_"
 
@@ -27,6 +28,28 @@ def _header(request) -> tuple[str, str] | None:
     return parts[0].lower(), parts[1].strip()
 
 
+def api_key_authenticate(request, token: str) -> Principal:
+    """The principal of an API key, or AuthenticationFailed (401), or Throttled
+    (429 with Retry-After) for a client address past API_AUTH_FAILURE_RATE
+    failures. A malformed key costs no query; a cached key none either; an
+    uncached one costs a query unless its address is over the limit."""
+    from tenants.selectors import UNCHECKED, api_key_principal
+
+    address = client_address(request)
+    principal = api_key_principal(raw_key=token, allow_query=False)
+    if principal is UNCHECKED:
+        wait = auth_failures_wait(address)
+        if wait is not None:
+            raise exceptions.Throttled(wait, detail="Too many failed authentications from this address")
+        principal = api_key_principal(raw_key=token)
+    if principal is None:
+        wait = auth_failures_wait(address, record=True)
+        if wait is not None:
+            raise exceptions.Throttled(wait, detail="Too many failed authentications from this address")
+        raise exceptions.AuthenticationFailed("Invalid, expired or revoked API key")
+    return principal
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``ApiKey <key>`` (seed 001) or ``Bearer <key>`` (seed 000)."""
 
@@ -36,11 +59,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         kind, token = header
         if kind == "apikey" or (kind == "bearer" and token.startswith(API_KEY_PREFIX)):
-            from tenants.selectors import api_key_principal
-
-            principal = api_key_principal(raw_key=token)
-            if principal is None:
-                raise exceptions.AuthenticationFailed("Invalid, expired or revoked API key")
+            principal = api_key_authenticate(request, token)
             return PrincipalUser(principal), principal
         return None
 

@@ -24,7 +24,7 @@ def lean_principal(request, scope: str):
     """The caller of a lean path, or None (the DRF view then answers): an API key
     bound to a tenant, holding ``scope``, with nothing that asks for the full
     treatment (``X-Tenant-ID``, an unusual ``Accept``)."""
-    from tenants.selectors import api_key_principal
+    from tenants.selectors import UNCHECKED, api_key_principal
 
     meta = request.META
     kind, _, token = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
@@ -33,8 +33,10 @@ def lean_principal(request, scope: str):
         return None
     if meta.get("HTTP_ACCEPT") not in _PLAIN_ACCEPT:
         return None
-    principal = api_key_principal(raw_key=token)
-    if principal is None or principal.tenant_id is None or not principal.has_scope(scope):
+    # Only a key already in the cache: a malformed, unknown or uncached key is the
+    # DRF view's (api_key_authenticate: refusal, failure throttle, the one query).
+    principal = api_key_principal(raw_key=token, allow_query=False)
+    if principal is None or principal is UNCHECKED or principal.tenant_id is None or not principal.has_scope(scope):
         return None
     return principal
 

@@ -13,6 +13,8 @@ import json
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser as _DRFJSONParser
 
+from config_hub.jsonvalue import ENVELOPE_DEPTH, JSON_MAX_DEPTH, validate_json_value
+
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
@@ -20,8 +22,11 @@ def _refuse_constant(name: str):
 
 def loads(raw: bytes | str):
     """A request body's JSON, exactly as the API parses it; ValueError or
-    RecursionError when it is not acceptable JSON."""
-    return json.loads(raw, parse_constant=_refuse_constant)
+    RecursionError when it is not JSON, ValidationFailed when it is JSON the hub
+    does not take (too deep, not valid Unicode)."""
+    body = json.loads(raw, parse_constant=_refuse_constant)
+    validate_json_value(body, what="request body", max_depth=JSON_MAX_DEPTH + ENVELOPE_DEPTH, max_bytes=None)
+    return body
 
 
 class JSONParser(_DRFJSONParser):

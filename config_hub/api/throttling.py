@@ -8,6 +8,7 @@ throttle fails open: availability of reads beats rate limiting.
 """
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from django.conf import settings
@@ -66,3 +67,59 @@ class PrincipalRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self.wait_seconds
+
+
+# --- failed authentication, per client address -----------------------------------
+# An unknown API key costs a database query (a known one is cached): a client
+# that keeps sending unknown keys is answered 429 once it has failed
+# API_AUTH_FAILURE_RATE times in a window, and costs no query until the window
+# ends. A key the hub already holds in its cache keeps working meanwhile.
+
+
+def client_address(request) -> str:
+    """The client's address: the TCP peer (REMOTE_ADDR), or with TRUSTED_PROXY_COUNT=N
+    the X-Forwarded-For entry the outermost of the N trusted proxies appended (a
+    client cannot choose it: entries it adds itself stand to the left). Used by the
+    login lockout (AXES_CLIENT_IP_CALLABLE) and the unknown-key throttle alike."""
+    remote = request.META.get("REMOTE_ADDR") or "unknown"
+    hops = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if hops > 0:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if forwarded:
+            candidate = forwarded[-hops] if len(forwarded) >= hops else forwarded[0]
+            try:
+                return str(ipaddress.ip_address(candidate))
+            except ValueError:
+                pass
+    return remote
+
+
+def _failure_limit() -> tuple[int, int] | None:
+    return parse_rate(getattr(settings, "API_AUTH_FAILURE_RATE", None))
+
+
+def auth_failures_wait(address: str, *, record: bool = False) -> float | None:
+    """Seconds until ``address`` may try unknown keys again, or None when it may now.
+
+    ``record=True`` counts one more failure first. Fails open if the cache is down.
+    """
+    limit = _failure_limit()
+    if limit is None:
+        return None
+    count_max, window = limit
+    now = time.time()
+    bucket = int(now // window)
+    key = f"authfail:{address}:{bucket}"
+    try:
+        if not record:
+            count = cache.get(key) or 0
+        elif cache.add(key, 1, window + 1):
+            count = 1
+        else:
+            count = cache.incr(key)
+    except ValueError:
+        count = 1  # the key expired between add and incr
+    except Exception:  # noqa: BLE001 - cache down: fail open
+        return None
+    over = count > count_max if record else count >= count_max
+    return (bucket + 1) * window - now if over else None

@@ -220,6 +220,9 @@ REST_FRAMEWORK = {
 }
 # Requests per API key / user / service token: "<n>/<s|min|hour>", or "off".
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE") or "60000/min"
+# Failed API key authentications per client address (REMOTE_ADDR) and window;
+# past it: 429 with Retry-After, and no database query for an unknown key.
+API_AUTH_FAILURE_RATE = env_str("API_AUTH_FAILURE_RATE") or "30/min"
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
@@ -313,7 +316,7 @@ AXES_HANDLER = "config_hub.lockout.LockoutHandler"
 # The client's address: REMOTE_ADDR, or, behind TRUSTED_PROXY_COUNT reverse proxies
 # that append to X-Forwarded-For, the address the outermost of them saw.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
-AXES_CLIENT_IP_CALLABLE = "config_hub.lockout.client_ip"
+AXES_CLIENT_IP_CALLABLE = "config_hub.api.throttling.client_address"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -7,9 +7,10 @@ per evaluation.
 from __future__ import annotations
 
 import ipaddress
-import re
 from datetime import datetime, timezone
 from typing import Any, Callable
+
+from config_hub.regex import MAX_INPUT_LENGTH, RegexRefused, compile_regex
 
 from .errors import EngineError
 from .semver import parse_semver
@@ -60,39 +61,6 @@ def parse_date(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-_POSIX_CLASSES = {
-    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
-    "space": r" \t\n\r\f\v", "xdigit": "0-9A-Fa-f", "punct": r"!-/:-@\[-`{-~", "word": r"\w",
-    "blank": r" \t", "cntrl": r"\x00-\x1f\x7f", "print": r"\x20-\x7e", "graph": r"\x21-\x7e", "ascii": r"\x00-\x7f",
-}
-_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=|\\k<")
-_INLINE_FLAGS = re.compile(r"\(\?([imsU]+)\)")
-
-
-def compile_re2_compatible(pattern: str, flags: int = 0) -> re.Pattern | None:
-    """Compile an RE2-dialect pattern (Unleash's regex dialect) with Python's ``re``.
-
-    RE2 has POSIX classes (``[[:alpha:]]``) and inline flags anywhere, and no
-    backreferences or lookaround; a pattern RE2 would refuse never matches.
-    Returns None for a pattern that cannot be taken.
-    """
-    if _BACKREFERENCE.search(pattern) or "(?=" in pattern or "(?!" in pattern or "(?<=" in pattern or "(?<!" in pattern:
-        return None
-    for name, chars in _POSIX_CLASSES.items():
-        pattern = pattern.replace(f"[:{name}:]", chars)
-    hoisted = ""
-    for match in _INLINE_FLAGS.finditer(pattern):
-        hoisted += match.group(1).replace("U", "")
-    if hoisted:
-        # RE2 applies a flag group from where it stands; every vector puts it
-        # right after an anchor, so hoisting it to the front is equivalent.
-        pattern = "(?" + "".join(sorted(set(hoisted))) + ")" + _INLINE_FLAGS.sub("", pattern)
-    try:
-        return re.compile(pattern, flags)
-    except (re.error, OverflowError):
-        return None
-
-
 def _to_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
@@ -139,13 +107,13 @@ def compile_constraint(constraint: Any, *, strict: bool = False) -> Check:
     single = constraint.get("value")
     inverted = bool(constraint.get("inverted", False))
     ci = bool(constraint.get("caseInsensitive", False))
-    check = _build(name, op, [_str(v) for v in values if v is not None], single, ci)
+    check = _build(name, op, [_str(v) for v in values if v is not None], single, ci, strict)
     if inverted:
         return lambda ctx: not check(ctx)
     return check
 
 
-def _build(name: str, op: str, values: list[str], single: Any, ci: bool) -> Check:
+def _build(name: str, op: str, values: list[str], single: Any, ci: bool, strict: bool = False) -> Check:
     if op in ("IN", "NOT_IN"):
         allowed = frozenset(values)
         if op == "IN":
@@ -224,16 +192,30 @@ def _build(name: str, op: str, values: list[str], single: Any, ci: bool) -> Chec
         return semver_op
 
     if op == "REGEX":
+        # RE2 (config_hub.regex): Unleash's own dialect, linear time. A pattern
+        # RE2 refuses is malformed on writes and never matches otherwise, as in
+        # Unleash's SDKs; a text over MAX_INPUT_LENGTH characters never matches.
         pattern = single if single is not None else (values[0] if values else None)
         if not isinstance(pattern, str):
             return lambda ctx: False
-        rx = compile_re2_compatible(pattern, re.IGNORECASE if ci else 0)
-        if rx is None:
+        try:
+            rx = compile_regex(pattern, ci)
+        except RegexRefused as exc:
+            if strict:
+                raise EngineError(f"constraint on '{name}': {exc}") from exc
             return lambda ctx: False
 
         def regex_op(ctx: dict) -> bool:
             raw = context_value(ctx, name)
-            return raw is not None and rx.search(_str(raw)) is not None
+            if raw is None:
+                return False
+            text = _str(raw)
+            if len(text) > MAX_INPUT_LENGTH:
+                return False
+            try:
+                return rx.search(text) is not None
+            except UnicodeEncodeError:  # a lone surrogate: refused at input, never a 500 here
+                return False
 
         return regex_op
 
