@@ -10,10 +10,10 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from config_hub.errors import DomainError
+from core.errors import DomainError
 from tenants.models import ConfigEntry, Environment, Tenant
 
-MASK = "••••••••"
+from core.admin import MASK
 
 # What each page needs beyond being staff (the model permissions of what it reads or writes).
 CONFIG_READ = ("tenants.view_configentry", "tenants.change_configentry")  # either one

@@ -6,7 +6,7 @@ class ConfigHubConfig(AppConfig):
     verbose_name = "Config hub"
 
     def ready(self) -> None:
-        from . import audit  # noqa: F401  (connects the history actor signal)
+        from core import audit  # noqa: F401  (connects the history actor signal)
         from . import checks  # noqa: F401  (the signing secrets' deploy check)
         from .api import schema  # noqa: F401  (OpenAPI descriptions of our credentials)
 

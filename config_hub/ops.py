@@ -101,7 +101,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 def _authenticated(request: HttpRequest) -> bool:
     from rest_framework.request import Request
 
-    from .api.authentication import ApiKeyAuthentication, JWTAuthentication
+    from core.api.authentication import ApiKeyAuthentication, JWTAuthentication
 
     drf_request = Request(request)
     for auth in (ApiKeyAuthentication(), JWTAuthentication()):

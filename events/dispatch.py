@@ -15,7 +15,7 @@
    delivery slots (a tenant at its cap is re-queued for a moment, so its slow
    receivers never hold every worker), claims the delivery with a conditional
    UPDATE (only one worker wins), POSTs it signed per Standard Webhooks under the
-   outbound policy (``config_hub.outbound``: a refused destination is recorded as
+   outbound policy (``core.outbound``: a refused destination is recorded as
    ``blocked``, nothing else), records the attempt, and schedules a retry with
    growing delays; a subscription failing for ``WEBHOOK_DISABLE_AFTER`` seconds is
    disabled.
@@ -242,7 +242,7 @@ def delivery_attempt(*, delivery_id: int) -> str:
 
 
 def _delivery_send(*, delivery_id: int, due, lease) -> str:
-    from config_hub import outbound
+    from core import outbound
     from config_hub.metrics import WEBHOOK_DELIVERIES
 
     claimed = due.update(status=WebhookDelivery.SENDING, next_attempt_at=lease)

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db.models import Max, Q
 
-from config_hub.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 _TYPES = {"+": "created", "~": "updated", "-": "deleted"}
 _SKIP = {"updated_at", "created_at", "history_actor"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from config_hub.audit import audit_history
-from config_hub.validators import MAX_URL_LENGTH, validate_service_url
-from tenants.fields import EncryptedJSONField
+from core.audit import audit_history
+from core.validators import MAX_URL_LENGTH, validate_service_url
+from core.fields import EncryptedJSONField
 
 
 # Tenant-less events that concern every tenant: a global config entry, a schema or
@@ -102,7 +102,7 @@ class WebhookDelivery(models.Model):
     """One event for one subscription; retried until it succeeds or the subscription is disabled."""
 
     PENDING, SENDING, RETRYING, SUCCEEDED, FAILED = "pending", "sending", "retrying", "succeeded", "failed"
-    # Refused by the outbound policy (config_hub.outbound): nothing was sent.
+    # Refused by the outbound policy (core.outbound): nothing was sent.
     BLOCKED = "blocked"
     STATUSES = [(s, s) for s in (PENDING, SENDING, RETRYING, SUCCEEDED, FAILED, BLOCKED)]
 

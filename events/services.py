@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from config_hub.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 from .models import Event
 
@@ -130,11 +130,11 @@ def _check_filter(**fields: Any) -> None:
     if problems:
         raise ValidationFailed("; ".join(m for messages in problems.values() for m in messages), details=problems)
 def webhook_url_check(url: str) -> None:
-    """A webhook URL: the hub's URL rule (``config_hub.validators``), and not an address
+    """A webhook URL: the hub's URL rule (``core.validators``), and not an address
     literal the outbound policy refuses (names are judged when sending, after resolving)."""
-    from config_hub.errors import ValidationFailed
-    from config_hub.outbound import literal_host_blocked
-    from config_hub.validators import url_check
+    from core.errors import ValidationFailed
+    from core.outbound import literal_host_blocked
+    from core.validators import url_check
 
     url_check(url, "url")
     if literal_host_blocked(url):
@@ -147,7 +147,7 @@ def webhook_quota_check(tenant) -> None:
     """At most WEBHOOK_MAX_PER_TENANT subscriptions per tenant."""
     from django.conf import settings
 
-    from config_hub.errors import ValidationFailed
+    from core.errors import ValidationFailed
 
     from .models import WebhookSubscription
 
@@ -161,9 +161,9 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
                    environment: str = "", service_name: str = "", description: str = "", actor: str,
                    user_id: int | None = None):
     """Create a subscription; returns (subscription, secret). The secret is shown on creation."""
-    from config_hub.audit import set_actor
+    from core.audit import set_actor
 
-    from config_hub.jsonvalue import validate_json_value
+    from core.jsonvalue import validate_json_value
 
     from .dispatch import new_secret
     from .models import WebhookSubscription
@@ -187,9 +187,9 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
 
 
 def webhook_update(*, subscription, actor: str, user_id: int | None = None, **changes: Any):
-    from config_hub.audit import set_actor
+    from core.audit import set_actor
 
-    from config_hub.jsonvalue import validate_json_value
+    from core.jsonvalue import validate_json_value
 
     allowed = {"url", "resource_types", "key_prefix", "environment", "service_name", "description", "is_active"}
     validate_json_value(changes.get("resource_types"), what="resource_types")
@@ -211,7 +211,7 @@ def webhook_update(*, subscription, actor: str, user_id: int | None = None, **ch
 
 
 def webhook_delete(*, subscription, actor: str, user_id: int | None = None) -> None:
-    from config_hub.audit import set_actor
+    from core.audit import set_actor
 
     with transaction.atomic():
         event_record(tenant=subscription.tenant, resource_type="webhook", action="deleted", actor=actor,

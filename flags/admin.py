@@ -13,8 +13,8 @@ from django.shortcuts import render
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from config_hub.errors import DomainError
-from tenants.admin import PrettyJSONField, ServiceDeleteMixin, actor_of
+from core.errors import DomainError
+from core.admin import PrettyJSONField, ServiceDeleteMixin, actor_of
 from tenants.models import Environment
 
 from . import services

@@ -12,7 +12,7 @@ import unicodedata
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from config_hub.audit import audit_history
+from core.audit import audit_history
 
 FLAG_NAME_MAX = 200
 _NAME_PUNCTUATION = frozenset("_.:-~")

@@ -21,9 +21,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from config_hub.api.renderers import dumps
-from config_hub.errors import NotFound
-from config_hub.localcache import LocalCache
+from core.api.renderers import dumps
+from core.errors import NotFound
+from core.cache import LocalCache
 from tenants.models import Environment, Tenant
 
 from .engine import CompiledState, Evaluation, compile_state
@@ -76,7 +76,7 @@ def compiled_state(*, tenant_id: int, environment: str) -> CompiledState:
 def _state_and_token(*, tenant_id: int, environment: str) -> tuple[CompiledState, str | None]:
     """The compiled state and the generation token it is current for (None when
     the token cannot be read: Redis down)."""
-    from config_hub import invalidation
+    from core import invalidation
 
     token = invalidation.cached(generation_key(tenant_id), lambda: cache.get(generation_key(tenant_id)))
     key = (tenant_id, environment)

@@ -14,10 +14,10 @@ from typing import Any
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
-from config_hub.audit import set_actor
-from config_hub.api.strict import refuse_unknown
-from config_hub.errors import Conflict, NotFound, ValidationFailed
-from config_hub.jsonvalue import JSON_MAX_DEPTH, validate_json_value
+from core.audit import set_actor
+from core.api.strict import refuse_unknown
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.jsonvalue import JSON_MAX_DEPTH, validate_json_value
 from events.services import event_record
 from tenants.models import Environment, Tenant
 
@@ -30,7 +30,7 @@ _UNSET: Any = object()
 
 def _bump(tenant_id: int) -> None:
     def bump() -> None:
-        from config_hub import invalidation
+        from core import invalidation
 
         forget_tenant(tenant_id)
         cache.set(generation_key(tenant_id), str(time.time_ns()), None)
@@ -58,7 +58,7 @@ def _check_percentage(value: Any) -> float:
 
 
 def _check_json(*, strategies: Any = None, variants: Any = None, dependencies: Any = None) -> None:
-    """The stored-JSON rule (config_hub.jsonvalue) for what a flag stores, a JSON
+    """The stored-JSON rule (core.jsonvalue) for what a flag stores, a JSON
     variant payload (a string parsed when evaluated) included."""
     validate_json_value(strategies, what="strategies")
     validate_json_value(variants, what="variants")
@@ -190,7 +190,7 @@ def flag_update(
         if current is None:
             raise NotFound("flag not found")
         if expected_version is not None and current != expected_version:
-            from config_hub.errors import StaleVersion
+            from core.errors import StaleVersion
 
             raise StaleVersion(f"flag is at version {current}, not {expected_version}", details={"current_version": current})
         fe = None

@@ -6,7 +6,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.html import format_html
 
-from tenants.admin import ServiceDeleteMixin, ShownOnceMixin, actor_of
+from core.admin import ServiceDeleteMixin, ShownOnceMixin, actor_of
 
 from . import services
 from .models import HEALTHY, OUT_OF_SERVICE, STARTING, UNHEALTHY, Instance, Service, ServiceTokenSecret

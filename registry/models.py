@@ -4,9 +4,9 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from config_hub.audit import audit_history
-from tenants.fields import EncryptedJSONField
-from config_hub.validators import MAX_URL_LENGTH, validate_service_url
+from core.audit import audit_history
+from core.fields import EncryptedJSONField
+from core.validators import MAX_URL_LENGTH, validate_service_url
 
 HEALTHY = "healthy"
 UNHEALTHY = "unhealthy"

@@ -10,8 +10,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count
 
-from config_hub import invalidation
-from config_hub.errors import DependencyDown, NotFound
+from core import invalidation
+from core.errors import DependencyDown, NotFound
 
 from .models import HEALTHY, Instance, Service
 
@@ -33,7 +33,7 @@ def _matches(row: dict[str, Any], filters: dict[str, str]) -> bool:
 # Discovery is the hottest registry read and its answer changes only when an
 # instance is registered, deregistered or changes status, never on an ordinary
 # heartbeat. So each (tenant, service) keeps a snapshot of its healthy
-# instances: in this process (dropped over Redis pub/sub, config_hub.invalidation)
+# instances: in this process (dropped over Redis pub/sub, core.invalidation)
 # and in Redis (under a generation token), both made obsolete after the commit
 # of any change of membership or status (``discovery_changed``). A snapshot's ``last_heartbeat`` and
 # ``response_time`` are as of when it was taken, at most

@@ -13,10 +13,10 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from config_hub.audit import set_actor
-from config_hub.errors import NotFound, ValidationFailed
-from config_hub.validators import url_check
-from config_hub.jsonvalue import validate_json_value
+from core.audit import set_actor
+from core.errors import NotFound, ValidationFailed
+from core.validators import url_check
+from core.jsonvalue import validate_json_value
 from events.services import event_record, events_record_many
 from tenants.models import Tenant
 
@@ -538,9 +538,9 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
 def _probe(url: str, timeout: float) -> bool | None:
     """One health-check probe: a 2xx answer within the timeout passes; redirects are
     not followed and the body is not read (the hub keeps no part of the answer).
-    None: the outbound policy refuses the address (``config_hub.outbound``), so the
+    None: the outbound policy refuses the address (``core.outbound``), so the
     probe tells nothing and changes nothing (no oracle, no false "unhealthy")."""
-    from config_hub import outbound
+    from core import outbound
 
     result = outbound.send("GET", url, headers={"user-agent": "config-hub-checks/1"},
                            connect_timeout=timeout, total_timeout=timeout)

@@ -14,46 +14,17 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from config_hub.api.principal import ALL_SCOPES
-from config_hub.errors import DomainError
-from config_hub.jsonvalue import validate_json_value
+from core.api.principal import ALL_SCOPES
+from core.errors import DomainError
+from core.jsonvalue import validate_json_value
+
+from core.admin import MASK, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
 
 from . import services
 from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 
-MASK = "••••••••"
-
-
-def actor_of(request) -> str:
-    return f"user:{request.user.get_username()}"
-
-
 def can_reveal(user) -> bool:
     return user.has_perm("tenants.reveal_secret")
-
-
-class PrettyJSONField(forms.JSONField):
-    def to_python(self, value):
-        try:
-            parsed = super().to_python(value)
-        except RecursionError:  # the standard decoder recurses per nesting level
-            raise forms.ValidationError("Enter valid JSON: it is nested too deeply.", code="invalid")
-        try:
-            validate_json_value(parsed)  # the API's rule: depth, size, valid Unicode
-        except DomainError as exc:
-            raise forms.ValidationError(exc.message, code="invalid") from None
-        return parsed
-
-    def bound_data(self, data, initial):
-        try:
-            return super().bound_data(data, initial)
-        except RecursionError:  # redisplay what the operator typed, as Django does for bad JSON
-            return forms.fields.InvalidJSONInput(data)
-
-    def prepare_value(self, value):
-        if isinstance(value, str) and value == MASK:
-            return value
-        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) if value is not None else "null"
 
 
 class MaskedJSONField(PrettyJSONField):
@@ -84,66 +55,6 @@ def _domain_error_to_form(form: forms.Form, field: str, exc: DomainError) -> Non
                 form.add_error(field, f"entry #{item['id']} ({scope}) {err['path']}: {err['message']}")
     else:
         form.add_error(field if field in form.fields else None, exc.message)
-
-
-class ServiceDeleteMixin:
-    """Deletes go through the admin's ``delete_model`` (a service call), one by one
-    for the changelist's bulk delete too.
-
-    A service refusing (``DomainError``: the built-in tenant, an environment or a
-    segment still in use...) rolls back the whole request, the admin's log entry
-    included, and is shown to the operator as an error message instead of a 500.
-    """
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_model(request, obj)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except DomainError as exc:  # raised inside the view's atomic block: nothing was written
-            self.message_user(request, f"Not deleted: {exc.message}", messages.ERROR)
-            opts = self.model._meta
-            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id],
-                                                current_app=self.admin_site.name))
-
-    def changelist_view(self, request, extra_context=None):
-        if not (request.method == "POST" and request.POST.get("action") == "delete_selected" and request.POST.get("post")):
-            return super().changelist_view(request, extra_context)
-        try:
-            with transaction.atomic(using=router.db_for_write(self.model)):
-                return super().changelist_view(request, extra_context)
-        except DomainError as exc:
-            self.message_user(request, f"Nothing was deleted: {exc.message}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
-
-class ShownOnceMixin:
-    """For admins whose add creates a secret (an API key, a webhook signing secret):
-    ``save_model`` puts it on ``request._shown_once`` and the page answering the add
-    shows it, once. It is in that response only, never in a message (the default
-    message storage carries messages in a cookie) nor in the session."""
-
-    shown_once_title = "Created"
-    shown_once_label = "secret"
-    shown_once_element_id = "shown-once"
-
-    def response_add(self, request, obj, post_url_continue=None):
-        value = getattr(request, "_shown_once", None)
-        if value is None:
-            return super().response_add(request, obj, post_url_continue)
-        opts = self.model._meta
-        context = {
-            **self.admin_site.each_context(request),
-            "title": self.shown_once_title, "opts": opts, "object": obj, "label": self.shown_once_label,
-            "value": value, "element_id": self.shown_once_element_id,
-            "change_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk], current_app=self.admin_site.name),
-            "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist", current_app=self.admin_site.name),
-        }
-        response = TemplateResponse(request, "admin/shown_once.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
 
 
 # --- tenants and environments ----------------------------------------------------

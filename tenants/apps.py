@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class TenantsConfig(AppConfig):
     name = "tenants"
     verbose_name = "Tenants and configuration"
+
+    def ready(self) -> None:
+        # Core's API plumbing reaches API keys and tenants through these (it imports no app).
+        from core import directory
+
+        from .models import DEFAULT_TENANT_SLUG
+        from .selectors import api_key_principal, tenant_get, tenant_slug
+
+        directory.install(api_key_principal=api_key_principal, tenant_get=tenant_get, tenant_slug=tenant_slug,
+                          default_tenant_slug=lambda: DEFAULT_TENANT_SLUG)

@@ -36,7 +36,7 @@ def _bundle_gen_key(tenant_id: int | None) -> str:
 
 
 def _pair(tkey: str, gkey: str) -> tuple[str, str]:
-    from config_hub import invalidation
+    from core import invalidation
 
     if invalidation.enabled():
         return (
@@ -92,7 +92,7 @@ def invalidate_keys(tenant_id: int | None, keys: Iterable[str]) -> None:
         values = {_gen_key(tenant_id, k): token for k in keys}
         values[_bundle_gen_key(tenant_id)] = token
         cache.set_many(values, timeout=None)
-        from config_hub import invalidation
+        from core import invalidation
 
         invalidation.invalidate(*values)
 

@@ -6,9 +6,9 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from config_hub.audit import audit_history
+from core.audit import audit_history
 
-from .fields import EncryptedJSONField
+from core.fields import EncryptedJSONField
 
 slug_validator = RegexValidator(
     r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$",

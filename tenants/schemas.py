@@ -9,15 +9,15 @@ import orjson
 from jsonschema import Draft202012Validator, FormatChecker, _keywords, _utils, validators
 from jsonschema.exceptions import SchemaError, ValidationError
 
-from config_hub.api.renderers import dumps
-from config_hub.errors import ValidationFailed
-from config_hub.regex import RegexRefused, compile_regex, regex_check, regex_search
+from core.api.renderers import dumps
+from core.errors import ValidationFailed
+from core.regex import RegexRefused, compile_regex, regex_check, regex_search
 
 # --- regular expressions on RE2 --------------------------------------------------
 # jsonschema matches ``pattern``, ``patternProperties`` (and, through them,
 # ``additionalProperties`` and ``unevaluatedProperties``) with Python's ``re``,
 # which backtracks: a schema's pattern could hold a write for minutes. Every one
-# of those keywords runs on RE2 here (config_hub.regex), and the ``regex``
+# of those keywords runs on RE2 here (core.regex), and the ``regex``
 # format (the meta-schema's check of a pattern) is RE2's, so a pattern RE2
 # cannot run is refused when the schema is registered.
 

@@ -16,14 +16,14 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from config_hub.api.principal import Principal
-from config_hub import invalidation
-from config_hub.errors import NotFound, ValidationFailed
-from config_hub.localcache import LocalCache
+from core.api.principal import Principal
+from core import directory, invalidation
+from core.errors import NotFound, ValidationFailed
+from core.cache import LocalCache
 from config_hub.metrics import CONFIG_CACHE
 
 from . import cache as cfg_cache
-from .fields import decrypt_json, encrypt_json
+from core.fields import decrypt_json, encrypt_json
 from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 
 # --- tenants and environments -------------------------------------------------
@@ -297,7 +297,7 @@ class Bundle:
 
     @classmethod
     def shape(cls, items: list[dict[str, Any]]) -> "Bundle":
-        from config_hub.api.conditional import etag_for
+        from core.api.conditional import etag_for
 
         rows, secrets, secret_versions = [], [], []
         for index, item in enumerate(items):
@@ -373,7 +373,7 @@ def api_key_cache_key(key_hash: str) -> str:
 # characters (256 bits). Anything else is refused before any cache or query.
 _API_KEY_SHAPE = re.compile(r"chk_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 # api_key_principal(allow_query=False): the answer needs the database.
-UNCHECKED: Any = object()
+UNCHECKED = directory.UNCHECKED
 
 
 def api_key_well_formed(raw_key: str) -> bool:
@@ -445,3 +445,8 @@ def _principal_from(data: dict) -> Principal | None:
         scopes=frozenset(data["scopes"]),
         environment=data["environment"],
     )
+
+
+def tenant_slug(*, tenant_id: int) -> str | None:
+    """The slug of a tenant by id, active or not (None: no such tenant)."""
+    return Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first()

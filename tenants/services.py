@@ -16,11 +16,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config_hub.api.principal import ALL_SCOPES
-from config_hub.audit import set_actor
-from config_hub.errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationFailed
-from config_hub.jsonvalue import validate_json_value
-from config_hub.logging import register_secret
+from core.api.principal import ALL_SCOPES
+from core.audit import set_actor
+from core.errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationFailed
+from core.jsonvalue import validate_json_value
+from core.logging import register_secret
 from events.services import event_record
 
 from . import cache as cfg_cache
@@ -101,7 +101,7 @@ def environment_create(*, slug: str, name: str = "", actor: str) -> Environment:
         env.save()
         event_record(tenant=None, resource_type="environment", action="created", actor=actor, key=slug)
     cache.delete(f"env:{slug}")
-    from config_hub import invalidation
+    from core import invalidation
 
     invalidation.invalidate(f"env:{slug}")  # processes holding a pk of an older row with this slug
     return env
@@ -162,7 +162,7 @@ def environment_delete(*, environment: Environment, actor: str, user_id: int | N
         environment.delete()
 
     def forget() -> None:
-        from config_hub import invalidation
+        from core import invalidation
 
         cache.delete(f"env:{slug}")
         invalidation.invalidate(f"env:{slug}")
@@ -469,7 +469,7 @@ def _encrypted_columns() -> list[tuple[type, list[str]]]:
     """Every (model, encrypted field names) of the project: config secrets, webhook secrets, ..."""
     from django.apps import apps
 
-    from .fields import EncryptedJSONField
+    from core.fields import EncryptedJSONField
 
     out = []
     for model in apps.get_models():
@@ -557,7 +557,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: str, user_id: int | None = None) -
 
 def _forget_key(key_hash: str) -> None:
     """Drop a key's cached principal everywhere: Redis and every process."""
-    from config_hub import invalidation
+    from core import invalidation
 
     cache.delete(api_key_cache_key(key_hash))
     invalidation.invalidate(api_key_cache_key(key_hash))

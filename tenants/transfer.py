@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 from django.db import transaction
 
-from config_hub.errors import DomainError, ValidationFailed
-from config_hub.jsonvalue import ENVELOPE_DEPTH, JSON_MAX_DEPTH, validate_json_value
+from core.errors import DomainError, ValidationFailed
+from core.jsonvalue import ENVELOPE_DEPTH, JSON_MAX_DEPTH, validate_json_value
 
-from .fields import decrypt_json, encrypt_json
+from core.fields import decrypt_json, encrypt_json
 from .models import ConfigEntry, Environment, Tenant
 
 FORMAT_VERSION = 1

@@ -39,7 +39,7 @@ def _block_outbound_network():
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    from config_hub.localcache import clear_all
+    from core.cache import clear_all
 
     cache.clear()
     clear_all()

@@ -7,7 +7,7 @@ from drf_spectacular.openapi import AutoSchema as _AutoSchema
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "config_hub.api.authentication.ApiKeyAuthentication"
+    target_class = "core.api.authentication.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema):
@@ -16,7 +16,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 
 class OperatorJWTScheme(OpenApiAuthenticationExtension):
-    target_class = "config_hub.api.authentication.JWTAuthentication"
+    target_class = "core.api.authentication.JWTAuthentication"
     name = "OperatorJWT"
 
     def get_security_definition(self, auto_schema):
@@ -82,7 +82,7 @@ class AutoSchema(_AutoSchema):
 
     def _map_basic_serializer(self, serializer, direction):
         schema = super()._map_basic_serializer(serializer, direction)
-        from .strict import StrictSerializer
+        from core.api.strict import StrictSerializer
 
         if direction == "request" and isinstance(serializer, StrictSerializer):
             schema["additionalProperties"] = False  # unknown fields are refused (config_hub/api/strict.py)

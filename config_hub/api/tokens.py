@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
-from .strict import StrictSerializer
+from core.api.strict import StrictSerializer
 
 
 class StrictTokenObtainPairSerializer(StrictSerializer, TokenObtainPairSerializer):

@@ -89,8 +89,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config_hub.middleware.DependencyErrorMiddleware",
-    "config_hub.limits.BodySizeLimitMiddleware",
+    "core.middleware.DependencyErrorMiddleware",
+    "core.limits.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -202,21 +202,21 @@ LOGIN_URL = "admin:login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config_hub.api.authentication.ApiKeyAuthentication",
+        "core.api.authentication.ApiKeyAuthentication",
         "registry.api.authentication.ServiceTokenAuthentication",
-        "config_hub.api.authentication.JWTAuthentication",
+        "core.api.authentication.JWTAuthentication",
     ],
     # HasScope first: a caller without credentials or scope gets 401/403, not a 400.
-    "DEFAULT_PERMISSION_CLASSES": ["config_hub.api.permissions.HasScope", "config_hub.api.strict.KnownQueryParameters"],
-    "DEFAULT_RENDERER_CLASSES": ["config_hub.api.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["config_hub.api.parsers.JSONParser"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config_hub.api.negotiation.JsonFirstNegotiation",
-    "EXCEPTION_HANDLER": "config_hub.api.exceptions.exception_handler",
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.HasScope", "core.api.strict.KnownQueryParameters"],
+    "DEFAULT_RENDERER_CLASSES": ["core.api.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.api.negotiation.JsonFirstNegotiation",
+    "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "config_hub.api.schema.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "config_hub.api.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.Pagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["config_hub.api.throttling.PrincipalRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.PrincipalRateThrottle"],
 }
 # Requests per API key / user / service token: "<n>/<s|min|hour>", or "off".
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE") or "60000/min"
@@ -243,10 +243,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # API.md: every route but /health and /metrics needs credentials, the docs
     # too (an operator logged into the admin reads them with the session).
-    "SERVE_PERMISSIONS": ["config_hub.api.permissions.IsAuthenticatedPrincipal"],
+    "SERVE_PERMISSIONS": ["core.api.permissions.IsAuthenticatedPrincipal"],
     "SERVE_AUTHENTICATION": [
-        "config_hub.api.authentication.ApiKeyAuthentication",
-        "config_hub.api.authentication.JWTAuthentication",
+        "core.api.authentication.ApiKeyAuthentication",
+        "core.api.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
 }
@@ -312,11 +312,11 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 # so nobody can lock an operator out from another address.
 AXES_IP_FAILURE_LIMIT = env_int("AXES_IP_FAILURE_LIMIT", 20)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
-AXES_HANDLER = "config_hub.lockout.LockoutHandler"
+AXES_HANDLER = "core.lockout.LockoutHandler"
 # The client's address: REMOTE_ADDR, or, behind TRUSTED_PROXY_COUNT reverse proxies
 # that append to X-Forwarded-For, the address the outermost of them saw.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
-AXES_CLIENT_IP_CALLABLE = "config_hub.api.throttling.client_address"
+AXES_CLIENT_IP_CALLABLE = "core.api.throttling.client_address"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -349,7 +349,7 @@ LOG_LEVEL = env_str("LOG_LEVEL") or "INFO"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "config_hub.logging.RedactSecretsFilter"}},
+    "filters": {"redact": {"()": "core.logging.RedactSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}

@@ -10,11 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config_hub.api import docs
-from config_hub.api.conditional import conditional_response
-from config_hub.api.strict import StrictSerializer
-from config_hub.api.tenancy import request_tenant
-from config_hub.errors import NotFound, ValidationFailed
-from config_hub.validators import service_url_field
+from core.api.conditional import conditional_response
+from core.api.strict import StrictSerializer
+from core.api.tenancy import request_tenant
+from core.errors import NotFound, ValidationFailed
+from core.validators import service_url_field
 
 from .. import selectors, services
 from ..dispatch import CHANNEL, event_payload

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import simple_history.models
-import tenants.fields
+import core.fields
 from django.conf import settings
 from django.db import migrations, models
 
@@ -89,7 +89,7 @@ class Migration(migrations.Migration):
                 ('key_prefix', models.CharField(blank=True, default='', max_length=200)),
                 ('environment', models.CharField(blank=True, default='', max_length=64)),
                 ('service_name', models.CharField(blank=True, default='', max_length=100)),
-                ('secret', tenants.fields.EncryptedJSONField(editable=False)),
+                ('secret', core.fields.EncryptedJSONField(editable=False)),
                 ('is_active', models.BooleanField(default=True)),
                 ('failing_since', models.DateTimeField(blank=True, null=True)),
                 ('disabled_at', models.DateTimeField(blank=True, null=True)),

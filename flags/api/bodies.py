@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from config_hub.api.strict import body_error, unknown_names
-from config_hub.errors import ValidationFailed
+from core.api.strict import body_error, unknown_names
+from core.errors import ValidationFailed
 
 _MISSING: Any = object()
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")

@@ -14,13 +14,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config_hub.api import docs
-from config_hub.api.conditional import conditional_response, etag_for, expected_version, not_modified
-from config_hub.api.lean import json_response, lean_principal
-from config_hub.api.parsers import loads
-from config_hub.api.strict import StrictSerializer, refuse_unknown, unknown_names
-from config_hub.api.tenancy import request_tenant, tenant_for_principal
-from config_hub.api.throttling import admit
-from config_hub.errors import DomainError, NotFound, ValidationFailed
+from core.api.conditional import conditional_response, etag_for, expected_version, not_modified
+from core.api.lean import json_response, lean_principal
+from core.api.parsers import loads
+from core.api.strict import StrictSerializer, refuse_unknown, unknown_names
+from core.api.tenancy import request_tenant, tenant_for_principal
+from core.api.throttling import admit
+from core.errors import DomainError, NotFound, ValidationFailed
 from tenants.selectors import environment_get, environment_named
 
 from .. import selectors, services
@@ -388,7 +388,7 @@ _evaluate_view = EvaluateView.as_view()
 
 def _evaluate_lean(request) -> HttpResponse | None:
     """``POST /api/v1/feature-flags/evaluate`` for the common case (see
-    ``config_hub.api.lean``): a JSON body that passes the same checks, an existing
+    ``core.api.lean``): a JSON body that passes the same checks, an existing
     environment and flag. The same functions as EvaluateView; anything else
     returns None and EvaluateView answers."""
     meta = request.META

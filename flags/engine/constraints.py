@@ -10,7 +10,7 @@ import ipaddress
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from config_hub.regex import MAX_INPUT_LENGTH, RegexRefused, compile_regex
+from core.regex import MAX_INPUT_LENGTH, RegexRefused, compile_regex
 
 from .errors import EngineError
 from .semver import parse_semver
@@ -192,7 +192,7 @@ def _build(name: str, op: str, values: list[str], single: Any, ci: bool, strict:
         return semver_op
 
     if op == "REGEX":
-        # RE2 (config_hub.regex): Unleash's own dialect, linear time. A pattern
+        # RE2 (core.regex): Unleash's own dialect, linear time. A pattern
         # RE2 refuses is malformed on writes and never matches otherwise, as in
         # Unleash's SDKs; a text over MAX_INPUT_LENGTH characters never matches.
         pattern = single if single is not None else (values[0] if values else None)

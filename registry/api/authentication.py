@@ -21,8 +21,8 @@ import jwt
 from django.conf import settings
 from rest_framework import authentication, exceptions
 
-from config_hub.api.principal import Principal, PrincipalUser
-from config_hub.localcache import LocalCache
+from core.api.principal import Principal, PrincipalUser
+from core.cache import LocalCache
 
 SERVICE_SCOPES = frozenset({"registry:read", "registry:write"})
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from config_hub.api.strict import StrictSerializer
+from core.api.strict import StrictSerializer
 
 from ..models import ConfigEntry, ConfigSchema, Tenant, key_validator, service_validator, slug_validator
 

@@ -13,17 +13,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config_hub.api import docs
-from config_hub.api.conditional import conditional_response, expected_version, not_modified
-from config_hub.api.lean import json_response, lean_principal
-from config_hub.api.pagination import Pagination
-from config_hub.api.strict import refuse_unknown
-from config_hub.api.tenancy import request_tenant, tenant_for_principal
-from config_hub.api.throttling import admit
-from config_hub.errors import DomainError, NotFound, ValidationFailed
+from core.api.conditional import conditional_response, expected_version, not_modified
+from core.api.lean import json_response, lean_principal
+from core.api.pagination import Pagination
+from core.api.strict import refuse_unknown
+from core.api.tenancy import request_tenant, tenant_for_principal
+from core.api.throttling import admit
+from core.errors import DomainError, NotFound, ValidationFailed
 from config_hub.metrics import CONFIG_FETCH_SECONDS
 
 from .. import selectors, services
-from ..fields import SecretDecryptionError
+from core.fields import SecretDecryptionError
 from ..models import ConfigEntry, ConfigSchema, Tenant
 from . import serializers as s
 

@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import simple_history.models
-import tenants.fields
+import core.fields
 from django.conf import settings
 from django.db import migrations, models
 
@@ -219,7 +219,7 @@ class Migration(migrations.Migration):
                 ('key', models.CharField(max_length=200, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$', "A key is letters, digits, '_', '.', ':' or '-' (at most 200 characters).")])),
                 ('value', models.JSONField(blank=True, null=True)),
                 ('is_secret', models.BooleanField(default=False)),
-                ('secret_value', tenants.fields.EncryptedJSONField(blank=True, editable=False, null=True)),
+                ('secret_value', core.fields.EncryptedJSONField(blank=True, editable=False, null=True)),
                 ('description', models.TextField(blank=True, default='')),
                 ('version', models.PositiveIntegerField(default=1)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config_hub.errors import ValidationFailed
+from core.errors import ValidationFailed
 from flags.api.bodies import evaluate_all_body, evaluate_body
 from flags.api.views import EvaluateAllSerializer, EvaluateSerializer
 
@@ -53,7 +53,7 @@ def _serializer_answer(serializer_class, data):
     """The serializer's answer as the DRF view words it (the exception handler)."""
     from rest_framework.exceptions import ValidationError
 
-    from config_hub.api.exceptions import exception_handler
+    from core.api.exceptions import exception_handler
 
     ser = serializer_class(data=data)
     if ser.is_valid():

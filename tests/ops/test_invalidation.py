@@ -6,7 +6,7 @@ import time
 import pytest
 from django_redis import get_redis_connection
 
-from config_hub import invalidation
+from core import invalidation
 
 from tests.waiting import wait_until
 

@@ -65,7 +65,7 @@ def test_register__not_an_http_url__400_naming_the_field(registry_api, url, mess
 
 
 def test_register_service__invalid_url_from_code__refused_by_the_service(tenant):
-    from config_hub.errors import ValidationFailed
+    from core.errors import ValidationFailed
     from registry.services import instance_register
 
     with pytest.raises(ValidationFailed) as refused:

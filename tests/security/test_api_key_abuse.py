@@ -26,7 +26,7 @@ def key_queries(ctx) -> list[str]:
 
 
 def _listener_connected() -> bool:
-    from config_hub import invalidation
+    from core import invalidation
 
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -37,7 +37,7 @@ def _listener_connected() -> bool:
 
 
 def test_unknown_keys__5000_distinct__per_process_cache_stays_bounded(settings, tenant, make_key, client_for):
-    from config_hub import invalidation
+    from core import invalidation
 
     settings.API_AUTH_FAILURE_RATE = "off"
     valid = client_for(make_key(tenant=tenant, scopes=["configs:read"]))
@@ -54,7 +54,7 @@ def test_unknown_keys__5000_distinct__per_process_cache_stays_bounded(settings, 
 
 
 def test_local_invalidation_cache__more_names_than_its_bound__oldest_dropped(settings):
-    from config_hub import invalidation
+    from core import invalidation
 
     assert _listener_connected() or invalidation.cached("warm", lambda: 1) == 1
     assert _listener_connected()

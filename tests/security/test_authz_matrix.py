@@ -18,8 +18,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from config_hub.api.permissions import IsAuthenticatedPrincipal, required_scope
-from config_hub.api.principal import ALL_SCOPES
+from core.api.permissions import IsAuthenticatedPrincipal, required_scope
+from core.api.principal import ALL_SCOPES
 
 from .conftest import MATRIX_COUNTS, MATRIX_ROUTES
 

@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from config_hub.api.principal import ALL_SCOPES
+from core.api.principal import ALL_SCOPES
 
 EXAMPLES_PER_OPERATION = 20
 CHECKS = [

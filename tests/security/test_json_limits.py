@@ -1,4 +1,4 @@
-"""One limit for stored JSON (config_hub.jsonvalue): depth, size, valid Unicode, at input.
+"""One limit for stored JSON (core.jsonvalue): depth, size, valid Unicode, at input.
 
 A value 500 deep used to be stored, then failed to pickle into Redis (every
 bundle of the tenant answered 500); the same nesting in registry metadata broke
@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from config_hub.jsonvalue import JSON_MAX_BYTES, JSON_MAX_DEPTH
+from core.jsonvalue import JSON_MAX_BYTES, JSON_MAX_DEPTH
 
 pytestmark = pytest.mark.django_db
 
@@ -103,7 +103,7 @@ def test_config_write__lone_surrogate_in_a_key_of_the_value__400(writer):
 
 
 def test_secret_service__lone_surrogate__refused_before_storage(tenant):
-    from config_hub.errors import ValidationFailed
+    from core.errors import ValidationFailed
     from tenants.models import ConfigEntry
     from tenants.services import config_create
 
@@ -210,7 +210,7 @@ def test_admin_edit__value_too_deep__form_error_nothing_written(tenant, admin_us
 
 def test_webhook_service__resource_types_too_deep__refused(tenant):
     # The API's serializer takes only strings there; the service holds the rule for every caller.
-    from config_hub.errors import ValidationFailed
+    from core.errors import ValidationFailed
     from events.models import WebhookSubscription
     from events.services import webhook_create
 

@@ -6,7 +6,7 @@ import jwt
 import pytest
 from django.conf import settings
 
-from config_hub.api.principal import ALL_SCOPES
+from core.api.principal import ALL_SCOPES
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def test_unleash_import__segment_name_over_200_characters__400_saying_the_maximu
 def test_database_refusal__too_long__says_the_maximum_not_nul():
     from django.db import DataError
 
-    from config_hub.api.exceptions import exception_handler
+    from core.api.exceptions import exception_handler
 
     response = exception_handler(DataError("value too long for type character varying(200)\n"), {})
 
@@ -148,7 +148,7 @@ def test_admin_flag_add__unsafe_name__error_on_the_field_nothing_created(tenant,
 
 
 def test_tenant_import__unsafe_flag_name__refused_before_anything_is_written(tenant):
-    from config_hub.errors import ValidationFailed
+    from core.errors import ValidationFailed
     from flags.models import Flag
     from tenants.transfer import tenant_import
 

@@ -78,20 +78,20 @@ def _delivery_for(tenant, url):
 
 @pytest.mark.parametrize("address", REFUSED)
 def test_address_allowed__internal_or_special_address_in_production__refused(production, address):
-    from config_hub.outbound import address_allowed
+    from core.outbound import address_allowed
 
     assert address_allowed(address) is False
 
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2002:808:808::1"])
 def test_address_allowed__public_address_in_production__allowed(production, address):
-    from config_hub.outbound import address_allowed
+    from core.outbound import address_allowed
 
     assert address_allowed(address) is True
 
 
 def test_address_allowed__allow_list_cidr__that_network_only_and_its_mapped_form(production):
-    from config_hub.outbound import address_allowed
+    from core.outbound import address_allowed
 
     production.OUTBOUND_ALLOW = ["10.20.0.0/16", "fd00:1::/32"]
 
@@ -100,7 +100,7 @@ def test_address_allowed__allow_list_cidr__that_network_only_and_its_mapped_form
 
 
 def test_address_allowed__embedded_default__loopback_only(settings):
-    from config_hub.outbound import address_allowed
+    from core.outbound import address_allowed
 
     settings.OUTBOUND_ALLOW_LOOPBACK = True
     settings.OUTBOUND_ALLOW = []
@@ -189,7 +189,7 @@ def test_delivery__loopback_receiver_allow_listed_in_production__delivered(produ
 
 
 def test_send__name_rebinds_to_loopback_after_check__never_reaches_loopback(production, fake_dns):
-    from config_hub.outbound import send
+    from core.outbound import send
 
     with Receiver() as receiver:
         port = receiver.server.server_address[1]
@@ -205,7 +205,7 @@ def test_send__name_rebinds_to_loopback_after_check__never_reaches_loopback(prod
 
 
 def test_send__allow_listed_host_name__connects_to_resolved_address_with_original_host_header(production, fake_dns):
-    from config_hub.outbound import send
+    from core.outbound import send
 
     production.OUTBOUND_ALLOW = [".internal.example"]
     with Receiver() as receiver:
@@ -224,7 +224,7 @@ def test_send__https_to_pinned_address__sni_is_the_url_host_and_certificate_chec
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from config_hub.outbound import send
+    from core.outbound import send
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hooks.internal.example")])

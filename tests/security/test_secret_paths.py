@@ -59,7 +59,7 @@ def test_secret__every_path__plain_value_nowhere(tenant, environments, make_key,
                                                  caplog, settings, django_capture_on_commit_callbacks, tmp_path):
     from cryptography.fernet import Fernet
 
-    from config_hub.logging import RedactSecretsFilter
+    from core.logging import RedactSecretsFilter
     from events.dispatch import delivery_attempt, event_dispatch
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
@@ -212,7 +212,7 @@ def _staff(django_user_model, username, *codenames):
 
 @pytest.mark.parametrize("value", ["mask", json.dumps("a-new-plain-value")])
 def test_unsecret__admin_staff_without_reveal__error_on_the_field_entry_stays_secret(value, secret_entry, client, django_user_model):
-    from tenants.admin import MASK
+    from core.admin import MASK
     from tenants.models import ConfigEntry
 
     client.force_login(_staff(django_user_model, "editor", "view_configentry", "change_configentry"))

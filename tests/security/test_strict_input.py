@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from config_hub.api.principal import ALL_SCOPES
+from core.api.principal import ALL_SCOPES
 
 pytestmark = pytest.mark.django_db
 
@@ -356,7 +356,7 @@ def test_webhook_patch__misspelt_field__400_and_filter_unchanged(api, tenant):
 
 
 def test_webhook_service__unknown_resource_type__refused_for_the_admin_too(tenant):
-    from config_hub.errors import ValidationFailed
+    from core.errors import ValidationFailed
     from events.services import webhook_create
 
     with pytest.raises(ValidationFailed, match="unknown resource type 'flags'"):

@@ -258,7 +258,7 @@ def test_config_entry_revert__admin_history_page__reverted_through_the_service(t
 
 
 def test_config_entry_secret__description_saved_with_the_mask_untouched__value_kept(tenant, client, django_user_model):
-    from tenants.admin import MASK
+    from core.admin import MASK
     from tenants.models import ConfigEntry
     from tenants.services import config_create
 

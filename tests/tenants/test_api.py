@@ -107,7 +107,7 @@ def test_uncached_read__small_constant_number_of_queries(tenant, reader, environ
     for i in range(30):
         config_create(tenant=tenant, key=f"k{i}", value=i, actor="t")
     reader.get("/api/v1/config/k0")
-    from config_hub.localcache import clear_all
+    from core.cache import clear_all
 
     cache.clear()
     clear_all()
@@ -293,7 +293,7 @@ def test_logs__secret_written_read_and_refused__never_in_a_log_line(tenant, make
     client.get("/api/v1/config/smtp.password")
     client.put(f"/api/v1/config/{created.json()['id']}", {"value": SECRET * 5}, format="json")
 
-    from config_hub.logging import RedactSecretsFilter
+    from core.logging import RedactSecretsFilter
 
     redacted = []
     for record in caplog.records:
@@ -851,7 +851,7 @@ def test_bound_key__global_entry__readable_but_not_writable(tenant, make_key, cl
 
 def test_logs__secret_cycle_at_debug__no_raw_record_carries_it_even_unfiltered(tenant, make_key, client_for, caplog, settings):
     """Nothing logs a secret in the first place: the redaction filter is only a second line."""
-    from config_hub import logging as hub_logging
+    from core import logging as hub_logging
     from tenants.services import schema_set
 
     settings.DEBUG = True  # every SQL statement is logged with its parameters

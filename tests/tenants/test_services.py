@@ -6,7 +6,7 @@ import threading
 import pytest
 from django.db import connection
 
-from config_hub.errors import StaleVersion, ValidationFailed
+from core.errors import StaleVersion, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
@@ -200,7 +200,7 @@ def test_secret__stored__database_holds_no_plain_text(tenant):
 def test_secret__wrong_key__raises_never_returns_ciphertext(tenant, settings):
     from cryptography.fernet import Fernet
 
-    from tenants.fields import SecretDecryptionError
+    from core.fields import SecretDecryptionError
     from tenants.models import ConfigEntry
     from tenants.services import config_create
 

@@ -7,7 +7,7 @@ A service signs its seed 004 token with the secret (optionally naming it with th
 """
 from django.core.management.base import BaseCommand, CommandError
 
-from config_hub.errors import DomainError
+from core.errors import DomainError
 from registry import services
 from registry.models import ServiceTokenSecret
 from tenants.models import Tenant

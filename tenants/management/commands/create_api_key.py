@@ -4,7 +4,7 @@ Prints the key and nothing else on stdout, so ``KEY=$(manage.py create_api_key .
 """
 from django.core.management.base import BaseCommand, CommandError
 
-from config_hub.errors import DomainError
+from core.errors import DomainError
 from tenants import services
 from tenants.models import Environment, Tenant
 

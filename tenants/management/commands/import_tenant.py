@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from config_hub.errors import DomainError
+from core.errors import DomainError
 from tenants.models import Tenant
 from tenants.transfer import loads, tenant_import
 

@@ -5,7 +5,7 @@ this command, then remove the old keys.
 """
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants.fields import SecretDecryptionError
+from core.fields import SecretDecryptionError
 from tenants.services import fernet_rotate
 
 

@@ -49,7 +49,7 @@ def _refuse_foreign_tenant_header(request, principal: Principal) -> None:
     slug = request.META.get("HTTP_X_TENANT_ID")
     if not slug or principal.tenant_id is None:
         return
-    from config_hub.api.tenancy import request_tenant
+    from core.api.tenancy import request_tenant
 
     request_tenant(request, slug)
 

@@ -12,6 +12,8 @@ from rest_framework import authentication, exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication as _SimpleJWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 
+from core import directory
+
 from .principal import ALL_SCOPES, Principal, PrincipalUser
 from .throttling import auth_failures_wait, client_address
 
@@ -33,15 +35,13 @@ def api_key_authenticate(request, token: str) -> Principal:
     (429 with Retry-After) for a client address past API_AUTH_FAILURE_RATE
     failures. A malformed key costs no query; a cached key none either; an
     uncached one costs a query unless its address is over the limit."""
-    from tenants.selectors import UNCHECKED, api_key_principal
-
     address = client_address(request)
-    principal = api_key_principal(raw_key=token, allow_query=False)
-    if principal is UNCHECKED:
+    principal = directory.api_key_principal(raw_key=token, allow_query=False)
+    if principal is directory.UNCHECKED:
         wait = auth_failures_wait(address)
         if wait is not None:
             raise exceptions.Throttled(wait, detail="Too many failed authentications from this address")
-        principal = api_key_principal(raw_key=token)
+        principal = directory.api_key_principal(raw_key=token)
     if principal is None:
         wait = auth_failures_wait(address, record=True)
         if wait is not None:

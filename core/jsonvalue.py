@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from config_hub.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 # Nesting of one stored value: ``1`` is 0, ``[1]`` is 1, ``{"a": [1]}`` is 2.
 JSON_MAX_DEPTH = 32

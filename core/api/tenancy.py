@@ -6,21 +6,21 @@ tenants exist.
 """
 from __future__ import annotations
 
-from config_hub.errors import NotFound
-from config_hub.localcache import LocalCache
+from django.core.cache import cache
+
+from core import directory
+from core.cache import LocalCache
+from core.errors import NotFound
 
 from .principal import Principal
 
 
 def request_tenant(request, path_slug: str | None = None):
-    from tenants.models import DEFAULT_TENANT_SLUG
-    from tenants.selectors import tenant_get
-
     principal: Principal = request.auth
     slug = path_slug or request.META.get("HTTP_X_TENANT_ID") or None
     if slug is None and principal is not None and principal.tenant_id is not None:
         return tenant_for_principal(principal)
-    tenant = tenant_get(slug=slug or DEFAULT_TENANT_SLUG)
+    tenant = directory.tenant_get(slug=slug or directory.default_tenant_slug())
     if principal is not None and principal.tenant_id is not None and tenant.pk != principal.tenant_id:
         raise NotFound(f"tenant '{slug}' not found")
     return tenant
@@ -35,22 +35,17 @@ _slugs = LocalCache(ttl=300.0)
 
 
 def _tenant_by_id(tenant_id: int):
-    from django.core.cache import cache
-
-    from tenants.models import Tenant
-    from tenants.selectors import tenant_get
-
     ck = f"tenant:id:{tenant_id}"
     slug = _slugs.get(ck)  # a tenant's slug never changes
     if slug is None:
         slug = cache.get(ck)
         if slug is None:
-            slug = Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first()
+            slug = directory.tenant_slug(tenant_id=tenant_id)
             if slug is None:
                 raise NotFound("tenant not found")
             cache.set(ck, slug, 300)
         _slugs.set(ck, slug)
-    tenant = tenant_get(slug=slug)
+    tenant = directory.tenant_get(slug=slug)
     if tenant.pk != tenant_id:
         # The key's tenant was deleted and its slug given to a new tenant: the
         # key (still cached for a moment) must never reach the newcomer.

@@ -5,7 +5,7 @@ import hashlib
 
 from rest_framework.response import Response
 
-from config_hub.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 from .renderers import dumps
 

@@ -13,7 +13,7 @@ import json
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser as _DRFJSONParser
 
-from config_hub.jsonvalue import ENVELOPE_DEPTH, JSON_MAX_DEPTH, validate_json_value
+from core.jsonvalue import ENVELOPE_DEPTH, JSON_MAX_DEPTH, validate_json_value
 
 
 def _refuse_constant(name: str):

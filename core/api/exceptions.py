@@ -11,7 +11,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from config_hub.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def exception_handler(exc, context):
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
-    from tenants.fields import SecretDecryptionError
+    from core.fields import SecretDecryptionError
 
     if isinstance(exc, SecretDecryptionError):
         # A server misconfiguration (a key removed before rotation), not bad input:

@@ -8,7 +8,7 @@ ports, and refuses everything but ``http`` and ``https``, credentials in the URL
 (they would end up in events and logs), anything but printable ASCII (an IDN
 host goes in its ``xn--`` form) and more than :data:`MAX_URL_LENGTH` characters.
 Whether the hub may *call* a URL is another question, answered at send time by
-:mod:`config_hub.outbound`.
+:mod:`core.outbound`.
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def validate_service_url(value: object) -> None:
 
 def url_check(value: str, field: str) -> None:
     """The same rule for services: a ``ValidationFailed`` naming the field."""
-    from config_hub.errors import ValidationFailed
+    from core.errors import ValidationFailed
 
     problem = url_problem(value)
     if problem:

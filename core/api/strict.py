@@ -25,7 +25,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.permissions import BasePermission
 
-from config_hub.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 UNKNOWN_FIELD = "Unknown field."
 UNKNOWN_PARAMETER = "Unknown query parameter."

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 
+from core import directory
+
 from .authentication import API_KEY_PREFIX
 from .renderers import dumps
 
@@ -24,8 +26,6 @@ def lean_principal(request, scope: str):
     """The caller of a lean path, or None (the DRF view then answers): an API key
     bound to a tenant, holding ``scope``, with nothing that asks for the full
     treatment (``X-Tenant-ID``, an unusual ``Accept``)."""
-    from tenants.selectors import UNCHECKED, api_key_principal
-
     meta = request.META
     kind, _, token = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
     token = token.strip()
@@ -35,8 +35,8 @@ def lean_principal(request, scope: str):
         return None
     # Only a key already in the cache: a malformed, unknown or uncached key is the
     # DRF view's (api_key_authenticate: refusal, failure throttle, the one query).
-    principal = api_key_principal(raw_key=token, allow_query=False)
-    if principal is None or principal is UNCHECKED or principal.tenant_id is None or not principal.has_scope(scope):
+    principal = directory.api_key_principal(raw_key=token, allow_query=False)
+    if principal is None or principal is directory.UNCHECKED or principal.tenant_id is None or not principal.has_scope(scope):
         return None
     return principal
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
+
+from core import invalidation
 
 _registry: list["LocalCache"] = []
+_clear_hooks: list[Callable[[], None]] = []
 
 
 class LocalCache:
@@ -45,13 +48,15 @@ class LocalCache:
             self._data.clear()
 
 
+def on_clear_all(clear: Callable[[], None]) -> None:
+    """Register a cache kept outside LocalCache (an app's own) for ``clear_all``."""
+    _clear_hooks.append(clear)
+
+
 def clear_all() -> None:
     """Empty every local cache of this process (tests; a tenant deactivated here)."""
     for c in _registry:
         c.clear()
-    from flags.selectors import local_cache_clear
-
-    from . import invalidation
-
-    local_cache_clear()
+    for clear in _clear_hooks:
+        clear()
     invalidation.reset()
