@@ -23,6 +23,8 @@ import time
 from typing import Any, Callable
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ CHANNEL = "confighub:invalidate"
 
 _lock = threading.Lock()
 _values: dict[str, Any] = {}
-_state = {"connected": False, "started": False, "messages": 0}
+_state = {"connected": False, "started": False, "messages": 0, "epoch": 0}
 
 
 def enabled() -> bool:
@@ -54,10 +56,13 @@ def _listen() -> None:
     while True:
         pubsub = None
         try:
+            epoch = _state["epoch"]
             pubsub = get_redis_connection("default").pubsub(ignore_subscribe_messages=False)
             pubsub.subscribe(CHANNEL)
             while True:
                 message = pubsub.get_message(timeout=1.0)
+                if _state["epoch"] != epoch:
+                    raise ConnectionError("the cache settings changed: subscribe again")
                 if message is None:
                     continue
                 if message["type"] == "subscribe":
@@ -140,5 +145,15 @@ def invalidate(*names: str) -> None:
 def reset() -> None:
     """Forget every local value (tests)."""
     _clear()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **_: Any) -> None:
+    # Another Redis (tests switch to one of their own): trust nothing local and
+    # let the listener subscribe on the new server.
+    if setting in ("CACHES", "REDIS_URL"):
+        _state["connected"] = False
+        _state["epoch"] += 1
+        _clear()
 
 

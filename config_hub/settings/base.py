@@ -159,11 +159,21 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),  # kombu's default is ./control
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport with the fix that keeps the worker alive across a
+    # Redis restart (config_hub/broker.py explains what kombu does without it).
+    CELERY_BROKER_TRANSPORT = "config_hub.broker:Transport"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = env_bool("CELERY_TASK_ACKS_LATE", True)
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker and a beat wait for the broker as long as it takes (Celery's default
+# gives up after 100 attempts, about 50 minutes, and the process exits).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Tasks run on threads, which cannot be cancelled; they are idempotent (claims,
+# unique constraints), so one redelivered after a connection loss is harmless.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = "UTC"
 # Publishing must not hang a request when the broker is down: the outbox sweep
 # sends the event later (see events/).
