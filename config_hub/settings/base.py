@@ -267,6 +267,12 @@ WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT", 5.0)
 WEBHOOK_RETRY_SCHEDULE = [float(x) for x in env_list("WEBHOOK_RETRY_SCHEDULE", ["5", "300", "1800", "7200", "18000", "36000"])]
 WEBHOOK_DISABLE_AFTER = env_float("WEBHOOK_DISABLE_AFTER", 86400)
 EVENTS_MAX_WAIT = env_int("EVENTS_MAX_WAIT", 60)
+# Held long polls (each holds a server thread): per process at most half of the
+# gunicorn threads, so ordinary reads always have threads; per caller a few.
+EVENTS_WAIT_MAX_PER_PROCESS = env_int("EVENTS_WAIT_MAX_PER_PROCESS", max(1, env_int("GUNICORN_THREADS", 16) // 2))
+EVENTS_WAIT_MAX_PER_KEY = env_int("EVENTS_WAIT_MAX_PER_KEY", 4)
+# Without Redis pub/sub, a waiter looks for other processes' events this often.
+EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 0.2)
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
 BENCH_ROUTES = env_bool("BENCH_ROUTES", False)
 # Per-process caches of hot lookups, invalidated by Redis pub/sub (config_hub/invalidation.py).
