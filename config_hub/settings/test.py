@@ -69,9 +69,12 @@ if not os.environ.get("DATABASE_URL"):
 os.environ.setdefault("CONFIG_HUB_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "var", "test"))
 
 from .base import *  # noqa: E402,F401,F403
-from .base import DATABASES  # noqa: E402
+from .base import DATABASES, VAR_DIR  # noqa: E402
 from .env import env_str  # noqa: E402
 
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or f"test_ch_{_HASH}{_db_suffix}"}
+# WhiteNoise warns about a missing STATIC_ROOT; the tests' own (collectstatic is not run).
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AXES_ENABLED = False
