@@ -1,9 +1,13 @@
 # The two commands of the README: `make run` and `make test`.
 .PHONY: run test bench venv
 
+# The test run's own servers. Empty REDIS_URL_TEST / BROKER_URL_TEST: the test
+# settings claim a pair of Redis databases of this checkout (never a developer's
+# REDIS_URL); the test database is named after this checkout (TEST_DATABASE_NAME
+# overrides). The fault tests start a PostgreSQL and a Redis of their own.
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/postgres
-export REDIS_URL_TEST ?= redis://127.0.0.1:6379/1
-export BROKER_URL_TEST ?= redis://127.0.0.1:6379/2
+export REDIS_URL_TEST ?=
+export BROKER_URL_TEST ?=
 
 venv:
 	bin/bootstrap

@@ -4,7 +4,8 @@ Worker class gthread: each process serves ``GUNICORN_THREADS`` requests at once.
 The hot paths are short and mostly wait on Redis, so threads keep a process
 busy without the memory of more processes; and the long-poll watch
 (``/api/v1/events/?wait=``) holds one thread per waiting caller, not a whole
-process. Size threads for the number of watchers you expect per process.
+process. At most EVENTS_WAIT_MAX_PER_PROCESS (default half of these threads)
+are held by long polls, so ordinary reads always find a thread.
 """
 import multiprocessing
 import os

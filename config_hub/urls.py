@@ -3,7 +3,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from events.api.urls import root_urlpatterns as events_root_urls
@@ -34,7 +34,8 @@ urlpatterns = [
     path("", include(registry_root_urls)),
     path("", include(events_root_urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The split view serves Swagger UI's start script from /docs?script= (no inline script: CSP).
+    path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("docs/", RedirectView.as_view(pattern_name="docs", permanent=True)),
     path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]

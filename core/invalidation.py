@@ -26,6 +26,8 @@ from collections import OrderedDict
 from typing import Any, Callable
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ _lock = threading.Lock()
 # pushes out the oldest.
 MAX_ITEMS = 50_000
 _values: "OrderedDict[str, Any]" = OrderedDict()
-_state = {"connected": False, "started": False, "messages": 0}
+_state = {"connected": False, "started": False, "messages": 0, "epoch": 0}
 
 
 def enabled() -> bool:
@@ -60,10 +62,13 @@ def _listen() -> None:
     while True:
         pubsub = None
         try:
+            epoch = _state["epoch"]
             pubsub = get_redis_connection("default").pubsub(ignore_subscribe_messages=False)
             pubsub.subscribe(CHANNEL)
             while True:
                 message = pubsub.get_message(timeout=1.0)
+                if _state["epoch"] != epoch:
+                    raise ConnectionError("the cache settings changed: subscribe again")
                 if message is None:
                     continue
                 if message["type"] == "subscribe":
@@ -151,5 +156,15 @@ def invalidate(*names: str) -> None:
 def reset() -> None:
     """Forget every local value (tests)."""
     _clear()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **_: Any) -> None:
+    # Another Redis (tests switch to one of their own): trust nothing local and
+    # let the listener subscribe on the new server.
+    if setting in ("CACHES", "REDIS_URL"):
+        _state["connected"] = False
+        _state["epoch"] += 1
+        _clear()
 
 

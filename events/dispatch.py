@@ -92,6 +92,9 @@ def _redis():
 
 def on_event_committed(event_id: int) -> None:
     """After-commit hook: wake watchers, queue the fan-out. Failures are left to the sweep."""
+    from .watch import notify_committed
+
+    notify_committed()  # this process's watchers, with or without Redis
     try:
         client = _redis()
         if client is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -10,6 +11,8 @@ class Receiver:
 
     def __init__(self, fail_first: int = 0):
         self.fail_first = fail_first
+        self.delay = 0.0
+        self.pending = 0
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.arrived = threading.Event()
@@ -19,6 +22,9 @@ class Receiver:
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if receiver.delay:
+                    receiver.pending += 1
+                    time.sleep(receiver.delay)
                 with receiver.lock:
                     receiver.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
                     n = len(receiver.requests)

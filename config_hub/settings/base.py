@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "simple_history",
     "corsheaders",
     "axes",
+    "csp",
     "config_hub.apps.ConfigHubConfig",
     "tenants",
     "flags",
@@ -92,6 +93,9 @@ MIDDLEWARE = [
     "core.middleware.DependencyErrorMiddleware",
     "core.limits.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files under gunicorn (collectstatic into STATIC_ROOT), cached and compressed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -182,11 +186,21 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),  # kombu's default is ./control
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport with the fix that keeps the worker alive across a
+    # Redis restart (config_hub/broker.py explains what kombu does without it).
+    CELERY_BROKER_TRANSPORT = "config_hub.broker:Transport"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = env_bool("CELERY_TASK_ACKS_LATE", True)
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker and a beat wait for the broker as long as it takes (Celery's default
+# gives up after 100 attempts, about 50 minutes, and the process exits).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Tasks run on threads, which cannot be cancelled; they are idempotent (claims,
+# unique constraints), so one redelivered after a connection loss is harmless.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = "UTC"
 # Publishing must not hang a request when the broker is down: the outbox sweep
 # sends the event later (see events/).
@@ -293,6 +307,12 @@ WEBHOOK_MAX_PER_TENANT = env_int("WEBHOOK_MAX_PER_TENANT", 25)
 WEBHOOK_RETRY_SCHEDULE = [float(x) for x in env_list("WEBHOOK_RETRY_SCHEDULE", ["5", "300", "1800", "7200", "18000", "36000"])]
 WEBHOOK_DISABLE_AFTER = env_float("WEBHOOK_DISABLE_AFTER", 86400)
 EVENTS_MAX_WAIT = env_int("EVENTS_MAX_WAIT", 60)
+# Held long polls (each holds a server thread): per process at most half of the
+# gunicorn threads, so ordinary reads always have threads; per caller a few.
+EVENTS_WAIT_MAX_PER_PROCESS = env_int("EVENTS_WAIT_MAX_PER_PROCESS", max(1, env_int("GUNICORN_THREADS", 16) // 2))
+EVENTS_WAIT_MAX_PER_KEY = env_int("EVENTS_WAIT_MAX_PER_KEY", 4)
+# Without Redis pub/sub, a waiter looks for other processes' events this often.
+EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 0.2)
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
 BENCH_ROUTES = env_bool("BENCH_ROUTES", False)
 # Per-process caches of hot lookups, invalidated by Redis pub/sub (config_hub/invalidation.py).
@@ -342,7 +362,38 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "static"
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "static")
+# WhiteNoise serves /static/ in every mode; in production from the files
+# `collectstatic` put in STATIC_ROOT, with hashed names cached for a year.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# Content-Security-Policy (django-csp) on every response: the admin and the API
+# docs load scripts only from this origin (an inline script needs the request's
+# nonce); styles may be inline (the admin's style attributes, Swagger UI's and
+# Redoc's injected styles); Redoc runs a worker from a blob.
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- logging -----------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL") or "INFO"

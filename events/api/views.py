@@ -15,9 +15,10 @@ from core.api.strict import StrictSerializer
 from core.api.tenancy import request_tenant
 from core.errors import NotFound, ValidationFailed
 from core.validators import service_url_field
+from core.api.exceptions import error_body
 
-from .. import selectors, services
-from ..dispatch import CHANNEL, event_payload
+from .. import selectors, services, watch
+from ..dispatch import event_payload
 from ..history import history_rows
 from ..models import RESOURCE_TYPES, WebhookDelivery, WebhookSubscription
 
@@ -43,29 +44,6 @@ def _int_param(request, name: str, default: int, *, minimum: int = 0, maximum: i
     return value
 
 
-def _wait_for_event(timeout: float) -> None:
-    """Block until an event is published or ``timeout`` passes (Redis pub/sub; a slow
-    database poll only when Redis is not there)."""
-    if settings.REDIS_URL:
-        try:
-            from django_redis import get_redis_connection
-
-            pubsub = get_redis_connection("default").pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(CHANNEL)
-            try:
-                deadline = time.monotonic() + timeout
-                while time.monotonic() < deadline:
-                    message = pubsub.get_message(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
-                    if message is not None:
-                        return
-            finally:
-                pubsub.close()
-            return
-        except Exception:  # noqa: BLE001 - Redis down: fall back to the poll below
-            pass
-    time.sleep(min(timeout, 1.0))
-
-
 class EventListView(APIView):
     """``GET /api/v1/events/?after=<id>&wait=<s>``: events after a cursor; with ``wait``, a long poll."""
 
@@ -84,14 +62,27 @@ class EventListView(APIView):
             tenant_filter = request_tenant(request, request.query_params.get("tenant")).pk
         elif not principal.all_tenants:
             request_tenant(request)
-        deadline = time.monotonic() + wait
-        while True:
-            events = selectors.events_after(tenant_id=principal.tenant_id, all_tenants=principal.all_tenants,
-                                            after=after, limit=limit, tenant_filter=tenant_filter)
-            remaining = deadline - time.monotonic()
-            if events or remaining <= 0:
-                break
-            _wait_for_event(remaining)
+
+        def events_now():
+            return selectors.events_after(tenant_id=principal.tenant_id, all_tenants=principal.all_tenants,
+                                          after=after, limit=limit, tenant_filter=tenant_filter)
+
+        if wait <= 0:
+            events = events_now()
+        else:
+            try:
+                with watch.held_wait(f"{principal.kind}:{principal.ident}"), watch.Waiter() as waiter:
+                    deadline = time.monotonic() + wait
+                    while True:
+                        mark = waiter.mark()
+                        events = events_now()
+                        remaining = deadline - time.monotonic()
+                        if events or remaining <= 0:
+                            break
+                        waiter.wait(mark, remaining)
+            except watch.WaitRefused as exc:
+                return Response(error_body(exc.code, exc.message), status=exc.status,
+                                headers={"Retry-After": str(exc.retry_after)})
         cursor = events[-1].pk if events else after
         return Response({"events": [event_payload(e) for e in events], "cursor": cursor})
 

@@ -1,4 +1,4 @@
-"""Faults: the real Redis and PostgreSQL of this machine are stopped and restarted."""
+"""Faults: the tests' own PostgreSQL and Redis (tests/faults/conftest.py) are stopped and restarted."""
 from __future__ import annotations
 
 import json
@@ -142,10 +142,6 @@ def test_broker_down__change_commits__delivered_once_after_it_returns(celery_wor
 
     with Receiver() as receiver:
         webhook_create(tenant=tenant, url=receiver.url, resource_types=["config"], actor="t")
-        # Let the worker finish that event's dispatch: kombu cannot restore a
-        # message it holds unacknowledged when Redis vanishes (the worker then
-        # exits and its supervisor restarts it; see docs/operations.md).
-        _time.sleep(1.5)
         with redis_outage():
             started = _time.monotonic()
             config_create(tenant=tenant, key="during.outage", value=1, actor="t")
@@ -166,6 +162,38 @@ def test_broker_down__change_commits__delivered_once_after_it_returns(celery_wor
 
     assert write_seconds < 5
     assert len(receiver.requests) == 1, celery_worker_process.log_path.read_text()[-3000:]
+    assert celery_worker_process.proc.poll() is None  # the worker survived the broker's restart
     assert json.loads(receiver.requests[0]["body"])["data"]["key"] == "during.outage"
     event.refresh_from_db()
     assert event.dispatched_at is not None
+
+
+def test_fault_servers__are_the_tests_own__the_machines_servers_keep_running(throwaway_postgres, throwaway_redis,
+                                                                             redis_outage, postgres_outage):
+    """The outages stop the package's throwaway servers, never the PostgreSQL and Redis of the machine."""
+    import subprocess
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    assert int(connection.settings_dict["PORT"]) == throwaway_postgres.port
+    assert urlsplit(settings.REDIS_URL).port == throwaway_redis.port
+    assert urlsplit(settings.CELERY_BROKER_URL).port == throwaway_redis.port
+    from config_hub.celery import app
+
+    assert app.connection_for_write().port == throwaway_redis.port  # where this process publishes tasks
+    assert throwaway_postgres.port != 5432 and throwaway_redis.port != 6379
+
+    def machine_up() -> tuple[bool, bool]:
+        pg = subprocess.run([str(throwaway_postgres.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", "5432"],
+                            timeout=10).returncode == 0
+        redis = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping"], capture_output=True,
+                               timeout=5).stdout.strip() == b"PONG"
+        return pg, redis
+
+    before = machine_up()
+    with redis_outage(), postgres_outage():
+        assert (throwaway_postgres.up(), throwaway_redis.up()) == (False, False)
+        assert machine_up() == before
+    assert (throwaway_postgres.up(), throwaway_redis.up()) == (True, True)
+    assert machine_up() == before

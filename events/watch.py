@@ -1,0 +1,142 @@
+"""The long-poll watch (``GET /api/v1/events/?wait=``): limits on held waits, and the wake-up.
+
+Each held wait occupies a server thread for up to ``EVENTS_MAX_WAIT`` seconds, so
+a process holds at most ``EVENTS_WAIT_MAX_PER_PROCESS`` of them (503 beyond) and
+one caller (API key, user, service) at most ``EVENTS_WAIT_MAX_PER_KEY`` (429
+beyond), both with ``Retry-After``: the other threads stay free for ordinary reads.
+
+A waiter wakes as soon as an event commits:
+- with Redis, on the pub/sub message of :func:`events.dispatch.on_event_committed`
+  (subscribed before the first look at the database, so none is missed);
+- without Redis (the embedded default) or while it is down, on a condition that
+  the same hook notifies in this process, and by looking at the database every
+  ``EVENTS_POLL_INTERVAL`` seconds for events of other processes (worker, beat).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+class WaitRefused(Exception):
+    status = 503
+    code = "wait_capacity"
+    retry_after = 5
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class TooManyWaits(WaitRefused):
+    status = 429
+    code = "too_many_waits"
+
+
+_lock = threading.Lock()
+_held: dict[str, int] = {}
+_state = {"total": 0}
+
+
+@contextmanager
+def held_wait(caller: str) -> Iterator[None]:
+    """Count one held wait of ``caller`` for the body; refuse beyond the limits."""
+    with _lock:
+        per_key = settings.EVENTS_WAIT_MAX_PER_KEY
+        if _held.get(caller, 0) >= per_key:
+            raise TooManyWaits(f"this caller already holds {per_key} waits (EVENTS_WAIT_MAX_PER_KEY); "
+                               "use one watch, or poll without wait")
+        if _state["total"] >= settings.EVENTS_WAIT_MAX_PER_PROCESS:
+            raise WaitRefused("this server holds as many waits as it allows (EVENTS_WAIT_MAX_PER_PROCESS); "
+                              "try again shortly")
+        _held[caller] = _held.get(caller, 0) + 1
+        _state["total"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _state["total"] -= 1
+            if _held[caller] <= 1:
+                del _held[caller]
+            else:
+                _held[caller] -= 1
+
+
+# --- wake-up in this process ---------------------------------------------------------
+
+_changed = threading.Condition()
+_generation = [0]
+
+
+def notify_committed() -> None:
+    """An event committed in this process: wake its waiters (called after commit)."""
+    with _changed:
+        _generation[0] += 1
+        _changed.notify_all()
+
+
+class Waiter:
+    """One waiting request: ``mark()`` before each look at the database, then ``wait(mark, seconds)``."""
+
+    def __init__(self) -> None:
+        self.pubsub = None
+
+    def __enter__(self) -> "Waiter":
+        if settings.REDIS_URL:
+            try:
+                from django_redis import get_redis_connection
+
+                from .dispatch import CHANNEL
+
+                pubsub = get_redis_connection("default").pubsub()
+                pubsub.subscribe(CHANNEL)
+                # Subscribed for sure before the first query: a change committed
+                # from here on is a message, never lost between query and wait.
+                message = pubsub.get_message(timeout=1.0)
+                if message is None or message["type"] != "subscribe":
+                    raise ConnectionError("no subscription confirmation")
+                self.pubsub = pubsub
+            except Exception:  # noqa: BLE001 - Redis down: the local wake-up and the poll
+                self._close()
+                logger.info("watch: Redis pub/sub unavailable, polling the database")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.pubsub is not None:
+            try:
+                self.pubsub.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.pubsub = None
+
+    @staticmethod
+    def mark() -> int:
+        return _generation[0]
+
+    def wait(self, mark: int, timeout: float) -> None:
+        """Return when an event may have committed since ``mark``, or after ``timeout``."""
+        if timeout <= 0:
+            return
+        if self.pubsub is not None:
+            try:
+                deadline = time.monotonic() + timeout
+                while (left := deadline - time.monotonic()) > 0:
+                    message = self.pubsub.get_message(timeout=min(left, 1.0))
+                    if message is not None and message["type"] == "message":
+                        return
+                return
+            except Exception:  # noqa: BLE001 - Redis went away mid-wait
+                self._close()
+                return
+        with _changed:
+            _changed.wait_for(lambda: _generation[0] != mark, timeout=min(timeout, settings.EVENTS_POLL_INTERVAL))
