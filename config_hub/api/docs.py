@@ -323,13 +323,13 @@ class HealthyListSerializer(serializers.Serializer):
     services = InstanceOutSerializer(many=True)
 
 
-class SeedServiceUrlSerializer(serializers.Serializer):
+class ServiceUrlSerializer(serializers.Serializer):
     url = serializers.CharField()
     id = serializers.IntegerField()
     service_name = serializers.CharField()
 
 
-class SeedHeartbeatOutSerializer(serializers.Serializer):
+class HeartbeatOutSerializer(serializers.Serializer):
     service_id = serializers.IntegerField()
     status = serializers.CharField(help_text='"ok"')
 

@@ -17,9 +17,10 @@ from config_hub.errors import NotFound, ValidationFailed
 from config_hub.validators import service_url_field
 
 from .. import selectors, services
-from ..dispatch import CHANNEL, event_payload
 from ..history import history_rows
+from ..messages import event_payload
 from ..models import RESOURCE_TYPES, WebhookDelivery, WebhookSubscription
+from ..watch import CHANNEL
 
 
 def _valid(serializer_class, data, **kw):
