@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from config_hub.audit import set_actor
 from config_hub.errors import NotFound, ValidationFailed
-from config_hub.validators import url_check
 from config_hub.jsonvalue import validate_json_value
+from config_hub.validators import url_check
 from events.services import event_record
 from tenants.models import Tenant
 

@@ -34,9 +34,9 @@ def celery_worker_env():
 @pytest.mark.worker
 def test_global_config_change__reaches_matching_subscribers_of_two_tenants_once(celery_worker_process, tenant, other_tenant):
     from events.dispatch import event_dispatch
-    from events.tasks import outbox_sweep
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
+    from events.tasks import outbox_sweep
     from tenants.services import config_create
 
     with Receiver() as acme, Receiver() as globex, Receiver() as flags_only:

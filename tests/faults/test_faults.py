@@ -135,9 +135,9 @@ def test_broker_down__change_commits__delivered_once_after_it_returns(celery_wor
     """Redis is this hub's broker too: stop it, change a config, start it, the sweep sends it."""
     import time as _time
 
-    from events.tasks import outbox_sweep
     from events.models import Event
     from events.services import webhook_create
+    from events.tasks import outbox_sweep
     from tenants.services import config_create
     from tests.receiver import Receiver
 
