@@ -32,8 +32,9 @@ def main() -> None:
     from django.utils import timezone
 
     call_command("migrate", verbosity=0)
+    from registry.heartbeats import heartbeat_flush, instance_heartbeat
     from registry.models import Instance, Service, SweepState
-    from registry.services import heartbeat_flush, instance_heartbeat, instance_sweep
+    from registry.sweep import instance_sweep
     from tenants.models import Tenant
 
     tenant = Tenant.objects.create(slug="bench", name="bench")

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the hub (seed 001's list), served at /metrics.
+"""Prometheus metrics of the hub, served at /metrics.
 
 Counters and histograms live in this process; under gunicorn with several
 workers set PROMETHEUS_MULTIPROC_DIR (an empty directory shared by the workers)

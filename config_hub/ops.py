@@ -1,4 +1,4 @@
-"""Operations endpoints: /health (seed 002's format) and JSON error pages."""
+"""Operations endpoints: /health, /metrics and JSON error pages."""
 from __future__ import annotations
 
 import os
@@ -59,7 +59,8 @@ def _beat_age() -> float | None:
 
 
 def health(request: HttpRequest) -> JsonResponse:
-    """Seed 002's health document; ``degraded`` when a dependency is down.
+    """The health document (service, status, version, port, dependencies, metrics);
+    ``degraded`` when a dependency is down.
 
     ``beat`` is ``unknown`` until the beat has run once (a fresh hub), ``stale``
     when its last run is older than ``BEAT_STALE_AFTER`` seconds (degraded).
@@ -88,7 +89,7 @@ def health(request: HttpRequest) -> JsonResponse:
 
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text: config fetch latency, cache hits, flag evaluations, registry
-    instances by status, webhook deliveries by outcome (seed 001's list)."""
+    instances by status, webhook deliveries by outcome."""
     if not settings.METRICS_PUBLIC and not _authenticated(request):
         return JsonResponse({"error": {"code": "not_authenticated", "message": "credentials required", "details": None}}, status=401)
     from prometheus_client import CONTENT_TYPE_LATEST

@@ -1,4 +1,5 @@
-"""URL map. Every API route lives under /api/v1/ except the seeds' own paths."""
+"""URL map. Every API route lives under /api/v1/ except the paths existing clients already call
+(/config/..., /services/{name}, /heartbeat, /ofrep/..., /health, /metrics)."""
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
@@ -9,7 +10,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from events.api.urls import root_urlpatterns as events_root_urls
 from flags.api.urls import root_urlpatterns as flags_root_urls
 from registry.api.urls import root_urlpatterns as registry_root_urls
-from tenants.api.urls import seed_urlpatterns as tenant_seed_urls
+from tenants.api.urls import tenant_config_urlpatterns
 
 from . import ops
 from .api.tokens import StrictTokenObtainPairSerializer, StrictTokenRefreshSerializer
@@ -27,7 +28,7 @@ api_v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("config/", include(tenant_seed_urls)),
+    path("config/", include(tenant_config_urlpatterns)),
     path("health", ops.health, name="health"),
     path("metrics", ops.metrics, name="metrics"),
     path("", include(flags_root_urls)),

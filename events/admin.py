@@ -9,8 +9,8 @@ from core.errors import DomainError
 from core.admin import PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
 
 from . import services
-from .dispatch import delivery_resend
 from .models import DeliveryAttempt, Event, WebhookDelivery, WebhookSubscription
+from .tasks import delivery_resend
 
 
 class SubscriptionForm(forms.ModelForm):

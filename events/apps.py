@@ -6,7 +6,10 @@ class EventsConfig(AppConfig):
     verbose_name = "Change events and webhooks"
 
     def ready(self) -> None:
-        from .dispatch import on_event_committed
         from .services import register_after_commit_hook
+        from .tasks import event_dispatch_queue
+        from .watch import watchers_wake
 
-        register_after_commit_hook(on_event_committed)
+        # In this order: watchers wake first, then the fan-out is queued.
+        register_after_commit_hook(watchers_wake)
+        register_after_commit_hook(event_dispatch_queue)

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db.models import Count, Q
 
-from .models import Event, WebhookSubscription, global_events_q
+from .models import Event, WebhookDelivery, WebhookSubscription, global_events_q
 
 
 def events_after(*, tenant_id: int | None, all_tenants: bool, after: int, limit: int = 100,
@@ -51,3 +51,19 @@ def subscription_out(sub: WebhookSubscription, *, secret: str | None = None) -> 
     if secret is not None:
         out["secret"] = secret
     return out
+
+
+def events_undispatched(*, before, limit: int) -> list[int]:
+    """Ids of events written before ``before`` and not fanned out yet (the outbox sweep), oldest first."""
+    return list(
+        Event.objects.filter(dispatched_at__isnull=True, created_at__lte=before).order_by("id").values_list("pk", flat=True)[:limit]
+    )
+
+
+def deliveries_due(*, now, before, limit: int) -> list[int]:
+    """Ids of deliveries due since before ``before`` and not finished (the outbox sweep)."""
+    return list(
+        WebhookDelivery.objects.filter(
+            status__in=[WebhookDelivery.PENDING, WebhookDelivery.RETRYING, WebhookDelivery.SENDING], next_attempt_at__lte=now
+        ).filter(next_attempt_at__lte=before).values_list("pk", flat=True)[:limit]
+    )

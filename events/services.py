@@ -8,6 +8,7 @@ from django.db import transaction
 
 from core.errors import ValidationFailed
 
+from .messages import new_secret
 from .models import Event
 
 logger = logging.getLogger(__name__)
@@ -165,7 +166,6 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
 
     from core.jsonvalue import validate_json_value
 
-    from .dispatch import new_secret
     from .models import WebhookSubscription
 
     validate_json_value(resource_types, what="resource_types")

@@ -6,7 +6,7 @@ one caller (API key, user, service) at most ``EVENTS_WAIT_MAX_PER_KEY`` (429
 beyond), both with ``Retry-After``: the other threads stay free for ordinary reads.
 
 A waiter wakes as soon as an event commits:
-- with Redis, on the pub/sub message of :func:`events.dispatch.on_event_committed`
+- with Redis, on the pub/sub message of :func:`watchers_wake` (an after-commit hook, ``events.apps``)
   (subscribed before the first look at the database, so none is missed);
 - without Redis (the embedded default) or while it is down, on a condition that
   the same hook notifies in this process, and by looking at the database every
@@ -21,8 +21,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from django.conf import settings
+from django_redis import get_redis_connection
 
 logger = logging.getLogger(__name__)
+
+CHANNEL = "confighub:events"
 
 
 class WaitRefused(Exception):
@@ -91,10 +94,6 @@ class Waiter:
     def __enter__(self) -> "Waiter":
         if settings.REDIS_URL:
             try:
-                from django_redis import get_redis_connection
-
-                from .dispatch import CHANNEL
-
                 pubsub = get_redis_connection("default").pubsub()
                 pubsub.subscribe(CHANNEL)
                 # Subscribed for sure before the first query: a change committed
@@ -140,3 +139,16 @@ class Waiter:
                 return
         with _changed:
             _changed.wait_for(lambda: _generation[0] != mark, timeout=min(timeout, settings.EVENTS_POLL_INTERVAL))
+
+
+def watchers_wake(event_id: int) -> None:
+    """After-commit hook: wake this process's waiters, and publish the event's id on
+    CHANNEL for every other process's. Redis down or not configured: the others
+    find the event by looking at the database (``EVENTS_POLL_INTERVAL``)."""
+    notify_committed()
+    if not settings.REDIS_URL:
+        return
+    try:
+        get_redis_connection("default").publish(CHANNEL, str(event_id))
+    except Exception:  # noqa: BLE001 - Redis down: watchers fall back to polling
+        logger.info("event %s: redis publish failed", event_id)

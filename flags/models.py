@@ -84,7 +84,7 @@ class Flag(models.Model):
     variants = models.JSONField(default=list, blank=True)
     # Unleash dependencies on other flags of the tenant: [{"feature", "enabled", "variants"}].
     dependencies = models.JSONField(default=list, blank=True)
-    # The environment seed 001's shorthand (is_enabled, rollout_percentage) addresses
+    # The environment the shorthand (is_enabled, rollout_percentage) addresses
     # when a request names none: the one the flag was created in.
     default_environment = models.ForeignKey(
         "tenants.Environment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -127,7 +127,7 @@ class FlagEnvironment(models.Model):
 
     @property
     def rollout_percentage(self) -> float | None:
-        """Seed 001's shorthand: 100 with no strategies, the rollout of a lone plain
+        """The shorthand's percentage: 100 with no strategies, the rollout of a lone plain
         flexibleRollout, None when the strategies say more than one number can."""
         if not self.strategies:
             return 100.0

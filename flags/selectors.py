@@ -206,7 +206,7 @@ def flag_for_tenant(*, tenant_id: int | None, flag_id: int) -> Flag:
 
 
 def flag_out(flag: Flag, *, environment: Environment | None = None) -> dict[str, Any]:
-    """The API shape of a flag: seed 001's shorthand for one environment, plus every state."""
+    """The API shape of a flag: the ``is_enabled``/``rollout_percentage`` shorthand for one environment, plus every state."""
     states = {fe.environment.slug: fe for fe in flag.states.select_related("environment")}
     env = environment or flag.default_environment
     shown = states.get(env.slug) if env else None

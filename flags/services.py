@@ -127,7 +127,7 @@ def flag_create(
     actor: str,
     user_id: int | None = None,
 ) -> Flag:
-    """Create a flag; with an environment, its state there (seed 001's shorthand or strategies)."""
+    """Create a flag; with an environment, its state there (the ``is_enabled``/``rollout_percentage`` shorthand, or strategies)."""
     problem = flag_name_problem(name)
     if problem:
         raise ValidationFailed(problem, details={"name": [problem]})
@@ -169,7 +169,7 @@ def flag_update(
     """Change a flag and/or its state in one environment (default: the flag's own).
 
     ``rollout_percentage`` alone replaces the environment's strategies with one
-    ``flexibleRollout`` at that percentage (seed 001's rollout workflow).
+    ``flexibleRollout`` at that percentage (a gradual rollout raised step by step).
     """
     env = environment or flag.default_environment
     touches_state = is_enabled is not None or rollout_percentage is not None or strategies is not None

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from core.admin import ServiceDeleteMixin, ShownOnceMixin, actor_of
 
-from . import services
+from . import services, tokens
 from .models import HEALTHY, OUT_OF_SERVICE, STARTING, UNHEALTHY, Instance, Service, ServiceTokenSecret
 
 COLOURS = {HEALTHY: "#2e7d32", UNHEALTHY: "#c62828", OUT_OF_SERVICE: "#6d4c41", STARTING: "#f9a825"}
@@ -107,7 +107,7 @@ class ServiceAdmin(admin.ModelAdmin):
 
 @admin.register(ServiceTokenSecret)
 class ServiceTokenSecretAdmin(ShownOnceMixin, ServiceDeleteMixin, admin.ModelAdmin):
-    """A tenant's secrets for seed 004's service tokens: the secret is shown once, in
+    """A tenant's secrets for the service tokens: the secret is shown once, in
     the page answering the add; rotate by adding one, moving the services, revoking
     the old one."""
 
@@ -133,15 +133,15 @@ class ServiceTokenSecretAdmin(ShownOnceMixin, ServiceDeleteMixin, admin.ModelAdm
     def save_model(self, request, obj, form, change):
         if change:
             return  # nothing of a secret changes after creation: revoke it and add another
-        row, raw = services.service_token_secret_create(tenant=obj.tenant, name=obj.name, actor=actor_of(request))
+        row, raw = tokens.service_token_secret_create(tenant=obj.tenant, name=obj.name, actor=actor_of(request))
         obj.pk, obj.kid = row.pk, row.kid
         request._shown_once = raw  # shown by response_add in the page itself, once
 
     def delete_model(self, request, obj):
-        services.service_token_secret_delete(secret=obj, actor=actor_of(request))
+        tokens.service_token_secret_delete(secret=obj, actor=actor_of(request))
 
     @admin.action(description="Revoke selected secrets (their tokens are refused at once)")
     def revoke(self, request, queryset):
         for secret in queryset.select_related("tenant"):
-            services.service_token_secret_revoke(secret=secret, actor=actor_of(request))
+            tokens.service_token_secret_revoke(secret=secret, actor=actor_of(request))
         self.message_user(request, f"Revoked {queryset.count()} secret(s).")

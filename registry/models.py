@@ -35,7 +35,8 @@ class Service(models.Model):
 
 
 class Instance(models.Model):
-    """One running copy of a service. Its integer id is seed 004's ``SERVICE_ID``.
+    """One running copy of a service. Its integer id is the ``service_id`` a service token and
+    ``POST /heartbeat`` name.
 
     Heartbeats that do not change the status are buffered in Redis and written to
     ``last_heartbeat`` set-based by ``heartbeat_flush`` (one conditional UPDATE
@@ -85,7 +86,7 @@ class SweepState(models.Model):
 
 
 class ServiceTokenSecret(models.Model):
-    """One tenant's HS256 secret for seed 004's service tokens; several may be
+    """One tenant's HS256 secret for its service tokens; several may be
     active at once, so a secret rotates without downtime (add, move the services,
     revoke the old one). A token names its secret with its ``kid`` header, or is
     tried against every active secret of the tenant its ``service_id`` belongs to.

@@ -1,4 +1,6 @@
-"""Registry reads: discovery and the service tokens' instances."""
+"""Registry reads: discovery, the owner and status of an instance, counts.
+
+The service-token secrets are read in ``tokens.py``."""
 from __future__ import annotations
 
 import random
@@ -134,7 +136,7 @@ def _instance_tenant_key(instance_id: int | str) -> str:
 
 
 def instance_owner(*, instance_id: int) -> tuple[int, str] | None:
-    """(tenant id, service name) of an instance, for seed 004's service tokens: kept
+    """(tenant id, service name) of an instance, for the service tokens: kept
     in this process and in Redis, dropped when the instance is deregistered
     (``instance_tenant_forget``). Neither changes while the instance exists."""
     key = _instance_tenant_key(instance_id)
@@ -154,58 +156,6 @@ def instance_owner(*, instance_id: int) -> tuple[int, str] | None:
 def instance_tenant(*, instance_id: int) -> int | None:
     owner = instance_owner(instance_id=instance_id)
     return None if owner is None else owner[0]
-
-
-# --- service-token secrets per tenant ---------------------------------------------
-#
-# Plain secrets are kept in this process only (never in Redis), dropped over
-# pub/sub when a secret is added, revoked or deleted.
-
-
-def _token_secrets_name(tenant_id: int) -> str:
-    return f"registry:service-token-secrets:{tenant_id}"
-
-
-def service_token_secrets(*, tenant_id: int) -> dict[str, Any]:
-    """``{"tenant": slug, "secrets": {kid: (id, secret)}}``: the tenant's active secrets."""
-    from tenants.models import Tenant
-
-    from .models import ServiceTokenSecret
-
-    def load() -> dict[str, Any]:
-        rows = ServiceTokenSecret.objects.filter(tenant_id=tenant_id, revoked_at__isnull=True).values_list("pk", "kid", "secret")
-        return {"tenant": Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first(),
-                "secrets": {kid: (pk, secret) for pk, kid, secret in rows}}
-
-    return invalidation.cached(_token_secrets_name(tenant_id), load)
-
-
-def service_token_candidates(*, tenant_id: int, kid: str | None) -> list[tuple[Any, str]]:
-    """(reference, secret) pairs a token of this tenant's instance may be signed
-    with: the secret its ``kid`` names, else every active secret of the tenant and,
-    for the one tenant SERVICE_JWT_SHARED_SECRET_TENANT names, SERVICE_JWT_SECRET."""
-    entry = service_token_secrets(tenant_id=tenant_id)
-    if kid is not None:
-        found = entry["secrets"].get(kid)
-        return [] if found is None else [found]
-    candidates = list(entry["secrets"].values())
-    shared = settings.SERVICE_JWT_SECRET
-    if shared and entry["tenant"] and entry["tenant"] == settings.SERVICE_JWT_SHARED_SECRET_TENANT:
-        candidates.append((("shared", shared), shared))
-    return candidates
-
-
-def service_token_secret_accepted(*, tenant_id: int, reference: Any) -> bool:
-    """Whether the secret that verified a cached token is still accepted for the tenant."""
-    return any(ref == reference for ref, _secret in service_token_candidates(tenant_id=tenant_id, kid=None))
-
-
-def service_token_secrets_forget(tenant_id: int) -> None:
-    """Drop the tenant's secrets everywhere now and again after commit (a request
-    racing the caller's transaction cannot leave the old set cached)."""
-    name = _token_secrets_name(tenant_id)
-    invalidation.invalidate(name)
-    transaction.on_commit(lambda: invalidation.invalidate(name))
 
 
 def instance_tenant_forget(*instance_ids: int) -> None:

@@ -127,7 +127,7 @@ def environment_delete(*, environment: Environment, actor: str, user_id: int | N
 
     Refused (``ValidationFailed``, nothing changed):
     - for the built-in ``development``, ``staging`` and ``production``: migrations,
-      seeds and clients assume they exist (as the built-in tenant ``default``);
+      the demo data and existing clients assume they exist (as the built-in tenant ``default``);
     - while config entries, flag states, flags (as their default environment) or
       API keys (as their OFREP environment) use it. Deleting would otherwise drop
       flag states (cascade) and unbind keys without any event of theirs: the
@@ -325,7 +325,7 @@ def config_set(
     user_id: int | None = None,
     can_read_secrets: bool = False,
 ) -> tuple[ConfigEntry, bool]:
-    """Create or update the entry of one scope (seed 000's PUT). Returns (entry, created)."""
+    """Create or update the entry of one scope (``PUT /config/tenants/{tenant_id}/configs/{key}``). Returns (entry, created)."""
     entry = (
         ConfigEntry.objects.filter(tenant=tenant, environment=environment, service_name=service_name or "", key=key)
         .select_related("tenant", "environment")

@@ -125,7 +125,7 @@ def service_token(db):
     first use; ``kid=True`` names it in the header)."""
     import jwt
 
-    from registry.services import service_token_secret_create
+    from registry.tokens import service_token_secret_create
 
     made = {}
 

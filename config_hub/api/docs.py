@@ -122,7 +122,7 @@ class ConfigExplainStepSerializer(serializers.Serializer):
 
 
 class ConfigValueSerializer(serializers.Serializer):
-    """A resolved config value (seed 001)."""
+    """A resolved config value (``GET /api/v1/config/{key}``)."""
 
     key = serializers.CharField()
     value = AnyJSON(help_text="null (and masked) for a secret without secrets:read")
@@ -175,7 +175,7 @@ class BundleRowSerializer(serializers.Serializer):
 
 
 class TenantConfigSerializer(serializers.Serializer):
-    """Seed 000's read."""
+    """A tenant's config read (``GET /config/tenants/{tenant_id}/configs/{config_key}``)."""
 
     config_key = serializers.CharField()
     config_value = AnyJSON()
@@ -185,7 +185,7 @@ class TenantConfigSerializer(serializers.Serializer):
 
 
 class TenantConfigWrittenSerializer(serializers.Serializer):
-    """Seed 000's write."""
+    """A tenant's config write (``PUT /config/tenants/{tenant_id}/configs/{config_key}``)."""
 
     config_key = serializers.CharField()
     config_value = AnyJSON()
@@ -323,13 +323,13 @@ class HealthyListSerializer(serializers.Serializer):
     services = InstanceOutSerializer(many=True)
 
 
-class SeedServiceUrlSerializer(serializers.Serializer):
+class ServiceUrlSerializer(serializers.Serializer):
     url = serializers.CharField()
     id = serializers.IntegerField()
     service_name = serializers.CharField()
 
 
-class SeedHeartbeatOutSerializer(serializers.Serializer):
+class HeartbeatOutSerializer(serializers.Serializer):
     service_id = serializers.IntegerField()
     status = serializers.CharField(help_text='"ok"')
 

@@ -30,7 +30,7 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                "description": "seed 004: HS256 with a secret of the instance's tenant (kid header optional; SERVICE_JWT_SECRET for the default tenant only), claim service_id"}
+                "description": "A service token: HS256 with a secret of the instance's tenant (kid header optional; SERVICE_JWT_SECRET for the default tenant only), claim service_id"}
 
 
 # Every answer an operation can give besides its own (views document those, with

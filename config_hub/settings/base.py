@@ -27,7 +27,7 @@ _DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdef"
 _DEV_FERNET_KEY = "ZGV2LW9ubHktZmVybmV0LWtleS1kby1ub3QtdXNlISE="
 SECRET_KEY = env_str("SECRET_KEY") or _DEV_SECRET_KEY
 FERNET_KEYS = env_list("FERNET_KEYS") or [_DEV_FERNET_KEY]
-# Seed 004's shared service-token secret is accepted for ONE tenant only (the
+# The shared service-token secret (SERVICE_JWT_SECRET) is accepted for ONE tenant only (the
 # built-in `default`, or the one named here; empty: for none). Every tenant can
 # have its own rotatable secrets (registry.ServiceTokenSecret, docs/security.md).
 SERVICE_JWT_SHARED_SECRET_TENANT = env_str("SERVICE_JWT_SHARED_SECRET_TENANT", "default") or ""
@@ -267,7 +267,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- hub behaviour ------------------------------------------------------------
 SERVICE_NAME = env_str("SERVICE_NAME") or "config-hub"
-# Seed 002 reads SERVICE_PORT; PORT (what run-dev and most platforms set) also works.
+# The port to listen on: SERVICE_PORT, else PORT (what run-dev and most platforms set).
 SERVICE_PORT = env_int("SERVICE_PORT", env_int("PORT", 8000))
 CONFIG_CACHE_TTL = env_int("CONFIG_CACHE_TTL", 300)
 API_KEY_CACHE_TTL = env_int("API_KEY_CACHE_TTL", 60)

@@ -1,7 +1,7 @@
 """The hub's signing secrets: each purpose has its own, none falls back to another.
 
 ``SECRET_KEY`` (Django: sessions, CSRF, password reset), ``JWT_SIGNING_KEY``
-(operators' JWTs) and ``SERVICE_JWT_SECRET`` (seed 004's service tokens, for one
+(operators' JWTs) and ``SERVICE_JWT_SECRET`` (the shared secret of service tokens, for one
 tenant) must be different secrets: a holder of one must not be able to sign for
 another. In production each must be set and all must differ (else the hub refuses
 to start); in development an unset one is derived from ``SECRET_KEY`` with an HMAC

@@ -51,7 +51,7 @@ def api_key_authenticate(request, token: str) -> Principal:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """``ApiKey <key>`` (seed 001) or ``Bearer <key>`` (seed 000)."""
+    """An API key as ``ApiKey <key>``, or as ``Bearer <key>`` (the static-token clients)."""
 
     def authenticate(self, request):
         header = _header(request)

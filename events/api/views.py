@@ -18,8 +18,8 @@ from core.validators import service_url_field
 from core.api.exceptions import error_body
 
 from .. import selectors, services, watch
-from ..dispatch import event_payload
 from ..history import history_rows
+from ..messages import event_payload
 from ..models import RESOURCE_TYPES, WebhookDelivery, WebhookSubscription
 
 

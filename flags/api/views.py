@@ -1,4 +1,4 @@
-"""Flag routes (seed 001) and OpenFeature's Remote Evaluation Protocol (OFREP)."""
+"""Flag routes and OpenFeature's Remote Evaluation Protocol (OFREP)."""
 from __future__ import annotations
 
 import functools
@@ -204,7 +204,7 @@ class FlagDetailView(APIView):
 
 
 class EvaluateView(APIView):
-    """Seed 001's ``is_feature_enabled``: ``{"flag_name", "environment", "user_id", "context"}``."""
+    """One flag for one user: ``{"flag_name", "environment", "user_id", "context"}``."""
 
     required_scopes = {"POST": "flags:read"}
 
@@ -381,7 +381,7 @@ class OfrepBulkView(APIView):
         return response
 
 
-# --- the lean path of seed 001's evaluate -----------------------------------------------
+# --- the lean path of the single-flag evaluate ------------------------------------------
 
 _evaluate_view = EvaluateView.as_view()
 

@@ -1,4 +1,4 @@
-"""Seed 004's service tokens: HS256 JWTs with a ``service_id`` claim, signed with a
+"""Service tokens: HS256 JWTs with a ``service_id`` claim, signed with a
 secret of the tenant that instance belongs to.
 
 A Bearer token that is a JWT with a ``service_id`` claim (and no simplejwt
@@ -61,7 +61,8 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1].startswith("chk_"):
             return None
         token = parts[1].strip()
-        from registry.selectors import instance_owner, service_token_secret_accepted
+        from registry.selectors import instance_owner
+        from registry.tokens import service_token_secret_accepted
 
         hit = _verified.get(token)
         if hit is None:
@@ -86,7 +87,8 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         """(verified claims, tenant id, the secret's reference) of a service token;
         None when the token is not one (another Bearer token); 401 when it is one
         that does not verify with a secret of its instance's tenant."""
-        from registry.selectors import instance_owner, service_token_candidates
+        from registry.selectors import instance_owner
+        from registry.tokens import service_token_candidates
 
         try:
             parsed = jwt.decode_complete(token, options={"verify_signature": False})

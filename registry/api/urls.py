@@ -1,4 +1,4 @@
-"""Registry routes: /api/v1/registry/... and seed 004's /services/{name} and /heartbeat."""
+"""Registry routes: /api/v1/registry/... and, at the root, /services/{name} and /heartbeat (the service-token routes)."""
 from django.urls import path
 
 from . import views
@@ -12,6 +12,6 @@ urlpatterns = [
 ]
 
 root_urlpatterns = [
-    path("services/<str:service_name>", views.SeedServiceUrlView.as_view(), name="seed-service-url"),
-    path("heartbeat", views.SeedHeartbeatView.as_view(), name="seed-heartbeat"),
+    path("services/<str:service_name>", views.ServiceUrlView.as_view(), name="service-url"),
+    path("heartbeat", views.HeartbeatView.as_view(), name="heartbeat"),
 ]

@@ -1,4 +1,4 @@
-"""Registry routes (seed 001 and seed 004)."""
+"""Registry routes: /api/v1/registry/... (API keys) and /services/{name}, /heartbeat (service tokens)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
@@ -13,7 +13,7 @@ from core.api.tenancy import request_tenant
 from core.errors import NotFound, ValidationFailed
 from core.validators import service_url_field
 
-from .. import selectors, services
+from .. import heartbeats, selectors, services
 from ..models import Instance
 
 
@@ -44,7 +44,7 @@ class HealthSerializer(StrictSerializer):
     service_url = service_url_field(required=False)
 
 
-class SeedHeartbeatSerializer(StrictSerializer):
+class HeartbeatSerializer(StrictSerializer):
     service_id = serializers.IntegerField(min_value=1)
     status = serializers.ChoiceField(choices=["healthy", "starting", "unhealthy"], required=False, default="healthy")
     response_time = serializers.FloatField(required=False, allow_null=True, min_value=0)
@@ -82,7 +82,7 @@ class RegisterView(APIView):
 
 
 class HealthView(APIView):
-    """Seed 001's ``PUT /api/v1/registry/health``: a heartbeat with the instance's own status.
+    """``PUT /api/v1/registry/health``: a heartbeat by service name, with the instance's own status.
 
     The body names a service, not an instance: the beat applies to the instances
     of that service this credential registered (or to one, with ``instance_id``
@@ -107,8 +107,8 @@ class HealthView(APIView):
         if not ids:
             raise NotFound(f"no instance of '{data['service_name']}' registered by this credential")
         for iid in ids:
-            services.instance_heartbeat(instance_id=iid, status=data["status"], response_time_ms=data.get("response_time"),
-                                        actor=request.auth.actor, tenant_id=tenant.pk)
+            heartbeats.instance_heartbeat(instance_id=iid, status=data["status"], response_time_ms=data.get("response_time"),
+                                          actor=request.auth.actor, tenant_id=tenant.pk)
         return Response({"service_name": data["service_name"], "status": data["status"], "instances": ids})
 
 
@@ -157,13 +157,13 @@ class InstanceDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class SeedServiceUrlView(APIView):
-    """Seed 004: ``GET /services/{name}`` → ``{"url": ...}``."""
+class ServiceUrlView(APIView):
+    """``GET /services/{name}`` → ``{"url": ...}``: the URL of one healthy instance, for a service token's client."""
 
     query_parameters = ANY_QUERY  # every parameter but tenant is a metadata filter
     required_scopes = {"GET": "registry:read"}
 
-    @extend_schema(responses={200: docs.SeedServiceUrlSerializer,
+    @extend_schema(responses={200: docs.ServiceUrlSerializer,
                               503: docs.error(503, "No healthy instance (or none matching the metadata filters)")})
     def get(self, request, service_name: str):
         tenant = request_tenant(request)
@@ -176,7 +176,7 @@ _BEAT_FIELDS = frozenset({"service_id", "status", "response_time"})
 _BEAT_STATUSES = frozenset({"healthy", "starting", "unhealthy"})
 
 
-def _seed_heartbeat_body(data) -> dict:
+def _heartbeat_body(data) -> dict:
     """The heartbeat body, validated. A heartbeat comes every few seconds from every
     instance and its body is nearly always the same plain shape: that shape is
     checked by hand (building the serializer's fields cost more than the
@@ -190,26 +190,26 @@ def _seed_heartbeat_body(data) -> dict:
                 and (response_time is None or (type(response_time) in (int, float) and 0 <= response_time < float("inf")))):
             return {"service_id": service_id, "status": status_,
                     "response_time": None if response_time is None else float(response_time)}
-    return _valid(SeedHeartbeatSerializer, data)
+    return _valid(HeartbeatSerializer, data)
 
 
-class SeedHeartbeatView(APIView):
-    """Seed 004: ``POST /heartbeat`` with ``{"service_id": 42}`` and that instance's service token."""
+class HeartbeatView(APIView):
+    """``POST /heartbeat`` with ``{"service_id": 42}`` and that instance's service token."""
 
     required_scopes = {"POST": "registry:write"}
 
-    @extend_schema(request=SeedHeartbeatSerializer, responses={200: docs.SeedHeartbeatOutSerializer})
+    @extend_schema(request=HeartbeatSerializer, responses={200: docs.HeartbeatOutSerializer})
     def post(self, request):
-        data = _seed_heartbeat_body(request.data)
+        data = _heartbeat_body(request.data)
         principal = request.auth
         if principal.kind == "service" and principal.ident != str(data["service_id"]):
             from rest_framework.exceptions import PermissionDenied
 
             raise PermissionDenied("the token's service_id names another instance")
         tenant = request_tenant(request)
-        result = services.instance_heartbeat(instance_id=data["service_id"], status=data["status"],
-                                             response_time_ms=data.get("response_time"), actor=principal.actor,
-                                             tenant_id=tenant.pk)
+        result = heartbeats.instance_heartbeat(instance_id=data["service_id"], status=data["status"],
+                                               response_time_ms=data.get("response_time"), actor=principal.actor,
+                                               tenant_id=tenant.pk)
         if result is None:
             raise NotFound("instance not found")
         return Response({"service_id": data["service_id"], "status": "ok"})

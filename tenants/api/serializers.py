@@ -24,7 +24,7 @@ class ConfigCreateSerializer(StrictSerializer):
                                          validators=[service_validator])
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     is_secret = serializers.BooleanField(required=False, default=False)
-    is_encrypted = serializers.BooleanField(required=False)  # seed 001's name for is_secret
+    is_encrypted = serializers.BooleanField(required=False)  # another name for is_secret, which existing clients send
     tenant = serializers.SlugField(required=False, allow_null=True, help_text="Omit for the request's tenant; null for global (platform keys).")
 
 

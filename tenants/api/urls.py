@@ -17,8 +17,8 @@ urlpatterns = [
     path("environments/", views.EnvironmentListView.as_view(), name="environment-list"),
 ]
 
-# Seed 000's routes, mounted at /config/.
-seed_urlpatterns = [
+# A tenant's configs addressed by tenant slug in the path (the static-token clients), mounted at /config/.
+tenant_config_urlpatterns = [
     path("tenants/<str:tenant_id>/configs/<str:config_key>", views.TenantConfigView.as_view(), name="tenant-config"),
     path("configs/<str:config_key>/all-tenants", views.AllTenantsConfigView.as_view(), name="all-tenants-config"),
 ]

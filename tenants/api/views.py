@@ -112,7 +112,7 @@ _SVC = OpenApiParameter("service_name", str, description="service name")
 
 
 def _config_read_body(key: str, data: dict, environment: str | None, service_name: str, reveal: bool) -> tuple[dict, str | None]:
-    """The answer of a config read (seed 001's shape) and its ETag."""
+    """The answer of a config read (``{"key", "value", ..., "source"}``) and its ETag."""
     value, masked = selectors.resolved_value(data, reveal=reveal)
     body = {
         "key": key,
@@ -140,7 +140,7 @@ def _config_read_etag(data: dict, reveal: bool) -> str | None:
 
 
 class ConfigKeyView(APIView):
-    """``GET /api/v1/config/{key}`` (resolve) and ``PUT/PATCH/DELETE /api/v1/config/{id}`` (seed 001)."""
+    """``GET /api/v1/config/{key}`` (resolve) and ``PUT/PATCH/DELETE /api/v1/config/{id}``."""
 
     query_parameters = {"GET": frozenset({"environment", "service_name", "explain"})}
     read_scope = "configs:read"
@@ -214,7 +214,7 @@ class ConfigKeyView(APIView):
 
 
 class ConfigCreateView(APIView):
-    """``POST /api/v1/config/`` (seed 001)."""
+    """``POST /api/v1/config/``: create an entry."""
 
     read_scope = "configs:read"
     write_scope = "configs:write"
@@ -304,7 +304,7 @@ class ConfigEntryDetailView(APIView):
 
 
 class ServiceBundleView(APIView):
-    """``GET /api/v1/config/service/{service_name}?environment=`` (seed 001 startup loading)."""
+    """``GET /api/v1/config/service/{service_name}?environment=`` (a service loading its configs at startup)."""
 
     query_parameters = frozenset({"environment"})
     read_scope = "configs:read"
@@ -323,7 +323,7 @@ class ServiceBundleView(APIView):
 
 
 class TenantConfigView(APIView):
-    """Seed 000: ``GET/PUT /config/tenants/{tenant_id}/configs/{config_key}``."""
+    """``GET/PUT /config/tenants/{tenant_id}/configs/{config_key}``: one key of one tenant, by slug."""
 
     query_parameters = {"GET": frozenset({"environment", "service_name"})}
     read_scope = "configs:read"
@@ -378,7 +378,7 @@ class TenantConfigView(APIView):
 
 
 class AllTenantsConfigView(APIView):
-    """Seed 000: ``GET /config/configs/{config_key}/all-tenants`` (``admin`` scope).
+    """``GET /config/configs/{config_key}/all-tenants`` (``admin`` scope).
 
     Lists every active tenant for which the key resolves (tenant scope, global or
     the schema default); tenants where nothing resolves are left out.

@@ -18,9 +18,9 @@ SECRET = "sk_live_never_leak_this_9f8e7d"
 
 @pytest.mark.worker
 def test_rollback__change_inside_failed_transaction__no_event_no_delivery(celery_worker_process, tenant):
-    from events.dispatch import outbox_sweep
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
+    from events.tasks import outbox_sweep
     from tenants.services import config_create
 
     with Receiver() as receiver:

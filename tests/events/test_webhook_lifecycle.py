@@ -33,9 +33,10 @@ def celery_worker_env():
 
 @pytest.mark.worker
 def test_global_config_change__reaches_matching_subscribers_of_two_tenants_once(celery_worker_process, tenant, other_tenant):
-    from events.dispatch import event_dispatch, outbox_sweep
+    from events.dispatch import event_dispatch
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
+    from events.tasks import outbox_sweep
     from tenants.services import config_create
 
     with Receiver() as acme, Receiver() as globex, Receiver() as flags_only:
@@ -48,7 +49,7 @@ def test_global_config_change__reaches_matching_subscribers_of_two_tenants_once(
         assert _wait(lambda: len(acme.requests) >= 1 and len(globex.requests) >= 2), _log(celery_worker_process)
         # Dispatching again (a second task, the sweep after a lost dispatched_at) sends nothing more.
         banner = Event.objects.get(key="feature.banner")
-        assert event_dispatch(event_id=banner.pk) == 0
+        assert event_dispatch(event_id=banner.pk).created == 0
         Event.objects.filter(tenant__isnull=True, resource_type="config").update(dispatched_at=None)
         outbox_sweep(older_than=0)
         time.sleep(1.5)
@@ -136,7 +137,7 @@ def test_dispatch_twice__second_run_sends_nothing(celery_worker_process, tenant)
         assert _wait(lambda: len(receiver.requests) == 1), _log(celery_worker_process)
         event = Event.objects.get(key="once")
 
-        assert event_dispatch(event_id=event.pk) == 0
+        assert event_dispatch(event_id=event.pk).created == 0
         Event.objects.filter(pk=event.pk).update(dispatched_at=None)  # as if the first run's mark were lost
         event_dispatch_task.apply_async(args=(event.pk,))
         assert _wait(lambda: Event.objects.get(pk=event.pk).dispatched_at is not None), _log(celery_worker_process)
@@ -194,16 +195,16 @@ def test_webhook__failing_for_disable_after__disabled_shown_and_sent_nothing_mor
         event_dispatch(event_id=event.pk)
         delivery = WebhookDelivery.objects.get(subscription=sub, event=event)
 
-        assert delivery_attempt(delivery_id=delivery.pk) == "retrying"
+        assert delivery_attempt(delivery_id=delivery.pk).outcome == "retrying"
         failing = api.get(f"/api/v1/webhooks/{sub.pk}").json()
         # A day (WEBHOOK_DISABLE_AFTER) of failures later:
         WebhookSubscription.objects.filter(pk=sub.pk).update(
             failing_since=timezone.now() - timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER + 60))
         WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
-        assert delivery_attempt(delivery_id=delivery.pk) == "disabled"
+        assert delivery_attempt(delivery_id=delivery.pk).outcome == "disabled"
 
         config_create(tenant=tenant, key="k2", value=2, actor="t")
-        assert event_dispatch(event_id=Event.objects.get(key="k2").pk) == 0
+        assert event_dispatch(event_id=Event.objects.get(key="k2").pk).created == 0
 
     assert settings.WEBHOOK_DISABLE_AFTER == 24 * 3600
     assert len(receiver.requests) == 2

@@ -49,7 +49,8 @@ def test_redis_down__flags_and_registry__answered_from_the_database(live_server,
     import jwt
 
     from flags.services import flag_create
-    from registry.services import instance_register, service_token_secret_create
+    from registry.services import instance_register
+    from registry.tokens import service_token_secret_create
 
     flag_create(tenant=tenant, name="beta", environment=environments["production"], is_enabled=True, actor="test")
     inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="test")
@@ -134,9 +135,9 @@ def test_broker_down__change_commits__delivered_once_after_it_returns(celery_wor
     """Redis is this hub's broker too: stop it, change a config, start it, the sweep sends it."""
     import time as _time
 
-    from events.dispatch import outbox_sweep
     from events.models import Event
     from events.services import webhook_create
+    from events.tasks import outbox_sweep
     from tenants.services import config_create
     from tests.receiver import Receiver
 

@@ -328,14 +328,14 @@ def test_metrics__webhook_deliveries_counter__moves_by_outcome(tenant, client):
         webhook_create(tenant=tenant, url=receiver.url, resource_types=["config"], actor="t")
         config_create(tenant=tenant, key="metrics.key", value=1, actor="t")
         event = Event.objects.get(resource_type="config", key="metrics.key")
-        assert event_dispatch(event_id=event.pk) == 1
+        assert event_dispatch(event_id=event.pk).created == 1
         delivery = WebhookDelivery.objects.get(event=event)
         before = _deliveries(client)
 
-        first = delivery_attempt(delivery_id=delivery.pk)
+        first = delivery_attempt(delivery_id=delivery.pk).outcome
         after_failure = _deliveries(client)
         WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
-        second = delivery_attempt(delivery_id=delivery.pk)
+        second = delivery_attempt(delivery_id=delivery.pk).outcome
         after_success = _deliveries(client)
 
     assert (first, second) == ("retrying", "succeeded")

@@ -43,7 +43,8 @@ def test_health__beat_ran_long_ago__degraded(client, settings):
 
 def test_metrics__parse__counters_move_with_the_actions(client, tenant, environments, make_key, client_for):
     from flags.services import flag_create
-    from registry.services import instance_heartbeat, instance_register
+    from registry.heartbeats import instance_heartbeat
+    from registry.services import instance_register
     from tenants.services import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")

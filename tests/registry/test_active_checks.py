@@ -65,7 +65,7 @@ def checks_on(settings):
     settings.REGISTRY_CHECK_TIMEOUT = 1.0
 
     def run():
-        from registry.services import instance_active_checks
+        from registry.checks import instance_active_checks
 
         cache.delete("registry:checks-lock")  # one run per beat interval; tests run them back to back
         return instance_active_checks()
@@ -130,7 +130,8 @@ def test_flapping_endpoint__status_never_changes(tenant, endpoints, checks_on):
 
 
 def test_marked_down_by_checks__own_heartbeat_does_not_overrule(tenant, endpoints, checks_on):
-    from registry.services import instance_heartbeat, instance_register
+    from registry.heartbeats import instance_heartbeat
+    from registry.services import instance_register
 
     bad = endpoints(503)
     inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", health_check_url=bad.url, actor="t")
@@ -162,7 +163,8 @@ def test_unreachable_or_drained__unreachable_counts_as_failure_drained_not_probe
 
 
 def test_checks_off__nothing_probed(tenant, endpoints, settings):
-    from registry.services import instance_active_checks, instance_register
+    from registry.checks import instance_active_checks
+    from registry.services import instance_register
 
     settings.REGISTRY_ACTIVE_CHECKS = False
     e = endpoints(500)
@@ -180,7 +182,8 @@ def test_quick_trial_ttl_shorter_than_sweep_interval__silent_instance_marked(ten
     from django.utils import timezone
 
     from registry.models import Instance
-    from registry.services import instance_register, instance_sweep
+    from registry.services import instance_register
+    from registry.sweep import instance_sweep
 
     settings.REGISTRY_HEARTBEAT_TTL = 4
     settings.REGISTRY_SWEEP_INTERVAL = 15

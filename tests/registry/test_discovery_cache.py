@@ -54,7 +54,8 @@ def test_warm_discovery__cached_read_makes_no_query(tenant, reader, django_captu
 
 def test_warm_discovery__sweep_marks_the_last_instance__503_at_once(tenant, reader, settings, django_capture_on_commit_callbacks):
     from registry.models import Instance, SweepState
-    from registry.services import instance_register, instance_sweep
+    from registry.services import instance_register
+    from registry.sweep import instance_sweep
 
     settings.REGISTRY_MAX_EVICT_RATIO = 1.0
     with django_capture_on_commit_callbacks(execute=True):
@@ -110,8 +111,9 @@ def test_admin_delete_service__instances_announced_and_discovery_404(tenant, rea
 
 @pytest.mark.parametrize("buffered", [True, False], ids=["redis-buffer", "database"])
 def test_heartbeat_fast_path__time_and_response_time_written_status_kept(tenant, settings, buffered, django_capture_on_commit_callbacks):
+    from registry.heartbeats import heartbeat_flush, instance_heartbeat
     from registry.models import Instance
-    from registry.services import heartbeat_flush, instance_drain, instance_heartbeat, instance_register
+    from registry.services import instance_drain, instance_register
 
     settings.REGISTRY_HEARTBEAT_BUFFER = buffered
     inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
@@ -131,8 +133,9 @@ def test_heartbeat_fast_path__time_and_response_time_written_status_kept(tenant,
 
 
 def test_heartbeat__instance_of_another_tenant__not_touched(tenant, other_tenant):
+    from registry.heartbeats import instance_heartbeat
     from registry.models import Instance
-    from registry.services import instance_heartbeat, instance_register
+    from registry.services import instance_register
 
     inst, _ = instance_register(tenant=other_tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
     old = timezone.now() - timedelta(seconds=60)

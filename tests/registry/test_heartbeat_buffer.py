@@ -33,7 +33,7 @@ def _token(instance_id) -> str:
     """Seed 004's token for the instance, signed with a secret of its tenant (made on first use)."""
     if instance_id not in _TOKENS:
         from registry.models import Instance
-        from registry.services import service_token_secret_create
+        from registry.tokens import service_token_secret_create
 
         tenant = Instance.objects.select_related("service__tenant").get(pk=instance_id).service.tenant
         _, raw = service_token_secret_create(tenant=tenant, name=f"beat-{instance_id}", actor="t")
@@ -56,7 +56,7 @@ def _age(instance_id, seconds):
 
 
 def _flush(on_commit):
-    from registry.services import heartbeat_flush
+    from registry.heartbeats import heartbeat_flush
 
     with on_commit(execute=True):
         return heartbeat_flush()
@@ -93,8 +93,8 @@ def test_heartbeat__warm__no_query_then_flush_writes_time_and_response_time(tena
 
 
 def test_heartbeat__flush_never_moves_last_heartbeat_back(tenant, settings, client, django_capture_on_commit_callbacks):
+    from registry.heartbeats import BEATS_KEY
     from registry.models import Instance
-    from registry.services import BEATS_KEY
 
     inst = _register(tenant)
     get_redis_connection("default").hset(BEATS_KEY, inst.pk, repr((timezone.now() - timedelta(seconds=500)).timestamp()))
@@ -107,7 +107,7 @@ def test_heartbeat__flush_never_moves_last_heartbeat_back(tenant, settings, clie
 
 def test_sweep__only_recent_beat_still_buffered__not_marked(tenant, settings, client, django_capture_on_commit_callbacks):
     from registry.models import Instance, SweepState
-    from registry.services import instance_sweep
+    from registry.sweep import instance_sweep
 
     settings.REGISTRY_HEARTBEAT_TTL = 90
     settings.REGISTRY_MAX_EVICT_RATIO = 1.0
@@ -185,7 +185,7 @@ def test_heartbeat__drained__beat_buffered_and_stays_out_of_service(tenant, sett
 def test_heartbeat__after_the_sweep_marks_it__next_beat_brings_it_back_at_once(tenant, settings, client,
                                                                              django_capture_on_commit_callbacks):
     from registry.models import Instance, SweepState
-    from registry.services import instance_sweep
+    from registry.sweep import instance_sweep
 
     settings.REGISTRY_MAX_EVICT_RATIO = 1.0
     inst = _register(tenant, on_commit=django_capture_on_commit_callbacks)
@@ -205,8 +205,8 @@ def test_heartbeat__after_the_sweep_marks_it__next_beat_brings_it_back_at_once(t
 
 
 def test_heartbeat_flush__10_or_5000_beats__same_number_of_queries(tenant, settings, django_capture_on_commit_callbacks):
+    from registry.heartbeats import BEAT_RT_KEY, BEATS_KEY, heartbeat_flush
     from registry.models import Instance, Service
-    from registry.services import BEAT_RT_KEY, BEATS_KEY, heartbeat_flush
 
     svc = Service.objects.create(tenant=tenant, name="api")
     old = timezone.now() - timedelta(seconds=60)
@@ -232,7 +232,7 @@ def test_heartbeat_flush__10_or_5000_beats__same_number_of_queries(tenant, setti
 
 def test_heartbeat_flush__crashed_between_rename_and_commit__next_flush_writes_it(tenant, settings, client, monkeypatch,
                                                                                  django_capture_on_commit_callbacks):
-    from registry import services
+    from registry import heartbeats
     from registry.models import Instance
 
     a = _register(tenant)
@@ -244,7 +244,7 @@ def test_heartbeat_flush__crashed_between_rename_and_commit__next_flush_writes_i
     def crash(rows):
         raise RuntimeError("worker died")
 
-    monkeypatch.setattr(services, "_write_beats", crash)
+    monkeypatch.setattr(heartbeats, "_write_beats", crash)
     with pytest.raises(RuntimeError):
         _flush(django_capture_on_commit_callbacks)
     monkeypatch.undo()
@@ -260,35 +260,35 @@ def test_heartbeat_flush__crashed_between_rename_and_commit__next_flush_writes_i
     assert rows[a.pk].last_heartbeat > old and rows[b.pk].last_heartbeat > old
     assert rows[a.pk].response_time_ms == 4.0
     assert redis.keys("registry:beats:flushing:*") == [] and redis.keys("registry:beat-rt:flushing:*") == []
-    assert redis.scard(services.FLUSHING_KEY) == 0
+    assert redis.scard(heartbeats.FLUSHING_KEY) == 0
 
 
 def test_heartbeat__redis_down__written_to_the_database_at_once(tenant, settings, client, monkeypatch):
-    from registry import services
+    from registry import heartbeats
     from registry.models import Instance
 
     inst = _register(tenant)
     old = _age(inst.pk, 60)
-    monkeypatch.setattr(services, "_redis_down_until", [0.0])
+    monkeypatch.setattr(heartbeats, "_redis_down_until", [0.0])
 
     def down():
         raise ConnectionError("redis down")
 
-    monkeypatch.setattr(services, "_redis", down)
+    monkeypatch.setattr(heartbeats, "_redis", down)
 
     assert _beat(client, settings, inst.pk, response_time=9.0).status_code == 200
     row = Instance.objects.get(pk=inst.pk)
     assert row.last_heartbeat > old and row.response_time_ms == 9.0
     # Redis stays skipped for a while: the next beat goes to the database too.
     _age(inst.pk, 60)
-    assert services.instance_heartbeat(instance_id=inst.pk, actor="t") is not None
+    assert heartbeats.instance_heartbeat(instance_id=inst.pk, actor="t") is not None
     assert Instance.objects.get(pk=inst.pk).last_heartbeat > old
-    assert services.heartbeat_flush() == {"skipped": "redis_down"}
+    assert heartbeats.heartbeat_flush() == {"skipped": "redis_down"}
 
 
 def test_heartbeat__without_redis__database_fast_path(tenant, settings):
+    from registry.heartbeats import heartbeat_flush, instance_heartbeat
     from registry.models import Instance
-    from registry.services import heartbeat_flush, instance_heartbeat
 
     inst = _register(tenant)
     old = _age(inst.pk, 60)
@@ -313,8 +313,8 @@ def test_beat_schedule__flushes_heartbeats_every_interval(settings):
 
 def test_active_checks__fresh_heartbeat_still_buffered__counts(tenant, settings, endpoints, checks_on,
                                                              django_capture_on_commit_callbacks):
+    from registry.heartbeats import instance_heartbeat
     from registry.models import Instance
-    from registry.services import instance_heartbeat
 
     endpoint = endpoints(503)
     inst = _register(tenant)

@@ -42,8 +42,8 @@ def _add_header_to_requests(monkeypatch, header: str) -> None:
 
 
 def test_seed001__register_beat_discover_list__work_unchanged(seed_env, tenant, make_key, monkeypatch):
+    from registry.heartbeats import heartbeat_flush
     from registry.models import Instance
-    from registry.services import heartbeat_flush
 
     key = make_key(tenant=tenant, scopes=["registry:read", "registry:write"], name="user-service")
     monkeypatch.setenv("CONFIG_SERVICE_API_KEY", key)
@@ -109,8 +109,10 @@ def _patch_httpx_headers(monkeypatch, header: str) -> None:
 @pytest.mark.parametrize("secret_of", ["shared SERVICE_JWT_SECRET, default tenant", "tenant's own secret"])
 def test_seed004__service_url_and_heartbeat_with_own_jwt__work_unchanged(secret_of, seed_env, tenant, default_tenant, settings,
                                                                           monkeypatch):
+    from registry.heartbeats import heartbeat_flush
     from registry.models import Instance
-    from registry.services import heartbeat_flush, instance_register, service_token_secret_create
+    from registry.services import instance_register
+    from registry.tokens import service_token_secret_create
 
     settings.SERVICE_JWT_SECRET = "a-shared-service-secret-for-tests-0123456789"
     if secret_of.startswith("shared"):

@@ -58,7 +58,7 @@ def test_shared_secret__default_tenant_only_unless_the_setting_names_another(ten
 
 
 def test_tenant_secret__naming_another_tenants_instance__401_with_or_without_kid(tenant, other_tenant, client):
-    from registry.services import service_token_secret_create
+    from registry.tokens import service_token_secret_create
 
     theirs = _register(other_tenant)
     row, secret = service_token_secret_create(tenant=tenant, name="acme fleet", actor="t")
@@ -72,7 +72,7 @@ def test_tenant_secret__naming_another_tenants_instance__401_with_or_without_kid
 
 def test_tenant_secrets__rotation__both_active_work_revoked_refused_on_the_next_request(tenant, client,
                                                                                        django_capture_on_commit_callbacks):
-    from registry.services import service_token_secret_create, service_token_secret_revoke
+    from registry.tokens import service_token_secret_create, service_token_secret_revoke
 
     me = _register(tenant)
     old_row, old = service_token_secret_create(tenant=tenant, name="2025", actor="t")
@@ -135,7 +135,7 @@ def test_tenant_secret__stored_encrypted_never_in_events(tenant):
     from django.db import connection
 
     from events.models import Event
-    from registry.services import service_token_secret_create
+    from registry.tokens import service_token_secret_create
 
     row, secret = service_token_secret_create(tenant=tenant, actor="t")
 
@@ -186,7 +186,7 @@ def test_admin_add_service_token_secret__shown_once_then_never(tenant, admin_use
 def test_admin_revoke_service_token_secret__its_tokens_refused(tenant, admin_user, client):
     from django.test import Client
 
-    from registry.services import service_token_secret_create
+    from registry.tokens import service_token_secret_create
 
     me = _register(tenant)
     row, secret = service_token_secret_create(tenant=tenant, actor="t")

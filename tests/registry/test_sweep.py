@@ -35,7 +35,7 @@ def _steady_state(now=None, gap: float = 1.0):
 def test_sweep__silent_past_ttl__marked_unhealthy_with_event(tenant, settings):
     from events.models import Event
     from registry.models import Instance
-    from registry.services import instance_sweep
+    from registry.sweep import instance_sweep
 
     settings.REGISTRY_MAX_EVICT_RATIO = 1.0
     _fleet(tenant, 3, age_seconds=10)
@@ -55,7 +55,7 @@ def test_sweep__silent_past_ttl__marked_unhealthy_with_event(tenant, settings):
 
 def test_sweep__hub_down_longer_than_ttl__marks_nobody_until_a_full_ttl(tenant, settings):
     from registry.models import Instance, SweepState
-    from registry.services import instance_sweep
+    from registry.sweep import instance_sweep
 
     settings.REGISTRY_HEARTBEAT_TTL = 90
     _fleet(tenant, 4, age_seconds=600)
@@ -73,7 +73,7 @@ def test_sweep__hub_down_longer_than_ttl__marks_nobody_until_a_full_ttl(tenant, 
 
 def test_sweep__more_than_ratio_silent__marks_but_removes_none(tenant, settings, caplog):
     from registry.models import Instance
-    from registry.services import instance_sweep
+    from registry.sweep import instance_sweep
 
     settings.REGISTRY_HEARTBEAT_TTL = 5
     settings.REGISTRY_DEREGISTER_AFTER = 60
@@ -93,7 +93,7 @@ def test_sweep__more_than_ratio_silent__marks_but_removes_none(tenant, settings,
 
 def test_sweep__unhealthy_past_deregister_after__removed(tenant, settings):
     from registry.models import Instance
-    from registry.services import instance_sweep
+    from registry.sweep import instance_sweep
 
     settings.REGISTRY_HEARTBEAT_TTL = 5
     settings.REGISTRY_DEREGISTER_AFTER = 60
@@ -110,7 +110,7 @@ def test_sweep__unhealthy_past_deregister_after__removed(tenant, settings):
 
 def test_sweep__10_or_10000_instances__same_number_of_queries(tenant, settings):
     from registry.models import Instance
-    from registry.services import instance_sweep
+    from registry.sweep import instance_sweep
 
     settings.REGISTRY_HEARTBEAT_TTL = 5
     settings.REGISTRY_MAX_EVICT_RATIO = 1.0
@@ -132,7 +132,7 @@ def test_sweep__lock_held_by_another_beat__skips(tenant, settings):
 
     from django.db import connections, transaction
 
-    from registry.services import _LOCK_ID, instance_sweep
+    from registry.sweep import _LOCK_ID, instance_sweep
 
     _steady_state()
     held, release = threading.Event(), threading.Event()
@@ -156,8 +156,9 @@ def test_sweep__lock_held_by_another_beat__skips(tenant, settings):
 
 
 def test_drained__never_discovered_and_heartbeat_keeps_it_drained(tenant, make_key, client_for):
+    from registry.heartbeats import instance_heartbeat
     from registry.models import Instance
-    from registry.services import instance_drain, instance_heartbeat, instance_register
+    from registry.services import instance_drain, instance_register
 
     inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
     instance_drain(instance=inst, actor="user:ops")
@@ -189,8 +190,9 @@ def test_discover__metadata_filter_and_other_tenant(tenant, other_tenant, make_k
 @pytest.mark.worker
 def test_worker__sweep_through_broker__ttl_then_beat_then_removal(celery_worker_process, tenant, settings):
     """A real worker runs the beat's task: silent → unhealthy → one beat → healthy → silent → removed."""
+    from registry.heartbeats import instance_heartbeat
     from registry.models import Instance
-    from registry.services import instance_heartbeat, instance_register
+    from registry.services import instance_register
     from registry.tasks import registry_sweep_task
 
     # The worker process reads these from its environment at start.

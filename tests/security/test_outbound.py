@@ -150,7 +150,7 @@ def test_delivery__loopback_receiver_in_production__blocked_not_sent_log_says_bl
         sub, delivery = _delivery_for(tenant, receiver.url)
         settings.OUTBOUND_ALLOW_LOOPBACK = False
 
-        outcome = delivery_attempt(delivery_id=delivery.pk)
+        outcome = delivery_attempt(delivery_id=delivery.pk).outcome
 
     assert outcome == "blocked"
     assert receiver.requests == []
@@ -169,7 +169,7 @@ def test_delivery__name_resolving_to_loopback_in_production__blocked(settings, t
         _sub, delivery = _delivery_for(tenant, receiver.url.replace("127.0.0.1", "localhost"))
         settings.OUTBOUND_ALLOW_LOOPBACK = False
 
-        outcome = delivery_attempt(delivery_id=delivery.pk)
+        outcome = delivery_attempt(delivery_id=delivery.pk).outcome
 
     assert (outcome, receiver.requests) == ("blocked", [])
     assert WebhookDelivery.objects.get(pk=delivery.pk).status == "blocked"
@@ -182,7 +182,7 @@ def test_delivery__loopback_receiver_allow_listed_in_production__delivered(produ
     with Receiver() as receiver:
         _sub, delivery = _delivery_for(tenant, receiver.url)
 
-        outcome = delivery_attempt(delivery_id=delivery.pk)
+        outcome = delivery_attempt(delivery_id=delivery.pk).outcome
 
     assert outcome == "succeeded"
     assert len(receiver.requests) == 1
@@ -305,7 +305,7 @@ def test_delivery__receiver_trickles_headers__attempt_ends_at_the_total_deadline
         _sub, delivery = _delivery_for(tenant, trickle.url)
         started = time.monotonic()
 
-        outcome = delivery_attempt(delivery_id=delivery.pk)
+        outcome = delivery_attempt(delivery_id=delivery.pk).outcome
         elapsed = time.monotonic() - started
     finally:
         trickle.close()
@@ -321,8 +321,9 @@ def test_delivery__receiver_trickles_headers__attempt_ends_at_the_total_deadline
 def test_active_checks__loopback_health_url_in_production__not_probed_status_unchanged(production, tenant):
     from django.core.cache import cache
 
+    from registry.checks import instance_active_checks
     from registry.models import Instance
-    from registry.services import instance_active_checks, instance_register
+    from registry.services import instance_register
     from tests.registry.test_active_checks import HealthEndpoint
 
     production.REGISTRY_ACTIVE_CHECKS = True

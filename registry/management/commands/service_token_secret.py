@@ -2,19 +2,19 @@
 
 ``create`` prints the key id and the secret (shown once) on stdout, tab-separated,
 so ``read KID SECRET < <(manage.py service_token_secret create --tenant acme)`` works.
-A service signs its seed 004 token with the secret (optionally naming it with the
+A service signs its service token (``POST /heartbeat``, ``GET /services/{name}``) with the secret (optionally naming it with the
 ``kid`` header); rotate by creating a new one, moving the services, revoking the old.
 """
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import DomainError
-from registry import services
+from registry import tokens
 from registry.models import ServiceTokenSecret
 from tenants.models import Tenant
 
 
 class Command(BaseCommand):
-    help = "Create, list or revoke a tenant's service-token secrets (seed 004)."
+    help = "Create, list or revoke a tenant's service-token secrets."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             if tenant is None:
                 raise CommandError(f"tenant '{options['tenant']}' does not exist")
             try:
-                row, raw = services.service_token_secret_create(tenant=tenant, name=options["name"], actor="system:cli")
+                row, raw = tokens.service_token_secret_create(tenant=tenant, name=options["name"], actor="system:cli")
             except DomainError as exc:
                 raise CommandError(exc.message) from exc
             self.stdout.write(f"{row.kid}\t{raw}")
@@ -47,5 +47,5 @@ class Command(BaseCommand):
             row = ServiceTokenSecret.objects.select_related("tenant").defer("secret").filter(kid=options["kid"]).first()
             if row is None:
                 raise CommandError(f"no service-token secret with key id '{options['kid']}'")
-            services.service_token_secret_revoke(secret=row, actor="system:cli")
+            tokens.service_token_secret_revoke(secret=row, actor="system:cli")
             self.stdout.write(f"revoked {row.kid} ({row.tenant.slug})")

@@ -101,4 +101,4 @@ class Command(BaseCommand):
 
         if not Flag.objects.filter(tenant=tenant, name="new_payment_flow").exists():
             flag_create(tenant=tenant, name="new_payment_flow", environment=prod, is_enabled=True, rollout_percentage=50,
-                        description="demo: the seed 001 rollout example", actor=ACTOR)
+                        description="demo: a gradual rollout at 50%", actor=ACTOR)
