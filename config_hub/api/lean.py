@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 
-from .authentication import API_KEY_PREFIX
+from .principal import API_KEY_PREFIX
 from .renderers import dumps
 
 _PLAIN_ACCEPT = (None, "*/*", "application/json")

@@ -17,7 +17,7 @@ from config_hub.api import docs
 from config_hub.api.conditional import conditional_response, etag_for, expected_version, not_modified
 from config_hub.api.lean import json_response, lean_principal
 from config_hub.api.parsers import loads
-from config_hub.api.strict import StrictSerializer, refuse_unknown, unknown_names
+from config_hub.api.strict import StrictSerializer, refuse_unknown, unknown_names, validated_body
 from config_hub.api.tenancy import request_tenant, tenant_for_principal
 from config_hub.api.throttling import admit
 from config_hub.errors import DomainError, NotFound, ValidationFailed
@@ -28,13 +28,6 @@ from ..engine import Evaluation
 from ..models import Flag
 from .bodies import evaluate_all_body, evaluate_body
 
-
-def _valid(serializer_class, data):
-    if not isinstance(data, dict):
-        raise ValidationFailed("the request body must be a JSON object")
-    ser = serializer_class(data=data)
-    ser.is_valid(raise_exception=True)
-    return ser.validated_data
 
 
 class FlagCreateSerializer(StrictSerializer):
@@ -145,7 +138,7 @@ class FlagListCreateView(APIView):
 
     @extend_schema(request=FlagCreateSerializer, responses={201: docs.FlagOutSerializer, **docs.errors(409)})
     def post(self, request):
-        data = _valid(FlagCreateSerializer, request.data)
+        data = validated_body(FlagCreateSerializer, request.data)
         tenant = request_tenant(request)
         env = environment_named(data["environment"]) if data.get("environment") else None
         flag = services.flag_create(
@@ -184,7 +177,7 @@ class FlagDetailView(APIView):
 
     def _update(self, request, flag_id: str):
         flag = self._flag(request, flag_id)
-        data = _valid(FlagUpdateSerializer, request.data)
+        data = validated_body(FlagUpdateSerializer, request.data)
         env_slug = data.get("environment") or request.query_params.get("environment")
         env = environment_named(env_slug) if env_slug else None
         flag = services.flag_update(
