@@ -75,7 +75,7 @@ def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
     from flags.engine import EngineError, validate_feature
     from flags.models import flag_name_problem
 
-    from .services import config_validate
+    from .schemas import config_validate
 
     if not isinstance(document, dict) or document.get("format") != "config-hub":
         raise ValidationFailed("not a config hub export (format: config-hub)")
@@ -143,7 +143,7 @@ def tenant_import(*, tenant: Tenant, document: Any, actor: str, user_id: int | N
     from flags.models import Flag
     from flags.services import flag_create, flag_update
 
-    from .services import config_set
+    from .services.configs import config_set
 
     configs, flags = _plan(tenant, document)
     envs = {e.slug: e for e in Environment.objects.all()}

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 
 def _seed(tenant):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="db.pool", value={"size": 5}, actor="test")
 
@@ -137,7 +137,7 @@ def test_broker_down__change_commits__delivered_once_after_it_returns(celery_wor
     from events.dispatch import outbox_sweep
     from events.models import Event
     from events.services import webhook_create
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
     from tests.receiver import Receiver
 
     with Receiver() as receiver:

@@ -26,7 +26,7 @@ def _vector_files():
 
 @pytest.mark.parametrize("filename", _vector_files())
 def test_vectors_through_api__import_then_evaluate__every_case_as_specified(filename, vector_env, make_key, client_for):
-    from tenants.services import tenant_create
+    from tenants.services.tenants import tenant_create
 
     doc = json.loads((SPEC / filename).read_text())
     tenant = tenant_create(slug="vectors", name="vectors", actor="test")

@@ -129,7 +129,7 @@ def test_usage__reused_answers__every_evaluation_counted(tenant, environments, c
 
 def test_evaluate__environment_deleted__next_request_refused(tenant, environments, client,
                                                             django_capture_on_commit_callbacks):
-    from tenants.services import environment_create, environment_delete
+    from tenants.services.environments import environment_create, environment_delete
 
     env = environment_create(slug="qa", actor="t")
     for _ in range(2):  # the slug is now held by this process
@@ -144,7 +144,7 @@ def test_evaluate__environment_deleted__next_request_refused(tenant, environment
 
 
 def test_evaluate__environment_created__usable_at_once(tenant, environments, client):
-    from tenants.services import environment_create
+    from tenants.services.environments import environment_create
 
     r = client.post("/api/v1/feature-flags/evaluate-all", {"environment": "preview"}, format="json")
     assert r.status_code == 404

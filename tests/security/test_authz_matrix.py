@@ -71,7 +71,7 @@ def _b64(data: dict) -> str:
 @pytest.fixture
 def tenant_a_data(tenant, environments):
     """Tenant A ("acme") with a config, a secret and whatever other apps add."""
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     from events.services import webhook_create
     from flags.services import flag_create

@@ -68,7 +68,7 @@ def test_config_post__every_field_seed_001_sends__still_accepted(api):
 
 def test_config_put_and_patch__unknown_field__400_and_value_unchanged(api, tenant):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="retry.max", value=3, actor="t")
 
@@ -111,7 +111,7 @@ def test_tenant_and_environment_bodies__unknown_field__400(environments, make_ke
 
 
 def test_config_revert__unknown_field__400(api, tenant):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="k", value=1, actor="t")
 
@@ -129,7 +129,7 @@ def test_token_obtain__unknown_field__400(admin_user, client_for):
 
 
 def test_config_list__misspelt_filter__400_never_a_wider_list(api, tenant):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")
 
@@ -149,7 +149,7 @@ def test_config_list__unknown_environment__400_naming_it(api):
 
 
 def test_config_read__misspelt_parameter__400_not_the_tenant_wide_value(api, tenant, environments):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="db.url", value="tenant-wide", actor="t")
 

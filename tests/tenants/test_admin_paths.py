@@ -52,7 +52,7 @@ def _staff(django_user_model, *codenames, username="viewer"):
 def test_admin_delete_api_key__next_request_with_it_is_401(tenant, make_key, client_for, admin_user, client,
                                                            django_capture_on_commit_callbacks):
     from tenants.models import ApiKey
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="ui.theme", value="light", actor="t")
     raw = make_key(tenant=tenant, scopes=["configs:read"], name="doomed")
@@ -152,7 +152,7 @@ def test_admin_delete_builtin_tenant__refused_with_a_message_nothing_deleted(def
 
 def test_admin_bulk_delete_schema__event_with_actor(admin_user, client, django_capture_on_commit_callbacks):
     from tenants.models import ConfigSchema
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     schema, _ = schema_set(key="limits", schema={"type": "object"}, actor="t")
     client.force_login(admin_user)
@@ -172,7 +172,7 @@ def test_admin_bulk_delete_schema__event_with_actor(admin_user, client, django_c
 def test_admin_delete_unused_environment__deleted_with_event(environments, admin_user, client,
                                                             django_capture_on_commit_callbacks):
     from tenants.models import Environment
-    from tenants.services import environment_create
+    from tenants.services.environments import environment_create
 
     qa = environment_create(slug="qa", name="QA", actor="t")
     client.force_login(admin_user)
@@ -188,7 +188,7 @@ def test_admin_delete_unused_environment__deleted_with_event(environments, admin
 def test_admin_delete_environment_in_use_or_builtin__refused_with_a_message(tenant, environments, admin_user, client):
     from flags.services import flag_create
     from tenants.models import Environment
-    from tenants.services import environment_create
+    from tenants.services.environments import environment_create
 
     qa = environment_create(slug="qa", name="QA", actor="t")
     flag_create(tenant=tenant, name="beta", environment=qa, is_enabled=True, actor="t")
@@ -223,7 +223,7 @@ def test_admin_rename_environment__event_and_audit_actor(environments, admin_use
 
 @pytest.mark.parametrize("secret", [False, True])
 def test_config_entry_page__view_only_staff__shown_read_only(secret, tenant, environments, client, django_user_model):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="smtp.host", value="mail.example", environment=environments["production"],
                           is_secret=secret, actor="t")
@@ -239,7 +239,7 @@ def test_config_entry_page__view_only_staff__shown_read_only(secret, tenant, env
 def test_config_entry_revert__admin_history_page__reverted_through_the_service(tenant, admin_user, client,
                                                                                 django_capture_on_commit_callbacks):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create, config_update
+    from tenants.services.configs import config_create, config_update
 
     entry = config_create(tenant=tenant, key="retry.max", value=3, actor="t")
     first = entry.history.order_by("history_id").first()
@@ -260,7 +260,7 @@ def test_config_entry_revert__admin_history_page__reverted_through_the_service(t
 def test_config_entry_secret__description_saved_with_the_mask_untouched__value_kept(tenant, client, django_user_model):
     from tenants.admin import MASK
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="smtp.password", value="hunter2", is_secret=True, actor="t")
     client.force_login(_staff(django_user_model, "view_configentry", "change_configentry", username="editor"))
@@ -286,7 +286,7 @@ def _promote_post(client, tenant, environments):
 
 def test_promote__view_only_staff__403_and_nothing_changes(tenant, environments, client, django_user_model):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="ui.theme", value="dark", environment=environments["staging"], actor="t")
     client.force_login(_staff(django_user_model, "view_configentry"))
@@ -302,7 +302,7 @@ def test_promote__view_only_staff__403_and_nothing_changes(tenant, environments,
 
 def test_promote__staff_with_add_and_change__promoted(tenant, environments, client, django_user_model):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="ui.theme", value="dark", environment=environments["staging"], actor="t")
     client.force_login(_staff(django_user_model, "add_configentry", "change_configentry", username="promoter"))
