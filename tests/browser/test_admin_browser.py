@@ -115,7 +115,7 @@ def test_compare__two_environments__promote_a_key_after_preview(logged_in, live_
 
 def test_flags__bulk_set_rollout__then_preview_shows_the_answer(logged_in, live_server, screenshot, tenant, environments):
     from flags.models import Flag, FlagEnvironment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="new_checkout", environment=environments["production"], is_enabled=True, rollout_percentage=0, actor="t")
     b = logged_in

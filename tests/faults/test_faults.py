@@ -48,7 +48,7 @@ def test_redis_down__flags_and_registry__answered_from_the_database(live_server,
                                                                   redis_outage):
     import jwt
 
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from registry.services import instance_register, service_token_secret_create
 
     flag_create(tenant=tenant, name="beta", environment=environments["production"], is_enabled=True, actor="test")

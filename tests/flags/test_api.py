@@ -145,7 +145,7 @@ def test_flag_write__api__event_and_history_with_key_actor(tenant, environments,
 
 
 def test_evaluate__other_tenant_flag__not_found(tenant, other_tenant, environments, make_key, client_for):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="secret_feature", environment=environments["production"], is_enabled=True, actor="t")
     client = client_for(make_key(tenant=other_tenant, scopes=["flags:read"]))

@@ -30,7 +30,7 @@ def test_admin_home__failing_and_disabled_webhooks_and_stale_flag__listed(tenant
     from events.models import WebhookSubscription
     from events.services import webhook_create
     from flags.models import FlagEnvironment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     healthy = webhook_create(tenant=tenant, url="http://127.0.0.1:9/healthy-hook", actor="t")
     failing = webhook_create(tenant=tenant, url="http://127.0.0.1:9/failing-hook", actor="t")
@@ -63,7 +63,7 @@ def _home_data(tenant, environments):
     from events.models import WebhookSubscription
     from events.services import webhook_create
     from flags.models import FlagEnvironment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from registry.models import Instance
     from registry.services import instance_register
 
@@ -276,7 +276,7 @@ def test_admin_import__one_bad_flag__nothing_written_error_on_the_page(tenant, e
 def test_flag_bulk_enable_and_disable__change_the_environment_state(tenant, environments, admin_user, client,
                                                                     django_capture_on_commit_callbacks):
     from flags.models import FlagEnvironment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     prod, staging = environments["production"], environments["staging"]
     a = flag_create(tenant=tenant, name="bulk_a", environment=prod, is_enabled=False, actor="t")

@@ -42,7 +42,7 @@ def test_health__beat_ran_long_ago__degraded(client, settings):
 
 
 def test_metrics__parse__counters_move_with_the_actions(client, tenant, environments, make_key, client_for):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from registry.services import instance_heartbeat, instance_register
     from tenants.services.configs import config_create
 

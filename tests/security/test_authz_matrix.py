@@ -74,7 +74,7 @@ def tenant_a_data(tenant, environments):
     from tenants.services.configs import config_create
 
     from events.services import webhook_create
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from registry.services import instance_register
 
     entry = config_create(tenant=tenant, key="marker.key", value=MARKER, service_name="marker-svc", actor="test")

@@ -168,7 +168,7 @@ def test_routes_without_parameters__any_parameter__400(api):
 
 
 def test_evaluate__query_string__refused_by_the_lean_path_too(api, tenant, environments):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
 
@@ -198,7 +198,7 @@ def test_no_credentials__unknown_parameter__still_401(client_for):
 
 def test_flag_bodies__unknown_field__400_and_nothing_written(api, tenant, environments):
     from flags.models import Flag
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     _unknown(api.post("/api/v1/feature-flags/", {"name": "new_ui", "environment": "production", "is_enabeld": True},
                       format="json"), "is_enabeld")
@@ -219,7 +219,7 @@ def test_flag_create__unknown_environment__400_naming_it(api):
 
 
 def test_evaluate_bodies__unknown_top_level_field__400_context_stays_open(api, tenant, environments):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
 
@@ -234,7 +234,7 @@ def test_evaluate_bodies__unknown_top_level_field__400_context_stays_open(api, t
 
 
 def test_ofrep__unknown_top_level_field__400_invalid_context_any_context_key_accepted(api, tenant, environments):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
     headers = {"HTTP_X_ENVIRONMENT": "production"}

@@ -186,7 +186,7 @@ def test_admin_delete_unused_environment__deleted_with_event(environments, admin
 
 
 def test_admin_delete_environment_in_use_or_builtin__refused_with_a_message(tenant, environments, admin_user, client):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from tenants.models import Environment
     from tenants.services.environments import environment_create
 
@@ -378,7 +378,7 @@ def _stale_rows(client) -> str:
 
 
 def test_admin_home__flag_at_100_percent_for_30_days__listed_as_stale(tenant, environments, admin_user, client):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     prod = environments["production"]
     old_full = flag_create(tenant=tenant, name="old_full_rollout", environment=prod, is_enabled=True,
@@ -410,7 +410,7 @@ def test_admin_home__full_rollout_resaved_recently_still_counts_a_raise_to_100_d
     """"For 30 days" comes from the state's history: a re-save at 100% keeps the
     run going; going from 50% to 100% five days ago starts it."""
     from flags.models import FlagEnvironment
-    from flags.services import flag_update, flag_create
+    from flags.services.flags import flag_update, flag_create
 
     prod = environments["production"]
     kept = flag_create(tenant=tenant, name="kept_at_full", environment=prod, is_enabled=True, rollout_percentage=100, actor="t")
@@ -431,7 +431,7 @@ def test_admin_home__full_rollout_resaved_recently_still_counts_a_raise_to_100_d
 
 
 def test_admin_home__flag_not_evaluated_for_30_days__still_listed(tenant, environments, admin_user, client):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     prod = environments["production"]
     quiet = flag_create(tenant=tenant, name="quiet_flag", environment=prod, is_enabled=True, rollout_percentage=20, actor="t")

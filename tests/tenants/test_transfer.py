@@ -15,7 +15,7 @@ SECRET = "export-me-not-41b2"
 
 @pytest.fixture
 def source(tenant, environments):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="ui.theme", value="dark", environment=environments["production"], actor="t")

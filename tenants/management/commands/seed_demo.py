@@ -100,7 +100,7 @@ class Command(BaseCommand):
 
     def _demo_flag(self, tenant, prod) -> None:
         from flags.models import Flag
-        from flags.services import flag_create
+        from flags.services.flags import flag_create
 
         if not Flag.objects.filter(tenant=tenant, name="new_payment_flow").exists():
             flag_create(tenant=tenant, name="new_payment_flow", environment=prod, is_enabled=True, rollout_percentage=50,
