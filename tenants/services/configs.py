@@ -47,6 +47,20 @@ def _announce(entry: ConfigEntry, *, action: str, actor: str, value_changed: boo
     cfg_cache.invalidate_keys(entry.tenant_id, [entry.key])
 
 
+def _locked_version(entry: ConfigEntry, expected_version: int | None) -> int:
+    """The entry's version, its row locked until the caller's transaction ends; 404 when
+    it is gone, 412 when a writer holding ``expected_version`` is too late."""
+    locked = ConfigEntry.objects.select_for_update().filter(pk=entry.pk).values_list("version", flat=True).first()
+    if locked is None:
+        raise NotFound("config entry not found")
+    if expected_version is not None and locked != expected_version:
+        raise StaleVersion(
+            f"config entry {entry.pk} is at version {locked}, not {expected_version}",
+            details={"current_version": locked},
+        )
+    return locked
+
+
 def _set_value(entry: ConfigEntry, value: Any) -> None:
     if entry.is_secret:
         entry.secret_value, entry.value = value, None
@@ -130,15 +144,7 @@ def config_update(
     full_clean(entry, exclude=["value", "secret_value"])
     config_validate(key=entry.key, value=new_value, is_secret=entry.is_secret)
     with transaction.atomic():
-        locked = ConfigEntry.objects.select_for_update().filter(pk=entry.pk).values_list("version", flat=True).first()
-        if locked is None:
-            raise NotFound("config entry not found")
-        if expected_version is not None and locked != expected_version:
-            raise StaleVersion(
-                f"config entry {entry.pk} is at version {locked}, not {expected_version}",
-                details={"current_version": locked},
-            )
-        entry.version = locked + 1
+        entry.version = _locked_version(entry, expected_version) + 1
         set_actor(entry, actor, user_id=user_id, reason=reason)
         entry.save()
         if entry.is_secret:
@@ -197,14 +203,7 @@ def config_set(
 
 def config_delete(*, entry: ConfigEntry, expected_version: int | None = None, actor: str, user_id: int | None = None) -> None:
     with transaction.atomic():
-        locked = ConfigEntry.objects.select_for_update().filter(pk=entry.pk).values_list("version", flat=True).first()
-        if locked is None:
-            raise NotFound("config entry not found")
-        if expected_version is not None and locked != expected_version:
-            raise StaleVersion(
-                f"config entry {entry.pk} is at version {locked}, not {expected_version}",
-                details={"current_version": locked},
-            )
+        _locked_version(entry, expected_version)
         _announce(entry, action="deleted", actor=actor)
         set_actor(entry, actor, user_id=user_id)
         entry.delete()

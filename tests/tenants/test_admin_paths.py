@@ -169,6 +169,38 @@ def test_admin_bulk_delete_schema__event_with_actor(admin_user, client, django_c
 # --- environments -----------------------------------------------------------------
 
 
+def test_admin_add_schema__metadata_not_an_object__form_error_nothing_saved(admin_user, client):
+    from tenants.models import ConfigSchema
+
+    client.force_login(admin_user)
+
+    r = client.post("/admin/tenants/configschema/add/", {"key": "limits", "schema": '{"type": "object"}',
+                                                         "metadata": "[1, 2]", "default_value": "null"})
+
+    assert r.status_code == 200
+    assert r.context["adminform"].form.errors == {"metadata": ["metadata must be a JSON object"]}
+    assert not ConfigSchema.objects.filter(key="limits").exists()
+
+
+def test_admin_add_schema__existing_value_breaks_it__listed_on_the_schema_field(tenant, admin_user, client):
+    from tenants.models import ConfigSchema
+    from tenants.services.configs import config_create
+
+    entry = config_create(tenant=tenant, key="limits", value={"max": "ten"}, actor="t")
+    client.force_login(admin_user)
+
+    r = client.post("/admin/tenants/configschema/add/", {
+        "key": "limits", "schema": '{"type": "object", "properties": {"max": {"type": "integer"}}}',
+        "metadata": "{}", "default_value": "null"})
+
+    assert r.status_code == 200
+    assert r.context["adminform"].form.errors == {"schema": [
+        "1 existing value(s) of 'limits' would break this schema",
+        f"entry #{entry.pk} (tenant=acme env=* service=*) $.max: 'ten' is not of type 'integer'",
+    ]}
+    assert not ConfigSchema.objects.filter(key="limits").exists()
+
+
 def test_admin_delete_unused_environment__deleted_with_event(environments, admin_user, client,
                                                             django_capture_on_commit_callbacks):
     from tenants.models import Environment
