@@ -53,7 +53,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     from events.services import webhook_create
     from tenants.models import Tenant
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

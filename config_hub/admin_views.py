@@ -69,7 +69,7 @@ def compare_environments(request):
     any POST (preview or promote: it writes config entries) needs their add and
     change permissions, else 403 before anything is read or written.
     """
-    from tenants.services import config_set
+    from tenants.services.configs import config_set
 
     _require_any(request.user, CONFIG_READ)
     if request.method == "POST":

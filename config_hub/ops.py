@@ -9,6 +9,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 import config_hub
+from core.errors import error_body
 
 _STARTED = time.monotonic()
 
@@ -91,7 +92,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text: config fetch latency, cache hits, flag evaluations, registry
     instances by status, webhook deliveries by outcome."""
     if not settings.METRICS_PUBLIC and not _authenticated(request):
-        return JsonResponse({"error": {"code": "not_authenticated", "message": "credentials required", "details": None}}, status=401)
+        return JsonResponse(error_body("not_authenticated", "credentials required"), status=401)
     from prometheus_client import CONTENT_TYPE_LATEST
 
     from .metrics import render
@@ -115,14 +116,14 @@ def _authenticated(request: HttpRequest) -> bool:
 
 
 def bad_request(request: HttpRequest, exception=None) -> JsonResponse:
-    return JsonResponse({"error": {"code": "bad_request", "message": "malformed request", "details": None}}, status=400)
+    return JsonResponse(error_body("bad_request", "malformed request"), status=400)
 
 
 def not_found(request: HttpRequest, exception=None) -> JsonResponse:
-    return JsonResponse({"error": {"code": "not_found", "message": "no such route", "details": None}}, status=404)
+    return JsonResponse(error_body("not_found", "no such route"), status=404)
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"error": {"code": "server_error", "message": "internal error", "details": None}}, status=500)
+    return JsonResponse(error_body("server_error", "internal error"), status=500)
 
 

@@ -8,6 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """API.md's error body, ``{"error": {"code", "message", "details"}}``: every
+    JSON error the hub answers (DRF views, middleware, error pages) is built here."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
 class DomainError(Exception):
     status = 400
     code = "invalid"

@@ -6,6 +6,8 @@ from typing import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from core.errors import error_body
+
 
 class BodySizeLimitMiddleware:
     """Refuse a declared body larger than ``MAX_REQUEST_BYTES`` before anything reads it.
@@ -25,12 +27,12 @@ class BodySizeLimitMiddleware:
             length = 0
         if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
             return JsonResponse(
-                {"error": {"code": "bad_request", "message": "NUL characters are not allowed in URLs", "details": None}},
+                error_body("bad_request", "NUL characters are not allowed in URLs"),
                 status=400,
             )
         if limit is not None and length > limit and not request.path.startswith("/admin/"):
             return JsonResponse(
-                {"error": {"code": "payload_too_large", "message": f"request body over {limit} bytes", "details": {"limit": limit}}},
+                error_body("payload_too_large", f"request body over {limit} bytes", {"limit": limit}),
                 status=413,
             )
         return self.get_response(request)

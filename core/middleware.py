@@ -7,12 +7,14 @@ from typing import Callable
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from core.errors import error_body
+
 logger = logging.getLogger(__name__)
 
 
 def dependency_down_response(what: str) -> JsonResponse:
     response = JsonResponse(
-        {"error": {"code": "dependency_unavailable", "message": f"{what} is unavailable, try again shortly", "details": None}},
+        error_body("dependency_unavailable", f"{what} is unavailable, try again shortly"),
         status=503,
     )
     response["Retry-After"] = "5"

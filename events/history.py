@@ -5,7 +5,7 @@ the secret column is excluded from ConfigEntry's history, and a change of a
 secret entry is reported as ``{"field": "value", "changed": true}``.
 
 When an entry becomes secret, its earlier plain value may be the secret now:
-:func:`config_history_scrub` (called by ``tenants.services.config_update`` in the
+:func:`config_history_scrub` (called by ``tenants.services.configs.config_update`` in the
 change's transaction) empties the value of all its earlier historical rows and
 drops it from its earlier events. Rows older than an entry's latest secret row
 are shown as secret too (values hidden, ``changed`` only), in the API and in the

@@ -13,14 +13,16 @@ from django.shortcuts import render
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.errors import DomainError
+from core.errors import DomainError, ValidationFailed
 from core.admin import PrettyJSONField, ServiceDeleteMixin, actor_of
 from tenants.models import Environment
 
-from . import services
-from .engine import EngineError, compile_state, validate_feature, validate_segment
+from .engine import compile_state
 from .models import Flag, FlagEnvironment, Segment, flag_name_validator
 from .selectors import flag_state_document
+from .services.flags import flag_create, flag_delete, flag_update, flags_bulk_set
+from .services.segments import segment_delete, segment_set
+from .validation import flag_validate, segment_validate, tenant_segment_ids
 
 
 class FlagEnvironmentForm(forms.ModelForm):
@@ -35,20 +37,14 @@ class FlagEnvironmentForm(forms.ModelForm):
         value = self.cleaned_data.get("strategies") or []
         if not isinstance(value, list):
             raise forms.ValidationError("strategies must be a JSON list")
-        try:
-            validate_feature({"name": "f", "enabled": True, "strategies": value}, segment_ids=None)
-        except EngineError as exc:
-            raise forms.ValidationError(str(exc)) from exc
-        # The segments a strategy names must be the flag's tenant's (flag_update's own
-        # check, on the form: refused before anything of the page is saved).
+        # flag_update's own rule, on the form: refused before anything of the page is
+        # saved (the segments a strategy names must be the flag's tenant's).
         tenant_id = getattr(getattr(self.instance, "flag", None), "tenant_id", None)
-        if tenant_id is not None:
-            known = set(Segment.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True))
-            for s in value:
-                for sid in s.get("segments") or []:
-                    if sid not in known:
-                        raise forms.ValidationError(
-                            f"strategy '{s.get('name')}' names segment {sid!r}, which this tenant does not have")
+        try:
+            flag_validate(name="f", strategies=value, variants=None, dependencies=None,
+                          segment_ids=tenant_segment_ids(tenant_id) if tenant_id is not None else None)
+        except ValidationFailed as exc:
+            raise forms.ValidationError(exc.message) from exc
         return value
 
 
@@ -77,10 +73,10 @@ class FlagForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         try:
-            validate_feature({"name": cleaned.get("name") or "f", "enabled": True,
-                              "variants": cleaned.get("variants") or [], "dependencies": cleaned.get("dependencies") or []})
-        except EngineError as exc:
-            self.add_error("variants" if "variant" in str(exc) else "dependencies", str(exc))
+            flag_validate(name=cleaned.get("name") or "f", strategies=None, variants=cleaned.get("variants") or [],
+                          dependencies=cleaned.get("dependencies") or [], segment_ids=None)
+        except ValidationFailed as exc:
+            self.add_error("variants" if "variant" in exc.message else "dependencies", exc.message)
         return cleaned
 
 
@@ -109,7 +105,7 @@ class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
     def delete_model(self, request, obj):
         # Through the service: event, audit actor, and the tenant's flag generation
         # bumped after commit so evaluation forgets the flag at once.
-        services.flag_delete(flag=obj, actor=actor_of(request), user_id=request.user.pk)
+        flag_delete(flag=obj, actor=actor_of(request), user_id=request.user.pk)
 
     @admin.display(description="environments")
     def states(self, obj):
@@ -124,11 +120,11 @@ class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
-            services.flag_update(flag=obj, description=data.get("description"), kind=data.get("kind"),
+            flag_update(flag=obj, description=data.get("description"), kind=data.get("kind"),
                                  variants=data.get("variants") or [], dependencies=data.get("dependencies") or [],
                                  actor=actor_of(request), user_id=request.user.pk)
         else:
-            created = services.flag_create(
+            created = flag_create(
                 tenant=data["tenant"], name=data["name"], description=data.get("description", ""), kind=data.get("kind", "boolean"),
                 variants=data.get("variants") or [], dependencies=data.get("dependencies") or [],
                 environment=data.get("default_environment"), actor=actor_of(request), user_id=request.user.pk,
@@ -146,7 +142,7 @@ class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
             if data.get("DELETE"):
                 continue
             try:
-                services.flag_update(flag=Flag.objects.get(pk=flag.pk), environment=data["environment"],
+                flag_update(flag=Flag.objects.get(pk=flag.pk), environment=data["environment"],
                                      is_enabled=data.get("enabled", False), strategies=data.get("strategies") or [],
                                      actor=actor_of(request), user_id=request.user.pk)
             except DomainError as exc:
@@ -166,7 +162,7 @@ class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
                     form.add_error("rollout_percentage", "Enter a percentage.")
                 else:
                     try:
-                        n = services.flags_bulk_set(flags=list(queryset), environment=form.cleaned_data["environment"],
+                        n = flags_bulk_set(flags=list(queryset), environment=form.cleaned_data["environment"],
                                                     is_enabled=enable, rollout_percentage=pct, actor=actor_of(request),
                                                     user_id=request.user.pk)
                     except DomainError as exc:
@@ -224,10 +220,10 @@ class SegmentForm(forms.ModelForm):
 
     def clean_constraints(self):
         value = self.cleaned_data.get("constraints") or []
-        try:  # the service's check, on the form rather than a 500
-            validate_segment({"id": 0, "constraints": value})
-        except EngineError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+        try:  # the service's rule, on the form rather than a 500
+            segment_validate(name=self.cleaned_data.get("name") or self.instance.name, constraints=value)
+        except ValidationFailed as exc:
+            raise forms.ValidationError(exc.message) from exc
         return value
 
 
@@ -242,10 +238,10 @@ class SegmentAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
         return ("tenant", "name") if obj else ()
 
     def save_model(self, request, obj, form, change):
-        seg = services.segment_set(tenant=obj.tenant, name=obj.name, constraints=obj.constraints or [],
+        seg = segment_set(tenant=obj.tenant, name=obj.name, constraints=obj.constraints or [],
                                    description=obj.description, actor=actor_of(request), user_id=request.user.pk)
         obj.pk = seg.pk
 
     def delete_model(self, request, obj):
         # Refused while a flag state's strategy names the segment (see segment_delete).
-        services.segment_delete(segment=obj, actor=actor_of(request), user_id=request.user.pk)
+        segment_delete(segment=obj, actor=actor_of(request), user_id=request.user.pk)

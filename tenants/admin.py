@@ -14,14 +14,19 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.admin import MASK, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
 from core.api.principal import ALL_SCOPES
-from core.errors import DomainError
+from core.errors import DomainError, ValidationFailed
 from core.jsonvalue import validate_json_value
 
-from core.admin import MASK, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
-
-from . import services
 from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
+from .schemas import config_validate, schema_validate
+from .services.api_keys import api_key_create, api_key_delete, api_key_revoke, api_key_update
+from .services.configs import (config_create, config_delete, config_reveal, config_revert, config_secrecy_check,
+                               config_update)
+from .services.environments import environment_create, environment_delete, environment_update
+from .services.schemas import schema_delete, schema_set
+from .services.tenants import tenant_create, tenant_delete, tenant_update
 
 def can_reveal(user) -> bool:
     return user.has_perm("tenants.reveal_secret")
@@ -71,13 +76,13 @@ class TenantAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            services.tenant_update(tenant=obj, name=obj.name, is_active=obj.is_active, actor=actor_of(request))
+            tenant_update(tenant=obj, name=obj.name, is_active=obj.is_active, actor=actor_of(request))
         else:
-            created = services.tenant_create(slug=obj.slug, name=obj.name, is_active=obj.is_active, actor=actor_of(request))
+            created = tenant_create(slug=obj.slug, name=obj.name, is_active=obj.is_active, actor=actor_of(request))
             obj.pk = created.pk
 
     def delete_model(self, request, obj):
-        services.tenant_delete(tenant=obj, actor=actor_of(request))
+        tenant_delete(tenant=obj, actor=actor_of(request))
 
 
 @admin.register(Environment)
@@ -89,13 +94,13 @@ class EnvironmentAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            services.environment_update(environment=obj, name=obj.name, actor=actor_of(request), user_id=request.user.pk)
+            environment_update(environment=obj, name=obj.name, actor=actor_of(request), user_id=request.user.pk)
         else:
-            created = services.environment_create(slug=obj.slug, name=obj.name, actor=actor_of(request))
+            created = environment_create(slug=obj.slug, name=obj.name, actor=actor_of(request))
             obj.pk = created.pk
 
     def delete_model(self, request, obj):
-        services.environment_delete(environment=obj, actor=actor_of(request), user_id=request.user.pk)
+        environment_delete(environment=obj, actor=actor_of(request), user_id=request.user.pk)
 
 
 # --- configs ---------------------------------------------------------------------------
@@ -131,7 +136,7 @@ class ConfigEntryForm(forms.ModelForm):
         cleaned = super().clean()
         if self.instance.pk:
             try:
-                services.config_secrecy_check(entry=self.instance, is_secret=cleaned.get("is_secret"),
+                config_secrecy_check(entry=self.instance, is_secret=cleaned.get("is_secret"),
                                               can_read_secrets=self.may_reveal)
             except DomainError as exc:
                 self.add_error("is_secret", exc.message)
@@ -143,7 +148,7 @@ class ConfigEntryForm(forms.ModelForm):
         key = cleaned.get("key") or self.instance.key
         if key and "value" not in self._errors:
             try:
-                services.config_validate(key=key, value=value, is_secret=bool(cleaned.get("is_secret")))
+                config_validate(key=key, value=value, is_secret=bool(cleaned.get("is_secret")))
             except DomainError as exc:
                 _domain_error_to_form(self, "value", exc)
         return cleaned
@@ -178,7 +183,7 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
         reveal = can_reveal(request.user)
         if entry is not None:
             if entry.is_secret and reveal and request.GET.get("reveal") == "1" and request.method == "GET":
-                services.config_reveal(entry=entry, actor=actor_of(request), user_id=request.user.pk)
+                config_reveal(entry=entry, actor=actor_of(request), user_id=request.user.pk)
                 extra_context["revealed"] = True
             extra_context["can_reveal"] = reveal
             tenant = entry.tenant
@@ -238,7 +243,7 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
         if change and version_id is not None:
             # simple-history's "Revert" posts the old version's form: it goes
             # through the revert service (validated, audited, announced).
-            services.config_revert(
+            config_revert(
                 entry=ConfigEntry.objects.select_related("tenant", "environment").get(pk=obj.pk),
                 history_id=int(version_id), actor=actor, user_id=uid,
             )
@@ -248,13 +253,13 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
                 kwargs = {}
                 if data["value"] != MASK:
                     kwargs["value"] = data["value"]
-                services.config_update(
+                config_update(
                     entry=ConfigEntry.objects.select_related("tenant", "environment").get(pk=obj.pk),
                     description=data.get("description", ""), is_secret=data.get("is_secret"),
                     actor=actor, user_id=uid, can_read_secrets=can_reveal(request.user), **kwargs,
                 )
             else:
-                created = services.config_create(
+                created = config_create(
                     tenant=data.get("tenant"), key=data["key"], value=data["value"], environment=data.get("environment"),
                     service_name=data.get("service_name") or "", description=data.get("description", ""),
                     is_secret=bool(data.get("is_secret")), actor=actor, user_id=uid,
@@ -266,7 +271,7 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
             raise ValidationError(exc.message) from exc
 
     def delete_model(self, request, obj):
-        services.config_delete(entry=obj, actor=actor_of(request), user_id=request.user.pk)
+        config_delete(entry=obj, actor=actor_of(request), user_id=request.user.pk)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset.select_related("tenant", "environment"):
@@ -289,25 +294,12 @@ class ConfigSchemaForm(forms.ModelForm):
         cleaned = super().clean()
         if self._errors:
             return cleaned
-        # Dry-run the service's checks so errors land on the form, not a 500.
-        from .schemas import schema_check, violations
-
+        # The service's own rule (schema_set calls it too), so errors land on the form, not a 500.
         try:
-            schema_check(cleaned.get("schema"))
-        except DomainError as exc:
-            _domain_error_to_form(self, "schema", exc)
-            return cleaned
-        if cleaned.get("default_value") is not None:
-            for err in violations(cleaned["schema"], cleaned["default_value"]):
-                self.add_error("default_value", f"{err['path']}: {err['message']}")
-        from .services import _breaking_values
-
-        broken = _breaking_values(cleaned.get("key") or self.instance.key, cleaned["schema"])
-        if broken:
-            _domain_error_to_form(
-                self, "schema",
-                DomainError(f"{len(broken)} existing value(s) would break this schema", details={"breaking_values": broken}),
-            )
+            schema_validate(key=cleaned.get("key") or self.instance.key, schema=cleaned.get("schema"),
+                            metadata=cleaned.get("metadata"), default_value=cleaned.get("default_value"))
+        except ValidationFailed as exc:
+            _domain_error_to_form(self, getattr(exc, "field", "schema"), exc)
         return cleaned
 
 
@@ -326,14 +318,14 @@ class ConfigSchemaAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        saved, _ = services.schema_set(
+        saved, _ = schema_set(
             key=obj.key, schema=data["schema"], metadata=data.get("metadata") or {}, required=data.get("required", False),
             default_value=data.get("default_value"), actor=actor_of(request), user_id=request.user.pk,
         )
         obj.pk = saved.pk
 
     def delete_model(self, request, obj):
-        services.schema_delete(key=obj.key, actor=actor_of(request), user_id=request.user.pk)
+        schema_delete(key=obj.key, actor=actor_of(request), user_id=request.user.pk)
 
 
 # --- API keys ------------------------------------------------------------------------------
@@ -378,13 +370,13 @@ class ApiKeyAdmin(ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
-            services.api_key_update(
+            api_key_update(
                 api_key=obj, actor=actor_of(request), user_id=request.user.pk,
                 name=data["name"], tenant=data.get("tenant"), environment=data.get("environment"),
                 scopes=list(data["scopes"]), expires_at=data.get("expires_at"),
             )
             return
-        row, raw = services.api_key_create(
+        row, raw = api_key_create(
             name=data["name"], tenant=data.get("tenant"), scopes=list(data["scopes"]),
             environment=data.get("environment"), expires_at=data.get("expires_at"),
             actor=actor_of(request), created_by_id=request.user.pk,
@@ -395,10 +387,10 @@ class ApiKeyAdmin(ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
 
     def delete_model(self, request, obj):
         # Through the service: the key's cached principal is dropped at once.
-        services.api_key_delete(api_key=obj, actor=actor_of(request), user_id=request.user.pk)
+        api_key_delete(api_key=obj, actor=actor_of(request), user_id=request.user.pk)
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request, queryset):
         for key in queryset:
-            services.api_key_revoke(api_key=key, actor=actor_of(request), user_id=request.user.pk)
+            api_key_revoke(api_key=key, actor=actor_of(request), user_id=request.user.pk)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")

@@ -1,4 +1,12 @@
-"""JSON Schema (draft 2020-12) checks shared by the admin, the API and imports."""
+"""JSON Schema (draft 2020-12) rules, one public function each, called by the
+services, the admin, the API and imports alike:
+
+- :func:`schema_validate`: may this schema be stored for a key (a valid schema,
+  its default and metadata, no stored value broken)?
+- :func:`schema_breaking_values`: which stored values of a key a schema breaks;
+- :func:`config_validate`: may this value be stored for a key (the stored-JSON
+  rule, then the key's schema)?
+"""
 from __future__ import annotations
 
 import types
@@ -11,7 +19,10 @@ from jsonschema.exceptions import SchemaError, ValidationError
 
 from core.api.renderers import dumps
 from core.errors import ValidationFailed
+from core.jsonvalue import validate_json_value
 from core.regex import RegexRefused, compile_regex, regex_check, regex_search
+
+from .models import ConfigEntry, ConfigSchema
 
 # --- regular expressions on RE2 --------------------------------------------------
 # jsonschema matches ``pattern``, ``patternProperties`` (and, through them,
@@ -173,3 +184,81 @@ def validate_value(key: str, schema: Any, value: Any, *, secret: bool = False) -
             details=errors,
             code="schema_violation",
         )
+
+
+# --- the rules ----------------------------------------------------------------------
+
+
+def config_validate(*, key: str, value: Any, is_secret: bool = False) -> None:
+    """Validate a value: the stored-JSON rule (depth, size, Unicode), then its key's
+    schema (if any); errors carry JSON paths."""
+    validate_json_value(value, what=f"value of '{key}'")
+    schema = ConfigSchema.objects.filter(key=key).first()
+    if schema is not None:
+        validate_value(key, schema.schema, value, secret=is_secret)
+
+
+def schema_breaking_values(*, key: str, schema: Any) -> list[dict[str, Any]]:
+    """The stored values of ``key`` that ``schema`` would refuse: each entry with its
+    scope and violations (for a secret, the rule that failed, never the value)."""
+    broken = []
+    for entry in ConfigEntry.objects.filter(key=key).select_related("tenant", "environment"):
+        errors = violations(schema, entry.plain_value, secret=entry.is_secret)
+        if errors:
+            broken.append(
+                {
+                    "id": entry.pk,
+                    "tenant": entry.tenant.slug if entry.tenant_id else None,
+                    "environment": entry.environment.slug if entry.environment_id else None,
+                    "service_name": entry.service_name or None,
+                    "errors": errors,
+                }
+            )
+    return broken
+
+
+def _about(field: str, check, *args, **kwargs) -> None:
+    """Run ``check``; a refusal names the input it concerns (``exc.field``: the
+    admin puts the error on that form field)."""
+    try:
+        check(*args, **kwargs)
+    except ValidationFailed as exc:
+        exc.field = field
+        raise
+
+
+def _default_value_check(schema: Any, default_value: Any) -> None:
+    validate_json_value(default_value, what="default_value")
+    if default_value is not None:
+        errors = violations(schema, default_value)
+        if errors:
+            raise ValidationFailed("default_value breaks the schema", details=errors, code="schema_violation")
+
+
+def _metadata_check(metadata: Any) -> None:
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValidationFailed("metadata must be a JSON object")
+    validate_json_value(metadata, what="metadata")
+
+
+def _existing_values_check(key: str, schema: Any) -> None:
+    broken = schema_breaking_values(key=key, schema=schema)
+    if broken:
+        raise ValidationFailed(
+            f"{len(broken)} existing value(s) of '{key}' would break this schema",
+            details={"breaking_values": broken},
+            code="schema_breaks_existing_values",
+        )
+
+
+def schema_validate(*, key: str, schema: Any, metadata: Any = None, default_value: Any = None) -> None:
+    """Whether ``schema`` may be stored for ``key``; raises ``ValidationFailed``
+    (with ``field``: "schema", "metadata" or "default_value") for the first of:
+    the stored-JSON rule or draft 2020-12 refusing the schema, metadata that is
+    not a JSON object, a ``default_value`` that breaks the schema, existing
+    values of the key that would break it (listed with their paths)."""
+    _about("schema", validate_json_value, schema, what="schema")
+    _about("schema", schema_check, schema)
+    _about("metadata", _metadata_check, metadata)
+    _about("default_value", _default_value_check, schema, default_value)
+    _about("schema", _existing_values_check, key, schema)

@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from core.api.principal import Principal
+from core.api.principal import API_KEY_PREFIX, Principal
 from core import directory, invalidation
 from core.errors import NotFound, ValidationFailed
 from core.cache import LocalCache
@@ -369,9 +369,9 @@ def api_key_cache_key(key_hash: str) -> str:
     return f"apikey:{key_hash}"
 
 
-# What api_key_create hands out: "chk_", 8 hex digits, "_", 43 URL-safe base64
-# characters (256 bits). Anything else is refused before any cache or query.
-_API_KEY_SHAPE = re.compile(r"chk_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
+# What api_key_create hands out: API_KEY_PREFIX, 8 hex digits, "_", 43 URL-safe
+# base64 characters (256 bits). Anything else is refused before any cache or query.
+_API_KEY_SHAPE = re.compile(re.escape(API_KEY_PREFIX) + r"[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 # api_key_principal(allow_query=False): the answer needs the database.
 UNCHECKED = directory.UNCHECKED
 

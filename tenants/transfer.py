@@ -72,10 +72,11 @@ def loads(text: str) -> Any:
 
 
 def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
-    from flags.engine import EngineError, validate_feature
+    from flags.engine import EngineError
     from flags.models import flag_name_problem
+    from flags.validation import flag_validate, tenant_segment_ids
 
-    from .services import config_validate
+    from .schemas import config_validate
 
     if not isinstance(document, dict) or document.get("format") != "config-hub":
         raise ValidationFailed("not a config hub export (format: config-hub)")
@@ -103,9 +104,7 @@ def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
             problems.append(f"{where}: {exc.message}")
             continue
         configs.append({**item, "value": value, "environment": envs.get(env) if env else None})
-    from flags.models import Segment
-
-    segment_ids = set(Segment.objects.filter(tenant=tenant).values_list("pk", flat=True))
+    segment_ids = tenant_segment_ids(tenant.pk)
     flags = []
     for i, item in enumerate(document.get("flags") or []):
         where = f"flags[{i}] ({item.get('name') if isinstance(item, dict) else '?'})"
@@ -116,15 +115,11 @@ def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
             for env_slug, state in (item.get("environments") or {}).items():
                 if env_slug not in envs:
                     raise EngineError(f"unknown environment '{env_slug}'")
-                validate_feature({"name": item["name"], "enabled": True, "strategies": state.get("strategies") or [],
-                                  "variants": item.get("variants") or [], "dependencies": item.get("dependencies") or []},
-                                 segment_ids=segment_ids)
-                for strategy in state.get("strategies") or []:
-                    for sid in strategy.get("segments") or []:
-                        if sid not in segment_ids:
-                            raise EngineError(f"strategy '{strategy.get('name')}' names segment {sid!r}, "
-                                              "which this tenant does not have")
-        except (EngineError, KeyError, AttributeError, TypeError) as exc:
+                # flag_update's own rule (segments the tenant does not have included).
+                flag_validate(name=item["name"], strategies=state.get("strategies") or [],
+                              variants=item.get("variants") or [], dependencies=item.get("dependencies") or [],
+                              segment_ids=segment_ids)
+        except (EngineError, DomainError, KeyError, AttributeError, TypeError) as exc:
             # Every problem is reported here, before anything is written (a
             # segment the tenant does not have included), naming the flag.
             problems.append(f"{where}: {exc}")
@@ -141,9 +136,9 @@ def tenant_import(*, tenant: Tenant, document: Any, actor: str, user_id: int | N
     """Validate everything, then write everything (one transaction) or nothing. A
     plain value over a secret entry makes it plain: only if ``can_read_secrets``."""
     from flags.models import Flag
-    from flags.services import flag_create, flag_update
+    from flags.services.flags import flag_create, flag_update
 
-    from .services import config_set
+    from .services.configs import config_set
 
     configs, flags = _plan(tenant, document)
     envs = {e.slug: e for e in Environment.objects.all()}

@@ -68,14 +68,14 @@ def default_tenant(db):
 @pytest.fixture
 def tenant(db):
     ensure_builtin_rows()
-    from tenants.services import tenant_create
+    from tenants.services.tenants import tenant_create
 
     return tenant_create(slug="acme", name="Acme", actor="test")
 
 
 @pytest.fixture
 def other_tenant(db):
-    from tenants.services import tenant_create
+    from tenants.services.tenants import tenant_create
 
     return tenant_create(slug="globex", name="Globex", actor="test")
 
@@ -91,7 +91,7 @@ def environments(db):
 @pytest.fixture
 def make_key(db):
     """``make_key(tenant=None|Tenant, scopes=[...])`` → the raw key."""
-    from tenants.services import api_key_create
+    from tenants.services.api_keys import api_key_create
 
     def make(*, tenant=None, scopes=("configs:read",), name=None, environment=None, expires_at=None):
         _, raw = api_key_create(

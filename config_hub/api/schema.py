@@ -5,6 +5,8 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as _AutoSchema
 
+from core.api.principal import API_KEY_PREFIX
+
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "core.api.authentication.ApiKeyAuthentication"
@@ -12,7 +14,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "`ApiKey chk_...` (or `Bearer chk_...`), a service key from the admin"}
+                "description": f"`ApiKey {API_KEY_PREFIX}...` (or `Bearer {API_KEY_PREFIX}...`), a service key from the admin"}
 
 
 class OperatorJWTScheme(OpenApiAuthenticationExtension):

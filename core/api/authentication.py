@@ -14,10 +14,8 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from core import directory
 
-from .principal import ALL_SCOPES, Principal, PrincipalUser
+from .principal import ALL_SCOPES, API_KEY_PREFIX, Principal, PrincipalUser
 from .throttling import auth_failures_wait, client_address
-
-API_KEY_PREFIX = "chk_"
 
 
 def _header(request) -> tuple[str, str] | None:

@@ -14,6 +14,13 @@ def etag_for(data) -> str:
     return '"' + hashlib.blake2b(dumps(data, sort_keys=True), digest_size=10).hexdigest() + '"'
 
 
+def version_etag(row_id: int, version: int, *, masked: bool = False) -> str:
+    """The ETag of a versioned row (a config entry): ``"<id>-<version>"``, with
+    ``-m`` when a secret's value was masked (a masked and a revealed answer are
+    different representations). :func:`expected_version` reads it back."""
+    return f'"{row_id}-{version}-m"' if masked else f'"{row_id}-{version}"'
+
+
 def not_modified(request, etag: str) -> bool:
     header = request.META.get("HTTP_IF_NONE_MATCH")
     if not header:

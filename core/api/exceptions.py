@@ -11,7 +11,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from core.errors import DomainError
+from core.errors import DomainError, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ class PreconditionFailed(exceptions.APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     default_detail = "The resource has changed since the version you sent"
     default_code = "stale_version"
-
-
-def error_body(code: str, message: str, details=None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details}}
 
 
 def _message(detail) -> str:

@@ -16,7 +16,7 @@ from django.http import HttpResponse
 
 from core import directory
 
-from .authentication import API_KEY_PREFIX
+from .principal import API_KEY_PREFIX
 from .renderers import dumps
 
 _PLAIN_ACCEPT = (None, "*/*", "application/json")

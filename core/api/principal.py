@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Every API key starts with this (``chk_<8 hex>_<43 chars>``): it tells a key from a
+# JWT or a service token at a glance, in logs and in the Authorization header.
+API_KEY_PREFIX = "chk_"
+
 ALL_SCOPES = frozenset(
     {
         "configs:read",

@@ -91,6 +91,17 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
+def validated_body(serializer_class, data: Any, **kwargs) -> Any:
+    """A request body through its serializer: 400 when it is not a JSON object or
+    the serializer refuses it; else the serializer's ``validated_data``. Every
+    view validates its body with this one function."""
+    if not isinstance(data, dict):
+        raise ValidationFailed("the request body must be a JSON object")
+    ser = serializer_class(data=data, **kwargs)
+    ser.is_valid(raise_exception=True)
+    return ser.validated_data
+
+
 def unknown_paths(detail: Any, prefix: str = "") -> tuple[list[str], bool]:
     """The paths of the unknown-field errors in a DRF error ``detail``, and whether
     they are all of it (then the answer's code is ``unknown_fields``)."""

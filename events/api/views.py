@@ -11,24 +11,16 @@ from rest_framework.views import APIView
 
 from config_hub.api import docs
 from core.api.conditional import conditional_response
-from core.api.strict import StrictSerializer
+from core.api.strict import StrictSerializer, validated_body
 from core.api.tenancy import request_tenant
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed, error_body
 from core.validators import service_url_field
-from core.api.exceptions import error_body
 
 from .. import selectors, services, watch
 from ..history import history_rows
 from ..messages import event_payload
 from ..models import RESOURCE_TYPES, WebhookDelivery, WebhookSubscription
 
-
-def _valid(serializer_class, data, **kw):
-    if not isinstance(data, dict):
-        raise ValidationFailed("the request body must be a JSON object")
-    ser = serializer_class(data=data, **kw)
-    ser.is_valid(raise_exception=True)
-    return ser.validated_data
 
 
 def _int_param(request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
@@ -144,7 +136,7 @@ class WebhookListView(APIView):
 
     @extend_schema(request=WebhookSerializer, responses={201: docs.WebhookOutSerializer})
     def post(self, request):
-        data = _valid(WebhookSerializer, request.data)
+        data = validated_body(WebhookSerializer, request.data)
         tenant = request_tenant(request)
         sub = services.webhook_create(tenant=tenant, url=data["url"], resource_types=data["resource_types"],
                                       key_prefix=data["key_prefix"], environment=data["environment"],
@@ -171,7 +163,7 @@ class WebhookDetailView(APIView):
 
     def _update(self, request, webhook_id: int, *, partial: bool):
         sub = _subscription(request, webhook_id)
-        data = _valid(WebhookSerializer, request.data, partial=partial)
+        data = validated_body(WebhookSerializer, request.data, partial=partial)
         sub = services.webhook_update(subscription=sub, actor=request.auth.actor, user_id=request.auth.user_id, **data)
         return Response(selectors.subscription_out(sub))
 

@@ -2,7 +2,7 @@
 
 A serializer costs about half a millisecond per request, as much as the rest of
 an evaluation. These checks are the serializers' rules (``EvaluateSerializer``,
-``EvaluateAllSerializer`` in views.py, which still document the schema) written
+``EvaluateAllSerializer`` in views/evaluate.py, which still document the schema) written
 out: the same fields, the same coercions (strings trimmed, numbers accepted as
 strings) and the same messages, so a bad body gets the same JSON 400 as before.
 tests/flags/test_bodies.py holds the two side by side.

@@ -4,6 +4,12 @@
 closures once; ``evaluate(name, context)`` then costs a few dict lookups and,
 for percentage strategies, one murmur3 hash. No Django here: this module is
 the conformance surface proven against Unleash's shared test vectors.
+
+Over 400 lines on purpose: strategies, variants, features, the compiled state and
+its repeatability analysis are one compiler from an Unleash document to closures;
+they share private types (``_Strategy``, ``_Feature``, ``_VariantSet``) and the
+vectors test them together. Constraints, the one piece that stands alone, live in
+``constraints.py``.
 """
 from __future__ import annotations
 
@@ -338,11 +344,12 @@ def _compile_feature(raw: Any, segments: dict, strict: bool = False) -> _Feature
     )
 
 
-def validate_feature(feature: Any, segment_ids: set | None = None) -> None:
+def validate_feature(feature: Any, segment_ids: set | None = None, *, strict: bool = True) -> None:
     """Raise EngineError with a clear message if a feature (strategies, constraints,
-    variants, dependencies) is not well formed."""
+    variants, dependencies) is not well formed. ``strict=False`` keeps unknown
+    operators (they evaluate to false, as in Unleash), as compile_state does."""
     fake_segments: dict = {sid: [] for sid in (segment_ids or set())}
-    _compile_feature(feature, fake_segments, strict=True)
+    _compile_feature(feature, fake_segments, strict=strict)
 
 
 _NOT_FOUND = Evaluation(False, {"name": DISABLED_VARIANT_NAME, "enabled": False, "feature_enabled": False}, "FLAG_NOT_FOUND")

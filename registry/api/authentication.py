@@ -21,7 +21,7 @@ import jwt
 from django.conf import settings
 from rest_framework import authentication, exceptions
 
-from core.api.principal import Principal, PrincipalUser
+from core.api.principal import API_KEY_PREFIX, Principal, PrincipalUser
 from core.cache import LocalCache
 
 SERVICE_SCOPES = frozenset({"registry:read", "registry:write"})
@@ -58,7 +58,7 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         raw = request.META.get("HTTP_AUTHORIZATION", "")
         parts = raw.split(None, 1)
-        if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1].startswith("chk_"):
+        if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1].startswith(API_KEY_PREFIX):
             return None
         token = parts[1].strip()
         from registry.selectors import instance_owner

@@ -8,21 +8,14 @@ from rest_framework.views import APIView
 
 from config_hub.api import docs
 from core.api.conditional import conditional_response
-from core.api.strict import ANY_QUERY, StrictSerializer
+from core.api.strict import ANY_QUERY, StrictSerializer, validated_body
 from core.api.tenancy import request_tenant
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound
 from core.validators import service_url_field
 
 from .. import heartbeats, selectors, services
 from ..models import Instance
 
-
-def _valid(serializer_class, data):
-    if not isinstance(data, dict):
-        raise ValidationFailed("the request body must be a JSON object")
-    ser = serializer_class(data=data)
-    ser.is_valid(raise_exception=True)
-    return ser.validated_data
 
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -70,7 +63,7 @@ class RegisterView(APIView):
 
     @extend_schema(request=RegisterSerializer, responses={200: docs.InstanceOutSerializer})
     def post(self, request):
-        data = _valid(RegisterSerializer, request.data)
+        data = validated_body(RegisterSerializer, request.data)
         tenant = request_tenant(request)
         _own_service_only(request, data["service_name"])
         instance, _created = services.instance_register(
@@ -93,7 +86,7 @@ class HealthView(APIView):
 
     @extend_schema(request=HealthSerializer, responses={200: docs.HealthBeatOutSerializer})
     def put(self, request):
-        data = _valid(HealthSerializer, request.data)
+        data = validated_body(HealthSerializer, request.data)
         tenant = request_tenant(request)
         _own_service_only(request, data["service_name"])
         qs = Instance.objects.filter(service__tenant_id=tenant.pk, service__name=data["service_name"])
@@ -190,7 +183,7 @@ def _heartbeat_body(data) -> dict:
                 and (response_time is None or (type(response_time) in (int, float) and 0 <= response_time < float("inf")))):
             return {"service_id": service_id, "status": status_,
                     "response_time": None if response_time is None else float(response_time)}
-    return _valid(HeartbeatSerializer, data)
+    return validated_body(HeartbeatSerializer, data)
 
 
 class HeartbeatView(APIView):

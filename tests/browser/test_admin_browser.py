@@ -29,7 +29,7 @@ def _wait(browser, predicate, timeout: float = 10.0):
 
 def test_login__operator__sees_the_operations_home(logged_in, live_server, screenshot, tenant, environments):
     from registry.services import instance_register
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="email.sender", value="ops@example.com", actor="apikey:bootstrap")
     instance_register(tenant=tenant, service_name="billing", url="http://127.0.0.1:9801", actor="t")
@@ -45,7 +45,7 @@ def test_login__operator__sees_the_operations_home(logged_in, live_server, scree
 
 def test_config__breaks_schema__error_on_field_then_fixed(logged_in, live_server, screenshot, tenant):
     from tenants.models import ConfigEntry
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     schema_set(key="export.settings", schema={"type": "object", "properties": {"max_rows": {"type": "integer", "minimum": 100}},
                                               "required": ["max_rows"]}, actor="t")
@@ -74,7 +74,7 @@ def test_config__breaks_schema__error_on_field_then_fixed(logged_in, live_server
 
 def test_secret__masked_then_revealed__reveal_is_recorded(logged_in, live_server, screenshot, tenant):
     from events.models import Event
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="smtp.password", value="hunter2-secret", is_secret=True, actor="t")
     b = logged_in
@@ -90,7 +90,7 @@ def test_secret__masked_then_revealed__reveal_is_recorded(logged_in, live_server
 
 def test_compare__two_environments__promote_a_key_after_preview(logged_in, live_server, screenshot, tenant, environments):
     from tenants.selectors import config_resolve
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, environment=environments["staging"], key="search.replicas", value=3, actor="t")
     config_create(tenant=tenant, environment=environments["production"], key="search.replicas", value=1, actor="t")
@@ -115,7 +115,7 @@ def test_compare__two_environments__promote_a_key_after_preview(logged_in, live_
 
 def test_flags__bulk_set_rollout__then_preview_shows_the_answer(logged_in, live_server, screenshot, tenant, environments):
     from flags.models import Flag, FlagEnvironment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="new_checkout", environment=environments["production"], is_enabled=True, rollout_percentage=0, actor="t")
     b = logged_in
@@ -159,7 +159,7 @@ def test_registry__drain_an_instance__never_discovered(logged_in, live_server, s
 
 
 def test_history__edited_config__shows_field_level_change_and_actor(logged_in, live_server, screenshot, tenant):
-    from tenants.services import config_create, config_update
+    from tenants.services.configs import config_create, config_update
 
     entry = config_create(tenant=tenant, key="cache.ttl", value=30, actor="apikey:bootstrap")
     config_update(entry=entry, value=60, actor="apikey:deployer")

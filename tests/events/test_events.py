@@ -21,7 +21,7 @@ def test_rollback__change_inside_failed_transaction__no_event_no_delivery(celery
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
     from events.tasks import outbox_sweep
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     with Receiver() as receiver:
         webhook_create(tenant=tenant, url=receiver.url, resource_types=["config"], actor="t")
@@ -49,7 +49,7 @@ def celery_worker_env():
 def test_webhook__receiver_fails_twice__three_attempts_same_id_signature_verifies(celery_worker_process, tenant):
     from events.models import WebhookDelivery
     from events.services import webhook_create
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     with Receiver(fail_first=2) as receiver:
         sub = webhook_create(tenant=tenant, url=receiver.url, resource_types=["config"], actor="t")
@@ -75,7 +75,7 @@ def test_webhook__receiver_fails_twice__three_attempts_same_id_signature_verifie
 @pytest.mark.worker
 def test_webhook__filter__only_matching_events_delivered_and_secret_never_sent(celery_worker_process, tenant, environments):
     from events.services import webhook_create
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     with Receiver() as everything, Receiver() as prod_only:
         webhook_create(tenant=tenant, url=everything.url, resource_types=["config"], actor="t")
@@ -98,7 +98,7 @@ def test_watch__long_poll__returns_within_a_second_of_an_admin_change(live_serve
     from django.test import Client
 
     from events.models import Event
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="ui.theme", value="light", actor="t")
     key = make_key(tenant=tenant, scopes=["events:read"])
@@ -133,7 +133,7 @@ def test_watch__long_poll__returns_within_a_second_of_an_admin_change(live_serve
 
 @pytest.mark.django_db
 def test_watch__bound_caller__never_sees_another_tenants_events(tenant, other_tenant, make_key, client_for):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=other_tenant, key="theirs", value=SECRET, actor="t")
     config_create(tenant=tenant, key="mine", value=1, actor="t")
@@ -150,7 +150,7 @@ def test_history__admin_api_and_revert__three_actors_field_level_and_no_secret(t
     from rest_framework_simplejwt.tokens import AccessToken
 
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="email.sender", value="a@example.com", actor="apikey:bootstrap")
     secret = config_create(tenant=tenant, key="smtp.password", value=SECRET, is_secret=True, actor="apikey:bootstrap")
@@ -189,7 +189,8 @@ def test_history__admin_api_and_revert__three_actors_field_level_and_no_secret(t
 @pytest.mark.django_db
 def test_revert__old_value_breaks_current_schema__refused(tenant, make_key, client_for):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create, config_update, schema_set
+    from tenants.services.configs import config_create, config_update
+    from tenants.services.schemas import schema_set
 
     entry = config_create(tenant=tenant, key="limits.max", value="lots", actor="t")
     config_update(entry=entry, value=10, actor="t")

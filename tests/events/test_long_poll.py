@@ -41,7 +41,7 @@ def _cursor() -> int:
 
 
 def test_long_poll__third_wait_of_one_key__429_at_once_another_key_still_waits(live_server, tenant, make_key, settings):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     settings.EVENTS_WAIT_MAX_PER_KEY = 2
     settings.EVENTS_WAIT_MAX_PER_PROCESS = 10
@@ -76,7 +76,7 @@ def test_long_poll__third_wait_of_one_key__429_at_once_another_key_still_waits(l
 
 def test_long_poll__process_cap_reached__503_with_retry_after_and_plain_polls_still_answer(live_server, tenant, make_key,
                                                                                             settings):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     settings.EVENTS_WAIT_MAX_PER_KEY = 5
     settings.EVENTS_WAIT_MAX_PER_PROCESS = 2
@@ -117,7 +117,7 @@ def _latency_of_a_change(live_server, tenant, make_key, change) -> tuple[Poll, f
 
 
 def _config_change(tenant):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     return lambda: config_create(tenant=tenant, key="watched", value=1, actor="t")
 

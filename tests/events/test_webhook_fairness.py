@@ -64,7 +64,7 @@ def celery_worker_env():
 @pytest.mark.worker
 def test_delivery__tenant_a_has_ten_tarpits__tenant_b_delivered_while_a_is_held(celery_worker_process, tenant, other_tenant):
     from events.services import webhook_create
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     tarpit = Tarpit()
     try:

@@ -37,7 +37,7 @@ def test_global_config_change__reaches_matching_subscribers_of_two_tenants_once(
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
     from events.tasks import outbox_sweep
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     with Receiver() as acme, Receiver() as globex, Receiver() as flags_only:
         sub_acme = webhook_create(tenant=tenant, url=acme.url, resource_types=["config"], key_prefix="feature.", actor="t")
@@ -72,7 +72,8 @@ def test_global_config_change__reaches_matching_subscribers_of_two_tenants_once(
 
 @pytest.mark.django_db
 def test_watch__global_change_shown_to_every_tenant__tenant_and_platform_events_not(tenant, other_tenant, make_key, client_for):
-    from tenants.services import config_create, tenant_create, tenant_delete
+    from tenants.services.configs import config_create
+    from tenants.services.tenants import tenant_create, tenant_delete
 
     config_create(tenant=None, key="feature.banner", value="on", actor="t")
     config_create(tenant=other_tenant, key="theirs", value=SECRET, actor="t")
@@ -98,7 +99,7 @@ def test_watch__global_change_shown_to_every_tenant__tenant_and_platform_events_
 @pytest.mark.django_db
 def test_events__schema_change_and_webhook_change__each_announced(tenant, other_tenant, make_key, client_for):
     from events.models import Event
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     admin = client_for(make_key(tenant=tenant, scopes=["admin", "events:read"]))
     other = client_for(make_key(tenant=other_tenant, scopes=["events:read"]))
@@ -129,7 +130,7 @@ def test_dispatch_twice__second_run_sends_nothing(celery_worker_process, tenant)
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
     from events.tasks import event_dispatch_task
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     with Receiver() as receiver:
         sub = webhook_create(tenant=tenant, url=receiver.url, resource_types=["config"], actor="t")
@@ -153,7 +154,7 @@ def test_dispatch_twice__second_run_sends_nothing(celery_worker_process, tenant)
 def test_admin_send_again__redelivers_with_same_webhook_id(celery_worker_process, tenant, admin_user):
     from events.models import WebhookDelivery
     from events.services import webhook_create
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     with Receiver() as receiver:
         sub = webhook_create(tenant=tenant, url=receiver.url, resource_types=["config"], actor="t")
@@ -185,7 +186,7 @@ def test_webhook__failing_for_disable_after__disabled_shown_and_sent_nothing_mor
     from events.dispatch import delivery_attempt, event_dispatch
     from events.models import Event, WebhookDelivery, WebhookSubscription
     from events.services import webhook_create
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     api = client_for(make_key(tenant=tenant, scopes=["events:read"]))
     with Receiver(fail_first=1000) as receiver:
@@ -223,7 +224,7 @@ def test_webhook__failing_for_disable_after__disabled_shown_and_sent_nothing_mor
 @pytest.mark.django_db
 def test_history__entry_made_secret_without_new_value__earlier_values_gone_everywhere(tenant, make_key, client_for, admin_user):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create, config_update
+    from tenants.services.configs import config_create, config_update
 
     entry = config_create(tenant=tenant, key="smtp.token", value="tok-plain-1", actor="t")
     config_update(entry=entry, value="tok-plain-2", actor="t")
@@ -255,7 +256,7 @@ def test_history__entry_made_secret_without_new_value__earlier_values_gone_every
 
 @pytest.mark.django_db
 def test_history__admin_makes_entry_secret_with_new_value__old_plain_value_gone(tenant, make_key, client_for, admin_user):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="api.token", value="old-plain-token", actor="t")
     admin = Client()
@@ -281,7 +282,7 @@ def test_history__admin_makes_entry_secret_with_new_value__old_plain_value_gone(
 @pytest.mark.django_db
 def test_history__switch_to_secret_rolled_back__history_keeps_plain_value(tenant):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create, config_update
+    from tenants.services.configs import config_create, config_update
 
     entry = config_create(tenant=tenant, key="still.plain", value="visible", actor="t")
 
@@ -301,7 +302,7 @@ def test_history_migration__rows_from_before_the_scrub__values_forgotten(tenant,
     from django.apps import apps
 
     from tenants.models import ConfigEntry
-    from tenants.services import config_create, config_update
+    from tenants.services.configs import config_create, config_update
 
     entry = config_create(tenant=tenant, key="legacy.token", value="legacy-plain", actor="t")
     config_update(entry=entry, is_secret=True, actor="t")

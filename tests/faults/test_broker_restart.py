@@ -21,7 +21,7 @@ def _received_keys(receiver) -> set[str]:
 def test_redis_restart__worker_and_beat__survive_and_outbox_drains(tenant, throwaway_redis, tmp_path, celery_worker_env):
     from config_hub.celery import app
     from events.services import webhook_create
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
     from tests.receiver import Receiver
 
     app.control.purge()

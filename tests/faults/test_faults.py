@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 
 def _seed(tenant):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="db.pool", value={"size": 5}, actor="test")
 
@@ -48,7 +48,7 @@ def test_redis_down__flags_and_registry__answered_from_the_database(live_server,
                                                                   redis_outage):
     import jwt
 
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from registry.services import instance_register
     from registry.tokens import service_token_secret_create
 
@@ -138,7 +138,7 @@ def test_broker_down__change_commits__delivered_once_after_it_returns(celery_wor
     from events.models import Event
     from events.services import webhook_create
     from events.tasks import outbox_sweep
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
     from tests.receiver import Receiver
 
     with Receiver() as receiver:

@@ -26,7 +26,7 @@ def _evaluate(client, name):
 def test_admin_delete_flag__evaluate_404_at_once_and_event_with_actor(tenant, environments, make_key, client_for, admin_user,
                                                                       client, django_capture_on_commit_callbacks):
     from flags.models import Flag
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag = flag_create(tenant=tenant, name="new_checkout", environment=environments["production"], is_enabled=True, actor="t")
     api = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
@@ -45,7 +45,7 @@ def test_admin_delete_flag__evaluate_404_at_once_and_event_with_actor(tenant, en
 
 def test_admin_bulk_delete_flags__each_through_the_service(tenant, environments, make_key, client_for, admin_user, client,
                                                            django_capture_on_commit_callbacks):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flags = [flag_create(tenant=tenant, name=f"f{i}", environment=environments["production"], is_enabled=True, actor="t")
              for i in range(2)]
@@ -64,7 +64,7 @@ def test_admin_bulk_delete_flags__each_through_the_service(tenant, environments,
 
 def test_admin_delete_unused_segment__deleted_with_event(tenant, admin_user, client, django_capture_on_commit_callbacks):
     from flags.models import Segment
-    from flags.services import segment_set
+    from flags.services.segments import segment_set
 
     seg = segment_set(tenant=tenant, name="beta-testers", constraints=[], actor="t")
     client.force_login(admin_user)
@@ -80,7 +80,8 @@ def test_admin_delete_unused_segment__deleted_with_event(tenant, admin_user, cli
 def test_admin_delete_segment_a_flag_uses__refused_flag_unchanged(tenant, environments, make_key, client_for, admin_user,
                                                                    client):
     from flags.models import Segment
-    from flags.services import flag_create, segment_set
+    from flags.services.flags import flag_create
+    from flags.services.segments import segment_set
 
     seg = segment_set(tenant=tenant, name="internal",
                       constraints=[{"contextName": "userId", "operator": "IN", "values": ["u1"]}], actor="t")
@@ -104,7 +105,7 @@ def test_admin_delete_segment_a_flag_uses__refused_flag_unchanged(tenant, enviro
 def test_admin_flag_and_segment_pages__render_and_save_through_the_services(tenant, environments, admin_user, client,
                                                                             django_capture_on_commit_callbacks):
     from flags.models import Flag, Segment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag = flag_create(tenant=tenant, name="pages", environment=environments["production"], is_enabled=False, actor="t")
     client.force_login(admin_user)

@@ -12,7 +12,7 @@ CTX = {"userId": "user-1"}
 
 
 def _flag(tenant, env, name, *, enabled=True, strategies=None, variants=None, kind="boolean", rollout=None):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     return flag_create(tenant=tenant, name=name, environment=env, is_enabled=enabled, strategies=strategies,
                        variants=variants, kind=kind, rollout_percentage=rollout, actor="test")
@@ -145,7 +145,7 @@ def _ofrep(client, key, context=None, **headers):
 @pytest.fixture
 def per_env_flag(tenant, environments):
     """'beta': on in production, off in staging, no state in development."""
-    from flags.services import flag_update
+    from flags.services.flags import flag_update
 
     flag = _flag(tenant, environments["production"], "beta")
     flag_update(flag=flag, environment=environments["staging"], is_enabled=False, actor="test")
@@ -390,7 +390,7 @@ def test_admin_flag_page__malformed_strategy_or_constraint__form_error_nothing_s
 def test_admin_flag_page__strategy_naming_the_tenants_segment__saved(tenant, environments, admin_user, client,
                                                                     django_capture_on_commit_callbacks):
     from flags.models import Flag, FlagEnvironment
-    from flags.services import segment_set
+    from flags.services.segments import segment_set
 
     seg = segment_set(tenant=tenant, name="vip", constraints=[{"contextName": "plan", "operator": "IN", "values": ["pro"]}],
                       actor="test")
@@ -407,7 +407,7 @@ def test_admin_flag_page__strategy_naming_the_tenants_segment__saved(tenant, env
 
 
 def test_evaluate_all__context_with_an_integer_beyond_64_bits__answers(tenant, environments, make_key, client_for):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="beta", environment=environments["production"], is_enabled=True, actor="t")
     client = client_for(make_key(tenant=tenant, scopes=["flags:read"], name="bigctx"))

@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import ValidationFailed
 from flags.api.bodies import evaluate_all_body, evaluate_body
-from flags.api.views import EvaluateAllSerializer, EvaluateSerializer
+from flags.api.views.evaluate import EvaluateAllSerializer, EvaluateSerializer
 
 BODIES = [
     {"flag_name": "f"},

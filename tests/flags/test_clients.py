@@ -58,7 +58,7 @@ def test_openfeature_sdk__ofrep_provider__boolean_string_object_and_missing(live
     from openfeature.evaluation_context import EvaluationContext
     from openfeature.exception import ErrorCode
 
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     env = environments["production"]
     flag_create(tenant=tenant, name="dark-mode", environment=env, is_enabled=True, actor="t")
@@ -83,7 +83,7 @@ def test_openfeature_sdk__ofrep_provider__boolean_string_object_and_missing(live
 
 
 def test_ofrep_bulk__same_state__304_on_if_none_match(live_server, tenant, environments, make_key):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="a", environment=environments["staging"], is_enabled=True, actor="t")
     headers = {"Authorization": f"ApiKey {make_key(tenant=tenant, scopes=['flags:read'])}", "X-Environment": "staging"}
@@ -109,7 +109,7 @@ def test_ofrep__no_environment__400_invalid_context(live_server, tenant, make_ke
 
 def test_usage__evaluations_counted_in_redis__flushed_by_task(tenant, environments, make_key, client_for):
     from flags.models import FlagEnvironment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from flags.tasks import flag_usage_flush_task
 
     flag_create(tenant=tenant, name="counted", environment=environments["production"], is_enabled=True, actor="t")

@@ -26,7 +26,7 @@ def _bulk(client, **context):
 
 def test_evaluate_all__flag_written__next_call_sees_it(tenant, environments, client, django_capture_on_commit_callbacks):
     from flags.selectors import flag_for_tenant
-    from flags.services import flag_create, flag_update
+    from flags.services.flags import flag_create, flag_update
 
     with django_capture_on_commit_callbacks(execute=True):
         flag = flag_create(tenant=tenant, name="checkout", environment=environments["production"], actor="t")
@@ -46,7 +46,7 @@ def test_evaluate_all__flag_written__next_call_sees_it(tenant, environments, cli
 
 
 def test_evaluate_all__same_context_twice__same_body_and_etag_304(tenant, environments, client):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
     first, second = _all(client, userId="u1"), _all(client, userId="u1")
@@ -68,7 +68,7 @@ def test_evaluate_all__same_context_twice__same_body_and_etag_304(tenant, enviro
     ],
 )
 def test_evaluate_all__random_rollout__never_frozen_by_reuse(strategy, context, tenant, environments, client):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="coin", environment=environments["production"], is_enabled=True,
                 strategies=[strategy], actor="t")
@@ -79,7 +79,7 @@ def test_evaluate_all__random_rollout__never_frozen_by_reuse(strategy, context, 
 
 
 def test_evaluate_all__random_variant_stickiness__variant_not_frozen(tenant, environments, client):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     variants = [{"name": "a", "weight": 500, "stickiness": "random"}, {"name": "b", "weight": 500, "stickiness": "random"}]
     flag_create(tenant=tenant, name="ab", environment=environments["production"], is_enabled=True, variants=variants,
@@ -90,7 +90,7 @@ def test_evaluate_all__random_variant_stickiness__variant_not_frozen(tenant, env
 
 def test_evaluate_all_shaped__clock_constraint__reused_only_with_current_time(tenant, environments):
     from flags.selectors import flags_evaluate_all_shaped
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     strategy = {"name": "default", "constraints": [
         {"contextName": "currentTime", "operator": "DATE_AFTER", "value": "2020-01-01T00:00:00Z"}]}
@@ -113,7 +113,7 @@ def test_evaluate_all_shaped__clock_constraint__reused_only_with_current_time(te
 
 def test_usage__reused_answers__every_evaluation_counted(tenant, environments, client):
     from flags.models import FlagEnvironment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from flags.usage import usage_flush
 
     for name in ("one", "two"):
@@ -129,7 +129,7 @@ def test_usage__reused_answers__every_evaluation_counted(tenant, environments, c
 
 def test_evaluate__environment_deleted__next_request_refused(tenant, environments, client,
                                                             django_capture_on_commit_callbacks):
-    from tenants.services import environment_create, environment_delete
+    from tenants.services.environments import environment_create, environment_delete
 
     env = environment_create(slug="qa", actor="t")
     for _ in range(2):  # the slug is now held by this process
@@ -144,7 +144,7 @@ def test_evaluate__environment_deleted__next_request_refused(tenant, environment
 
 
 def test_evaluate__environment_created__usable_at_once(tenant, environments, client):
-    from tenants.services import environment_create
+    from tenants.services.environments import environment_create
 
     r = client.post("/api/v1/feature-flags/evaluate-all", {"environment": "preview"}, format="json")
     assert r.status_code == 404

@@ -30,7 +30,7 @@ def test_admin_home__failing_and_disabled_webhooks_and_stale_flag__listed(tenant
     from events.models import WebhookSubscription
     from events.services import webhook_create
     from flags.models import FlagEnvironment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     healthy = webhook_create(tenant=tenant, url="http://127.0.0.1:9/healthy-hook", actor="t")
     failing = webhook_create(tenant=tenant, url="http://127.0.0.1:9/failing-hook", actor="t")
@@ -63,7 +63,7 @@ def _home_data(tenant, environments):
     from events.models import WebhookSubscription
     from events.services import webhook_create
     from flags.models import FlagEnvironment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from registry.models import Instance
     from registry.services import instance_register
 
@@ -124,7 +124,7 @@ def test_admin_home__superuser__every_panel(tenant, environments, admin_user, cl
 
 
 def test_config_entry_page__resolved_value_and_explain_chain(tenant, environments, admin_user, client):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=None, key="mail.sender", value="global@example.com", actor="t")
     config_create(tenant=tenant, key="mail.sender", value="acme@example.com", actor="t")
@@ -146,7 +146,7 @@ def test_config_entry_page__resolved_value_and_explain_chain(tenant, environment
 
 
 def test_config_entry_page__secret__resolution_masked_until_revealed(tenant, environments, admin_user, client):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="db.password", value="s3cr3t-value-xyz", is_secret=True, actor="t")
     client.force_login(admin_user)
@@ -173,7 +173,7 @@ class _Assets(HTMLParser):
 
 @pytest.mark.parametrize("page", ["change", "add"])
 def test_config_entry_page__json_editor_and_every_asset_served_from_this_site(page, tenant, admin_user, client):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="ui.layout", value={"columns": 3}, actor="t")
     client.force_login(admin_user)
@@ -194,7 +194,7 @@ def test_promote__staging_to_production__written_history_with_admin_and_event(
     tenant, environments, admin_user, client, make_key, client_for, django_capture_on_commit_callbacks
 ):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="ui.theme", value={"mode": "dark"}, environment=environments["staging"], actor="t")
     config_create(tenant=tenant, key="ui.other", value=1, environment=environments["staging"], actor="t")
@@ -276,7 +276,7 @@ def test_admin_import__one_bad_flag__nothing_written_error_on_the_page(tenant, e
 def test_flag_bulk_enable_and_disable__change_the_environment_state(tenant, environments, admin_user, client,
                                                                     django_capture_on_commit_callbacks):
     from flags.models import FlagEnvironment
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     prod, staging = environments["production"], environments["staging"]
     a = flag_create(tenant=tenant, name="bulk_a", environment=prod, is_enabled=False, actor="t")
@@ -322,7 +322,7 @@ def test_metrics__webhook_deliveries_counter__moves_by_outcome(tenant, client):
     from events.dispatch import delivery_attempt, event_dispatch
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     with Receiver(fail_first=1) as receiver:
         webhook_create(tenant=tenant, url=receiver.url, resource_types=["config"], actor="t")
@@ -348,7 +348,7 @@ def test_metrics__webhook_deliveries_counter__moves_by_outcome(tenant, client):
 
 def test_event_admin__audit_trail_cannot_be_deleted_even_by_a_superuser(tenant, admin_user, client):
     from events.models import Event
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="audited", value=1, actor="t")
     event = Event.objects.filter(key="audited").first()

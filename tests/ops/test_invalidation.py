@@ -38,7 +38,7 @@ def test_invalidation__message_from_another_process__drops_the_local_value():
 
 def test_revoked_key__other_process_cached_it__refused_at_once(tenant, make_key, client_for):
     from tenants.models import ApiKey
-    from tenants.services import api_key_revoke
+    from tenants.services.api_keys import api_key_revoke
 
     raw = make_key(tenant=tenant, scopes=["configs:read"], name="shared")
     client = client_for(raw)

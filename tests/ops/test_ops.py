@@ -42,10 +42,10 @@ def test_health__beat_ran_long_ago__degraded(client, settings):
 
 
 def test_metrics__parse__counters_move_with_the_actions(client, tenant, environments, make_key, client_for):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from registry.heartbeats import instance_heartbeat
     from registry.services import instance_register
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")
     flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")

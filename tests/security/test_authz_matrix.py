@@ -71,10 +71,10 @@ def _b64(data: dict) -> str:
 @pytest.fixture
 def tenant_a_data(tenant, environments):
     """Tenant A ("acme") with a config, a secret and whatever other apps add."""
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     from events.services import webhook_create
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from registry.services import instance_register
 
     entry = config_create(tenant=tenant, key="marker.key", value=MARKER, service_name="marker-svc", actor="test")

@@ -105,7 +105,7 @@ def test_config_write__lone_surrogate_in_a_key_of_the_value__400(writer):
 def test_secret_service__lone_surrogate__refused_before_storage(tenant):
     from core.errors import ValidationFailed
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     with pytest.raises(ValidationFailed) as exc:
         config_create(tenant=tenant, key="db.password", value="pw-\udc80", is_secret=True, actor="t")

@@ -32,7 +32,7 @@ def test_service_token__huge_service_id__401_not_500(client_for, service_id):
 
 
 def test_if_match__version_of_5000_digits__400_and_entry_unchanged(api, tenant):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="retry.max", value=3, actor="t")
 

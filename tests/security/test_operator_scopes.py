@@ -11,7 +11,7 @@ SECRET = "operator-scope-secret-7c1"
 
 @pytest.fixture
 def configs(tenant):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     plain = config_create(tenant=tenant, key="ui.theme", value="dark", actor="t")
     config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")

@@ -65,7 +65,7 @@ def _delivery_for(tenant, url):
     from events.dispatch import event_dispatch
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     sub = webhook_create(tenant=tenant, url=url, resource_types=["config"], actor="t")
     config_create(tenant=tenant, key="feature.banner", value="on", actor="t")

@@ -64,7 +64,7 @@ def test_secret__every_path__plain_value_nowhere(tenant, environments, make_key,
     from events.models import Event, WebhookDelivery
     from events.services import webhook_create
     from tenants.models import ConfigEntry
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     settings.DEBUG = True
     caplog.set_level(logging.DEBUG)
@@ -136,7 +136,7 @@ def test_secret__every_path__plain_value_nowhere(tenant, environments, make_key,
 
 @pytest.fixture
 def secret_entry(tenant, environments):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     return config_create(tenant=tenant, key="pay.api_key", value=PLAIN, is_secret=True,
                          environment=environments["production"], actor="t")

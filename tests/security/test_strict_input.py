@@ -68,7 +68,7 @@ def test_config_post__every_field_seed_001_sends__still_accepted(api):
 
 def test_config_put_and_patch__unknown_field__400_and_value_unchanged(api, tenant):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="retry.max", value=3, actor="t")
 
@@ -111,7 +111,7 @@ def test_tenant_and_environment_bodies__unknown_field__400(environments, make_ke
 
 
 def test_config_revert__unknown_field__400(api, tenant):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="k", value=1, actor="t")
 
@@ -129,7 +129,7 @@ def test_token_obtain__unknown_field__400(admin_user, client_for):
 
 
 def test_config_list__misspelt_filter__400_never_a_wider_list(api, tenant):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")
 
@@ -149,7 +149,7 @@ def test_config_list__unknown_environment__400_naming_it(api):
 
 
 def test_config_read__misspelt_parameter__400_not_the_tenant_wide_value(api, tenant, environments):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="db.url", value="tenant-wide", actor="t")
 
@@ -168,7 +168,7 @@ def test_routes_without_parameters__any_parameter__400(api):
 
 
 def test_evaluate__query_string__refused_by_the_lean_path_too(api, tenant, environments):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
 
@@ -198,7 +198,7 @@ def test_no_credentials__unknown_parameter__still_401(client_for):
 
 def test_flag_bodies__unknown_field__400_and_nothing_written(api, tenant, environments):
     from flags.models import Flag
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     _unknown(api.post("/api/v1/feature-flags/", {"name": "new_ui", "environment": "production", "is_enabeld": True},
                       format="json"), "is_enabeld")
@@ -219,7 +219,7 @@ def test_flag_create__unknown_environment__400_naming_it(api):
 
 
 def test_evaluate_bodies__unknown_top_level_field__400_context_stays_open(api, tenant, environments):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
 
@@ -234,7 +234,7 @@ def test_evaluate_bodies__unknown_top_level_field__400_context_stays_open(api, t
 
 
 def test_ofrep__unknown_top_level_field__400_invalid_context_any_context_key_accepted(api, tenant, environments):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
     headers = {"HTTP_X_ENVIRONMENT": "production"}

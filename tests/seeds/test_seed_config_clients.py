@@ -13,7 +13,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def data(tenant, environments):
-    from tenants.services import config_create, schema_set
+    from tenants.services.configs import config_create
+    from tenants.services.schemas import schema_set
 
     prod = environments["production"]
     config_create(tenant=tenant, key="email_notifications", value={"enabled": True, "frequency": "daily"}, actor="t")

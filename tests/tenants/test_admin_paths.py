@@ -52,7 +52,7 @@ def _staff(django_user_model, *codenames, username="viewer"):
 def test_admin_delete_api_key__next_request_with_it_is_401(tenant, make_key, client_for, admin_user, client,
                                                            django_capture_on_commit_callbacks):
     from tenants.models import ApiKey
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="ui.theme", value="light", actor="t")
     raw = make_key(tenant=tenant, scopes=["configs:read"], name="doomed")
@@ -152,7 +152,7 @@ def test_admin_delete_builtin_tenant__refused_with_a_message_nothing_deleted(def
 
 def test_admin_bulk_delete_schema__event_with_actor(admin_user, client, django_capture_on_commit_callbacks):
     from tenants.models import ConfigSchema
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     schema, _ = schema_set(key="limits", schema={"type": "object"}, actor="t")
     client.force_login(admin_user)
@@ -169,10 +169,42 @@ def test_admin_bulk_delete_schema__event_with_actor(admin_user, client, django_c
 # --- environments -----------------------------------------------------------------
 
 
+def test_admin_add_schema__metadata_not_an_object__form_error_nothing_saved(admin_user, client):
+    from tenants.models import ConfigSchema
+
+    client.force_login(admin_user)
+
+    r = client.post("/admin/tenants/configschema/add/", {"key": "limits", "schema": '{"type": "object"}',
+                                                         "metadata": "[1, 2]", "default_value": "null"})
+
+    assert r.status_code == 200
+    assert r.context["adminform"].form.errors == {"metadata": ["metadata must be a JSON object"]}
+    assert not ConfigSchema.objects.filter(key="limits").exists()
+
+
+def test_admin_add_schema__existing_value_breaks_it__listed_on_the_schema_field(tenant, admin_user, client):
+    from tenants.models import ConfigSchema
+    from tenants.services.configs import config_create
+
+    entry = config_create(tenant=tenant, key="limits", value={"max": "ten"}, actor="t")
+    client.force_login(admin_user)
+
+    r = client.post("/admin/tenants/configschema/add/", {
+        "key": "limits", "schema": '{"type": "object", "properties": {"max": {"type": "integer"}}}',
+        "metadata": "{}", "default_value": "null"})
+
+    assert r.status_code == 200
+    assert r.context["adminform"].form.errors == {"schema": [
+        "1 existing value(s) of 'limits' would break this schema",
+        f"entry #{entry.pk} (tenant=acme env=* service=*) $.max: 'ten' is not of type 'integer'",
+    ]}
+    assert not ConfigSchema.objects.filter(key="limits").exists()
+
+
 def test_admin_delete_unused_environment__deleted_with_event(environments, admin_user, client,
                                                             django_capture_on_commit_callbacks):
     from tenants.models import Environment
-    from tenants.services import environment_create
+    from tenants.services.environments import environment_create
 
     qa = environment_create(slug="qa", name="QA", actor="t")
     client.force_login(admin_user)
@@ -186,9 +218,9 @@ def test_admin_delete_unused_environment__deleted_with_event(environments, admin
 
 
 def test_admin_delete_environment_in_use_or_builtin__refused_with_a_message(tenant, environments, admin_user, client):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
     from tenants.models import Environment
-    from tenants.services import environment_create
+    from tenants.services.environments import environment_create
 
     qa = environment_create(slug="qa", name="QA", actor="t")
     flag_create(tenant=tenant, name="beta", environment=qa, is_enabled=True, actor="t")
@@ -223,7 +255,7 @@ def test_admin_rename_environment__event_and_audit_actor(environments, admin_use
 
 @pytest.mark.parametrize("secret", [False, True])
 def test_config_entry_page__view_only_staff__shown_read_only(secret, tenant, environments, client, django_user_model):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="smtp.host", value="mail.example", environment=environments["production"],
                           is_secret=secret, actor="t")
@@ -239,7 +271,7 @@ def test_config_entry_page__view_only_staff__shown_read_only(secret, tenant, env
 def test_config_entry_revert__admin_history_page__reverted_through_the_service(tenant, admin_user, client,
                                                                                 django_capture_on_commit_callbacks):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create, config_update
+    from tenants.services.configs import config_create, config_update
 
     entry = config_create(tenant=tenant, key="retry.max", value=3, actor="t")
     first = entry.history.order_by("history_id").first()
@@ -260,7 +292,7 @@ def test_config_entry_revert__admin_history_page__reverted_through_the_service(t
 def test_config_entry_secret__description_saved_with_the_mask_untouched__value_kept(tenant, client, django_user_model):
     from core.admin import MASK
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="smtp.password", value="hunter2", is_secret=True, actor="t")
     client.force_login(_staff(django_user_model, "view_configentry", "change_configentry", username="editor"))
@@ -286,7 +318,7 @@ def _promote_post(client, tenant, environments):
 
 def test_promote__view_only_staff__403_and_nothing_changes(tenant, environments, client, django_user_model):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="ui.theme", value="dark", environment=environments["staging"], actor="t")
     client.force_login(_staff(django_user_model, "view_configentry"))
@@ -302,7 +334,7 @@ def test_promote__view_only_staff__403_and_nothing_changes(tenant, environments,
 
 def test_promote__staff_with_add_and_change__promoted(tenant, environments, client, django_user_model):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="ui.theme", value="dark", environment=environments["staging"], actor="t")
     client.force_login(_staff(django_user_model, "add_configentry", "change_configentry", username="promoter"))
@@ -378,7 +410,7 @@ def _stale_rows(client) -> str:
 
 
 def test_admin_home__flag_at_100_percent_for_30_days__listed_as_stale(tenant, environments, admin_user, client):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     prod = environments["production"]
     old_full = flag_create(tenant=tenant, name="old_full_rollout", environment=prod, is_enabled=True,
@@ -410,7 +442,7 @@ def test_admin_home__full_rollout_resaved_recently_still_counts_a_raise_to_100_d
     """"For 30 days" comes from the state's history: a re-save at 100% keeps the
     run going; going from 50% to 100% five days ago starts it."""
     from flags.models import FlagEnvironment
-    from flags.services import flag_update, flag_create
+    from flags.services.flags import flag_update, flag_create
 
     prod = environments["production"]
     kept = flag_create(tenant=tenant, name="kept_at_full", environment=prod, is_enabled=True, rollout_percentage=100, actor="t")
@@ -431,7 +463,7 @@ def test_admin_home__full_rollout_resaved_recently_still_counts_a_raise_to_100_d
 
 
 def test_admin_home__flag_not_evaluated_for_30_days__still_listed(tenant, environments, admin_user, client):
-    from flags.services import flag_create
+    from flags.services.flags import flag_create
 
     prod = environments["production"]
     quiet = flag_create(tenant=tenant, name="quiet_flag", environment=prod, is_enabled=True, rollout_percentage=20, actor="t")

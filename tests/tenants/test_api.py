@@ -25,7 +25,7 @@ def writer(tenant, make_key, client_for):
 
 
 def test_seed001_read__resolved_value__has_every_field_the_seed_reads(tenant, environments, reader):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, environment=environments["production"], service_name="user-service", key="database.url",
                   value="postgresql://db/users", actor="t")
@@ -41,7 +41,7 @@ def test_seed001_read__resolved_value__has_every_field_the_seed_reads(tenant, en
 
 
 def test_secret__reader_without_secrets_scope__masked(tenant, reader, make_key, client_for):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="external.api_key", value=SECRET, is_secret=True, actor="t")
     revealer = client_for(make_key(tenant=tenant, scopes=["configs:read", "secrets:read"], name="revealer"))
@@ -58,7 +58,7 @@ def test_secret__reader_without_secrets_scope__masked(tenant, reader, make_key, 
 
 
 def test_etag__same_representation__304_on_if_none_match(tenant, reader):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value={"a": 1}, actor="t")
     first = reader.get("/api/v1/config/k")
@@ -73,7 +73,7 @@ def test_etag__same_representation__304_on_if_none_match(tenant, reader):
 
 
 def test_put__stale_if_match__412_and_value_kept(tenant, writer):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="k", value=1, actor="t")
     ok = writer.put(f"/api/v1/config/{entry.pk}", {"value": 2}, format="json", HTTP_IF_MATCH=f'"{entry.pk}-1"')
@@ -89,7 +89,7 @@ def test_put__stale_if_match__412_and_value_kept(tenant, writer):
 
 
 def test_cached_read__second_request__makes_no_database_query(tenant, reader):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")
     assert reader.get("/api/v1/config/k").status_code == 200
@@ -102,7 +102,7 @@ def test_cached_read__second_request__makes_no_database_query(tenant, reader):
 
 
 def test_uncached_read__small_constant_number_of_queries(tenant, reader, environments):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     for i in range(30):
         config_create(tenant=tenant, key=f"k{i}", value=i, actor="t")
@@ -122,7 +122,8 @@ def test_uncached_read__small_constant_number_of_queries(tenant, reader, environ
 
 def test_write_paths__each_invalidates_the_cached_value(tenant, writer, django_capture_on_commit_callbacks):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create, config_delete, schema_set
+    from tenants.services.configs import config_create, config_delete
+    from tenants.services.schemas import schema_set
 
     with django_capture_on_commit_callbacks(execute=True):
         entry = config_create(tenant=tenant, key="k", value=1, actor="t")
@@ -140,7 +141,7 @@ def test_write_paths__each_invalidates_the_cached_value(tenant, writer, django_c
 
 
 def test_admin_edit__invalidates_cached_read(tenant, reader, admin_user, client, django_capture_on_commit_callbacks):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="ui.theme", value="light", actor="t")
     assert reader.get("/api/v1/config/ui.theme").json()["value"] == "light"
@@ -157,7 +158,7 @@ def test_admin_edit__invalidates_cached_read(tenant, reader, admin_user, client,
 
 
 def test_admin_edit__value_breaks_schema__error_on_the_field_with_path(tenant, admin_user, client):
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     schema_set(key="limits", schema={"type": "object", "properties": {"max": {"type": "integer"}}}, actor="t")
     client.force_login(admin_user)
@@ -172,7 +173,7 @@ def test_admin_edit__value_breaks_schema__error_on_the_field_with_path(tenant, a
 
 
 def test_bound_key__other_tenants_data__404_on_every_config_route(tenant, other_tenant, make_key, client_for):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     theirs = config_create(tenant=other_tenant, key="k", value="THEIRS", actor="t")
     mine = client_for(make_key(tenant=tenant, scopes=["configs:read", "configs:write", "secrets:read"]))
@@ -224,7 +225,7 @@ def test_create__same_scope_twice__409(tenant, writer):
 def test_auth__no_credentials_401_missing_scope_403_bearer_key_accepted(tenant, reader, make_key, client_for):
     from rest_framework.test import APIClient
 
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")
     anonymous = APIClient().get("/api/v1/config/k")
@@ -239,7 +240,7 @@ def test_auth__no_credentials_401_missing_scope_403_bearer_key_accepted(tenant, 
 
 def test_api_key__revoked__refused_on_the_next_request(tenant, make_key, client_for):
     from tenants.models import ApiKey
-    from tenants.services import api_key_revoke
+    from tenants.services.api_keys import api_key_revoke
 
     raw = make_key(tenant=tenant, scopes=["configs:read"], name="to-revoke")
     client = client_for(raw)
@@ -262,7 +263,7 @@ def test_api_key__expired__refused(tenant, make_key, client_for):
 
 
 def test_jwt__operator_token__reads_and_refresh(tenant, admin_user, client_for):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")
     tokens = client_for().post("/api/v1/auth/token/", {"username": "root", "password": "pw-root-123"}, format="json").json()
@@ -281,7 +282,7 @@ def test_all_tenants__tenant_bound_admin_key__403(tenant, make_key, client_for):
 
 
 def test_logs__secret_written_read_and_refused__never_in_a_log_line(tenant, make_key, client_for, caplog, settings):
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     settings.DEBUG = True  # Django logs every SQL statement with its parameters
     caplog.set_level(logging.DEBUG)
@@ -313,7 +314,7 @@ def platform(make_key, client_for, default_tenant):
 
 
 def test_secret__every_read_route__masked_without_scope_shown_with_it(tenant, reader, make_key, client_for, platform):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
     revealer = client_for(make_key(tenant=tenant, scopes=["configs:read", "secrets:read"], name="revealer"))
@@ -357,7 +358,8 @@ def test_secret__write_answers__never_echo_the_value_without_secrets_scope(tenan
 
 
 def test_etag__every_get_route__304_on_if_none_match(tenant, platform, make_key, client_for):
-    from tenants.services import config_create, schema_set
+    from tenants.services.configs import config_create
+    from tenants.services.schemas import schema_set
 
     entry = config_create(tenant=tenant, key="k", value=1, actor="t")
     schema_set(key="k", schema={"type": "integer"}, actor="t")
@@ -375,7 +377,7 @@ def test_etag__every_get_route__304_on_if_none_match(tenant, platform, make_key,
 
 
 def test_etag__value_changes__new_etag_and_200(tenant, writer, django_capture_on_commit_callbacks):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="k", value=1, actor="t")
     first = writer.get("/api/v1/config/k")
@@ -417,7 +419,7 @@ def test_seed001_create__is_encrypted__stored_as_secret(tenant, writer):
 
 def test_seed001_patch_and_delete__versions_and_if_match(tenant, writer):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="k", value={"a": 1}, description="d", actor="t")
 
@@ -434,7 +436,8 @@ def test_seed001_patch_and_delete__versions_and_if_match(tenant, writer):
 
 
 def test_seed001_put__value_breaks_schema__400_with_every_path(tenant, writer):
-    from tenants.services import config_create, schema_set
+    from tenants.services.configs import config_create
+    from tenants.services.schemas import schema_set
 
     entry = config_create(tenant=tenant, key="pool", value={"size": 5}, actor="t")
     schema_set(key="pool", schema={"type": "object", "properties": {"size": {"type": "integer"}, "hosts": {"type": "array", "items": {"type": "string"}}}}, actor="t")
@@ -469,7 +472,8 @@ def test_seed000_get__no_scope_and_no_default__404_json(tenant, reader):
 
 
 def test_explain__over_http__every_scope_in_order(tenant, environments, reader):
-    from tenants.services import config_create, schema_set
+    from tenants.services.configs import config_create
+    from tenants.services.schemas import schema_set
 
     config_create(tenant=None, key="k", value="global", actor="t")
     config_create(tenant=tenant, environment=environments["staging"], key="k", value="tenant+env", actor="t")
@@ -483,7 +487,7 @@ def test_explain__over_http__every_scope_in_order(tenant, environments, reader):
 
 
 def test_list__filters_and_pagination(tenant, other_tenant, environments, reader):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="billing.a", value=1, environment=environments["production"], actor="t")
     config_create(tenant=tenant, key="billing.b", value=2, service_name="billing", actor="t")
@@ -542,7 +546,7 @@ def test_schemas__invalid_schema__400_with_path(platform):
 
 
 def test_schemas__existing_secret_breaks_it__400_listing_it_without_the_value(tenant, platform):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
 
@@ -575,7 +579,7 @@ def test_tenants__platform_admin_provisions__bound_or_scopeless_refused(platform
 
 
 def test_tenants__deactivated__its_keys_get_404_at_once(tenant, platform, reader):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")
     assert reader.get("/api/v1/config/k").status_code == 200
@@ -608,7 +612,7 @@ def test_environments__list_and_add(platform, reader, environments):
 def test_cached_read__every_cached_route__second_request_makes_no_query(
     tenant, environments, make_key, client_for, django_assert_num_queries, url, scheme
 ):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")
     config_create(tenant=tenant, key="s", value=SECRET, is_secret=True, actor="t")
@@ -622,7 +626,7 @@ def test_cached_read__every_cached_route__second_request_makes_no_query(
 
 
 def test_cached_read__platform_key_with_x_tenant_id__no_query(tenant, make_key, client_for, django_assert_num_queries):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")
     client = client_for(make_key(tenant=None, scopes=["configs:read"]), HTTP_X_TENANT_ID="acme")
@@ -638,7 +642,7 @@ def test_rotation__cached_secret_read__still_answers_with_only_the_new_key(
     from cryptography.fernet import Fernet
     from django.core.management import call_command
 
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     revealer = client_for(make_key(tenant=tenant, scopes=["configs:read", "secrets:read"], name="revealer"))
     config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, service_name="billing", actor="t")
@@ -661,7 +665,7 @@ def test_rotation__cached_secret_read__still_answers_with_only_the_new_key(
 def test_secret__wrong_fernet_key__json_error_never_ciphertext(tenant, make_key, client_for, settings):
     from cryptography.fernet import Fernet
 
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
     revealer = client_for(make_key(tenant=tenant, scopes=["configs:read", "secrets:read"], name="revealer"))
@@ -717,7 +721,7 @@ def test_auth__wrong_password_for_jwt__401_json(admin_user, client_for):
 
 def test_api_key__scopes_changed__effective_on_the_next_request(tenant, make_key, client_for, django_capture_on_commit_callbacks):
     from tenants.models import ApiKey
-    from tenants.services import api_key_update
+    from tenants.services.api_keys import api_key_update
 
     client = client_for(make_key(tenant=tenant, scopes=["configs:read"], name="k1"))
     assert client.get("/api/v1/configs/").status_code == 200
@@ -759,7 +763,7 @@ def test_api_key__scopes_changed__effective_on_the_next_request(tenant, make_key
     ("post", "/api/v1/environments/", '{"slug": ""}'),
 ])
 def test_errors__wrong_types_and_shapes__400_json_never_500(tenant, environments, make_key, client_for, method, url, body):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="k", value=0, actor="t")
     client = client_for(make_key(tenant=None, scopes=["admin"], name="platform"), HTTP_X_TENANT_ID="acme")
@@ -793,7 +797,7 @@ def test_errors__huge_or_odd_reads__json_4xx_never_500(tenant, environments, rea
 
 
 def test_errors__if_match_garbage__400(tenant, writer):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="k", value=0, actor="t")
 
@@ -807,7 +811,7 @@ def test_errors__if_match_garbage__400(tenant, writer):
 
 
 def test_bound_key__other_tenant_named_any_way__404_and_never_their_value(tenant, other_tenant, make_key, client_for):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     theirs = config_create(tenant=other_tenant, key="k", value="THEIRS", actor="t")
     secret = config_create(tenant=other_tenant, key="s", value="THEIR-SECRET", is_secret=True, actor="t")
@@ -838,7 +842,7 @@ def test_bound_key__other_tenant_named_any_way__404_and_never_their_value(tenant
 
 
 def test_bound_key__global_entry__readable_but_not_writable(tenant, make_key, client_for):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     shared = config_create(tenant=None, key="shared", value="G", actor="t")
     mine = client_for(make_key(tenant=tenant, scopes=["configs:read", "configs:write"]))
@@ -852,7 +856,7 @@ def test_bound_key__global_entry__readable_but_not_writable(tenant, make_key, cl
 def test_logs__secret_cycle_at_debug__no_raw_record_carries_it_even_unfiltered(tenant, make_key, client_for, caplog, settings):
     """Nothing logs a secret in the first place: the redaction filter is only a second line."""
     from core import logging as hub_logging
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     settings.DEBUG = True  # every SQL statement is logged with its parameters
     caplog.set_level(logging.DEBUG)
@@ -884,7 +888,8 @@ def test_logs__configured_handlers__all_carry_the_redaction_filter(settings):
 
 
 def test_bound_key__its_tenant_deleted_and_slug_reused__never_reaches_the_new_tenant(tenant, platform, make_key, client_for):
-    from tenants.services import config_create, tenant_create
+    from tenants.services.configs import config_create
+    from tenants.services.tenants import tenant_create
 
     old_key = client_for(make_key(tenant=tenant, scopes=["configs:read"], name="old"))
     config_create(tenant=tenant, key="k", value="old", actor="t")
@@ -899,7 +904,7 @@ def test_bound_key__its_tenant_deleted_and_slug_reused__never_reaches_the_new_te
 
 
 def test_put__if_match_from_a_masked_read__accepted(tenant, make_key, client_for):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
     rotator = client_for(make_key(tenant=tenant, scopes=["configs:read", "configs:write"], name="rotator"))
@@ -941,7 +946,7 @@ def test_admin_edit__deeply_nested_value__form_error_nothing_written(tenant, adm
 def test_bundle__secret_changes__revealing_callers_etag_moves_masked_callers_answer_is_masked(
     tenant, make_key, client_for, django_capture_on_commit_callbacks
 ):
-    from tenants.services import config_create, config_update
+    from tenants.services.configs import config_create, config_update
 
     revealer = client_for(make_key(tenant=tenant, scopes=["configs:read", "secrets:read"], name="revealer"))
     reader = client_for(make_key(tenant=tenant, scopes=["configs:read"], name="reader"))

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.django_db
 def test_create_api_key__prints_only_the_key__and_it_works(tenant, client_for):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value=1, actor="t")
     out = io.StringIO()
@@ -129,7 +129,7 @@ def test_settings__bad_boolean__refuses_loudly():
 
 @pytest.mark.django_db
 def test_create_api_key__all_tenants__platform_key_reads_any_tenant(tenant, client_for):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="k", value="acme's", actor="t")
     out, err = io.StringIO(), io.StringIO()
@@ -185,7 +185,7 @@ def test_rotate_fernet_keys__prints_the_count_and_a_removed_key_fails_loudly(ten
     from django.core.management.base import CommandError
 
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     old = settings.FERNET_KEYS[0]
     config_create(tenant=tenant, key="a", value="secret-a", is_secret=True, actor="t")

@@ -16,7 +16,7 @@ SECRET = "pg-password-Zx81-never-in-clear"
 @pytest.fixture
 def scopes(tenant, environments):
     """One entry of key "k" in each of the eight scopes, valued by its scope name."""
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     prod = environments["production"]
     for t in (tenant, None):
@@ -51,7 +51,7 @@ def test_resolve__most_specific_scope_present__wins_and_names_its_source(scopes,
 
 def test_resolve__no_entry_but_schema_default__source_default(tenant):
     from tenants.selectors import config_resolve
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     schema_set(key="report.format", schema={"type": "string"}, default_value="csv", actor="t")
 
@@ -62,7 +62,7 @@ def test_resolve__no_entry_but_schema_default__source_default(tenant):
 
 def test_resolve__explain__lists_every_scope_in_order_then_default(scopes):
     from tenants.selectors import config_resolve
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     schema_set(key="k", schema={"type": "string"}, default_value="fallback", actor="t")
 
@@ -74,7 +74,7 @@ def test_resolve__explain__lists_every_scope_in_order_then_default(scopes):
 
 def test_resolve__other_tenant_entry__never_used(tenant, other_tenant):
     from tenants.selectors import config_resolve
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=other_tenant, key="k", value="theirs", actor="t")
 
@@ -82,7 +82,7 @@ def test_resolve__other_tenant_entry__never_used(tenant, other_tenant):
 
 
 def test_schema__not_a_valid_schema__refused_with_path(tenant):
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     with pytest.raises(ValidationFailed) as exc:
         schema_set(key="x", schema={"type": "object", "properties": {"n": {"type": "integr"}}}, actor="t")
@@ -92,7 +92,8 @@ def test_schema__not_a_valid_schema__refused_with_path(tenant):
 
 
 def test_schema__existing_values_break_it__refused_listing_them(tenant, environments):
-    from tenants.services import config_create, schema_set
+    from tenants.services.configs import config_create
+    from tenants.services.schemas import schema_set
 
     ok = config_create(tenant=tenant, key="pool", value={"size": 5}, actor="t")
     bad = config_create(tenant=None, environment=environments["staging"], key="pool", value={"size": "big"}, actor="t")
@@ -108,7 +109,8 @@ def test_schema__existing_values_break_it__refused_listing_them(tenant, environm
 
 
 def test_schema__value_breaks_it__refused_with_every_path(tenant):
-    from tenants.services import config_create, schema_set
+    from tenants.services.configs import config_create
+    from tenants.services.schemas import schema_set
 
     schema_set(key="export", schema={"type": "object", "properties": {"format": {"enum": ["csv", "pdf"]}, "rows": {"type": "integer", "minimum": 100}}, "required": ["format"]}, actor="t")
 
@@ -122,7 +124,8 @@ def test_schema__value_breaks_it__refused_with_every_path(tenant):
 
 
 def test_schema__secret_value_breaks_it__message_never_echoes_the_value(tenant):
-    from tenants.services import config_create, schema_set
+    from tenants.services.configs import config_create
+    from tenants.services.schemas import schema_set
 
     schema_set(key="db.password", schema={"type": "string", "minLength": 40}, actor="t")
 
@@ -135,7 +138,7 @@ def test_schema__secret_value_breaks_it__message_never_echoes_the_value(tenant):
 
 def test_update__stale_expected_version__412_and_nothing_written(tenant):
     from tenants.models import ConfigEntry
-    from tenants.services import config_create, config_update
+    from tenants.services.configs import config_create, config_update
 
     entry = config_create(tenant=tenant, key="k", value=1, actor="t")
     config_update(entry=entry, value=2, expected_version=1, actor="t")
@@ -152,7 +155,7 @@ def test_update__20_concurrent_writers_same_version__exactly_one_wins(tenant):
     from django.db import connections
 
     from tenants.models import ConfigEntry
-    from tenants.services import config_create, config_update
+    from tenants.services.configs import config_create, config_update
 
     entry = config_create(tenant=tenant, key="k", value=0, actor="t")
     outcomes: list[str] = []
@@ -182,7 +185,7 @@ def test_update__20_concurrent_writers_same_version__exactly_one_wins(tenant):
 
 
 def test_secret__stored__database_holds_no_plain_text(tenant):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
 
@@ -202,7 +205,7 @@ def test_secret__wrong_key__raises_never_returns_ciphertext(tenant, settings):
 
     from core.fields import SecretDecryptionError
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
     settings.FERNET_KEYS = [Fernet.generate_key().decode()]
@@ -216,7 +219,7 @@ def test_rotation__new_key_first__reencrypted_old_key_no_longer_needed(tenant, s
     from django.core.management import call_command
 
     from tenants.models import ConfigEntry
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     old = settings.FERNET_KEYS[0]
     entry = config_create(tenant=tenant, key="api.token", value={"token": SECRET}, is_secret=True, actor="t")
@@ -237,7 +240,7 @@ def test_rotation__only_the_new_key_decrypts_afterwards(tenant, settings):
     from cryptography.fernet import Fernet, InvalidToken
     from django.core.management import call_command
 
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     old = settings.FERNET_KEYS[0]
     entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")

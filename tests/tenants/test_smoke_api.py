@@ -5,7 +5,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_resolve__tenant_scope_beats_global__returns_tenant_value(tenant, make_key, client_for):
-    from tenants.services import config_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=None, key="retry.max", value=3, actor="test")
     config_create(tenant=tenant, key="retry.max", value=5, actor="test")

@@ -15,8 +15,8 @@ SECRET = "export-me-not-41b2"
 
 @pytest.fixture
 def source(tenant, environments):
-    from flags.services import flag_create
-    from tenants.services import config_create
+    from flags.services.flags import flag_create
+    from tenants.services.configs import config_create
 
     config_create(tenant=tenant, key="ui.theme", value="dark", environment=environments["production"], actor="t")
     config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
@@ -56,7 +56,7 @@ def test_export_encrypted_then_import__round_trip_into_another_tenant(source, ot
 
 def test_import__one_bad_value__nothing_written(other_tenant, tmp_path):
     from tenants.models import ConfigEntry
-    from tenants.services import schema_set
+    from tenants.services.schemas import schema_set
 
     schema_set(key="limits", schema={"type": "integer"}, actor="t")
     doc = {"format": "config-hub", "version": 1, "configs": [

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from flags.models import Flag, FlagEnvironment
 from registry.models import Instance, Service
-from tenants import services
+from tenants.services.api_keys import api_key_create
 from tenants.models import ConfigEntry, Environment, Tenant
 
 
@@ -66,7 +66,7 @@ class Command(BaseCommand):
             Instance(service=service_rows[i % len(service_rows)], url=f"http://10.1.{i // 250}.{i % 250}:8080", last_heartbeat=now,
                      metadata={"version": "1.0", "region": "eu"}) for i in range(1000)])
         t0 = tenant_rows[0]
-        _, key = services.api_key_create(name="bench", tenant=t0, scopes=["configs:read", "flags:read", "registry:read", "registry:write"],
+        _, key = api_key_create(name="bench", tenant=t0, scopes=["configs:read", "flags:read", "registry:read", "registry:write"],
                                          environment=prod, actor="system:bench")
         instance = Instance.objects.filter(service__tenant=t0, service__name="svc-1").order_by("id").first()
         from registry.services import service_token_secret_create

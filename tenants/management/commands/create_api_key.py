@@ -5,7 +5,7 @@ Prints the key and nothing else on stdout, so ``KEY=$(manage.py create_api_key .
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import DomainError
-from tenants import services
+from tenants.services.api_keys import api_key_create
 from tenants.models import Environment, Tenant
 
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             if env is None:
                 raise CommandError(f"environment '{environment}' does not exist")
         try:
-            _, raw = services.api_key_create(
+            _, raw = api_key_create(
                 name=name, tenant=tenant_obj, environment=env,
                 scopes=[s.strip() for s in scopes.split(",") if s.strip()], actor="system:cli",
             )

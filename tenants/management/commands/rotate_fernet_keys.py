@@ -6,7 +6,7 @@ this command, then remove the old keys.
 from django.core.management.base import BaseCommand, CommandError
 
 from core.fields import SecretDecryptionError
-from tenants.services import fernet_rotate
+from tenants.services.fernet import fernet_rotate
 
 
 class Command(BaseCommand):

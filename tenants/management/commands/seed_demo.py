@@ -7,7 +7,10 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from tenants import services
+from tenants.services.api_keys import api_key_create
+from tenants.services.configs import config_create
+from tenants.services.schemas import schema_set
+from tenants.services.tenants import tenant_create
 from tenants.models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 
 ACTOR = "system:seed_demo"
@@ -21,13 +24,13 @@ class Command(BaseCommand):
         parser.add_argument("--password", default=None, help="default: a new random password, printed")
 
     def handle(self, *args, username, password, **options):
-        tenant = Tenant.objects.filter(slug="tenant123").first() or services.tenant_create(
+        tenant = Tenant.objects.filter(slug="tenant123").first() or tenant_create(
             slug="tenant123", name="Demo tenant", actor=ACTOR
         )
         prod = Environment.objects.get(slug="production")
         dev = Environment.objects.get(slug="development")
         if not ConfigSchema.objects.filter(key="reporting-service.export_settings").exists():
-            services.schema_set(
+            schema_set(
                 key="reporting-service.export_settings",
                 schema={
                     "type": "object",
@@ -43,7 +46,7 @@ class Command(BaseCommand):
                 actor=ACTOR,
             )
         if not ConfigSchema.objects.filter(key="email_notifications").exists():
-            services.schema_set(
+            schema_set(
                 key="email_notifications",
                 schema={
                     "type": "object",
@@ -63,7 +66,7 @@ class Command(BaseCommand):
         ]
         for t, env, svc, key, value, secret in demo:
             if not ConfigEntry.objects.filter(tenant=t, environment=env, service_name=svc, key=key).exists():
-                services.config_create(
+                config_create(
                     tenant=t, environment=env, service_name=svc, key=key, value=value, is_secret=secret, actor=ACTOR,
                     description="demo data",
                 )
@@ -77,14 +80,14 @@ class Command(BaseCommand):
             user.save()
         key_lines = []
         if not ApiKey.objects.filter(name="demo-tenant123").exists():
-            _, raw = services.api_key_create(
+            _, raw = api_key_create(
                 name="demo-tenant123", tenant=tenant, actor=ACTOR,
                 scopes=["configs:read", "configs:write", "secrets:read", "flags:read", "flags:write",
                         "registry:read", "registry:write", "events:read"],
             )
             key_lines.append(f"demo API key (tenant123): {raw}")
         if not ApiKey.objects.filter(name="demo-platform").exists():
-            _, raw = services.api_key_create(name="demo-platform", tenant=None, actor=ACTOR, scopes=["admin"])
+            _, raw = api_key_create(name="demo-platform", tenant=None, actor=ACTOR, scopes=["admin"])
             key_lines.append(f"platform API key (all tenants, admin scope): {raw}")
         if not key_lines:
             key_lines.append("demo API keys: created on the first run and shown only then; make another with\n"
@@ -97,7 +100,7 @@ class Command(BaseCommand):
 
     def _demo_flag(self, tenant, prod) -> None:
         from flags.models import Flag
-        from flags.services import flag_create
+        from flags.services.flags import flag_create
 
         if not Flag.objects.filter(tenant=tenant, name="new_payment_flow").exists():
             flag_create(tenant=tenant, name="new_payment_flow", environment=prod, is_enabled=True, rollout_percentage=50,

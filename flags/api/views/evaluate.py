@@ -1,0 +1,172 @@
+"""Evaluation routes: ``evaluate`` (with its lean path) and ``evaluate-all``."""
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config_hub.api import docs
+from core.api.conditional import conditional_response, etag_for
+from core.api.lean import json_response, lean_principal
+from core.api.parsers import loads
+from core.api.strict import StrictSerializer
+from core.api.tenancy import request_tenant, tenant_for_principal
+from core.api.throttling import admit
+from core.errors import DomainError, NotFound, ValidationFailed
+from flags import selectors
+from flags.engine import Evaluation
+from tenants.selectors import environment_get
+
+from ..bodies import evaluate_all_body, evaluate_body
+
+
+# The evaluate routes check their bodies with bodies.py (same rules and messages,
+# a fraction of the cost); these two serializers document them in the schema.
+class EvaluateSerializer(StrictSerializer):
+    flag_name = serializers.CharField(max_length=200)
+    environment = serializers.SlugField(required=False, allow_null=True)
+    user_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=500)
+    context = serializers.DictField(required=False, default=dict)
+
+
+class EvaluateAllSerializer(StrictSerializer):
+    environment = serializers.SlugField(required=False, allow_null=True)
+    user_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=500)
+    context = serializers.DictField(required=False, default=dict)
+
+
+def _environment(request, body_env: str | None, principal=None) -> str:
+    """The environment of an evaluation: the body's, else ``X-Environment``, else
+    the API key's; it must exist."""
+    principal = principal or request.auth
+    slug = body_env or request.META.get("HTTP_X_ENVIRONMENT") or principal.environment
+    if not slug:
+        raise ValidationFailed("name an environment (body 'environment', X-Environment, or an API key with one)",
+                               details={"environment": ["required"]})
+    environment_get(slug=slug)
+    return slug
+
+
+def _context(data: dict) -> dict:
+    ctx = dict(data.get("context") or {})
+    if data.get("user_id") and not ctx.get("userId"):
+        ctx["userId"] = data["user_id"]
+    props = ctx.get("properties")
+    if props is not None and not isinstance(props, dict):
+        raise ValidationFailed("context.properties must be an object")
+    return ctx
+
+
+def payload_value(payload: dict | None) -> Any:
+    """A variant payload's value in its type: json parsed, number as a number."""
+    if not payload:
+        return None
+    kind, raw = payload.get("type"), payload.get("value")
+    if kind == "json" and isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    if kind == "number" and isinstance(raw, str):
+        try:
+            number = float(raw)
+            return int(number) if number.is_integer() else number
+        except ValueError:
+            return raw
+    return raw
+
+
+def evaluation_out(result: Evaluation) -> dict[str, Any]:
+    variant = result.variant
+    has_variant = bool(variant.get("enabled"))
+    return {
+        "flag_name": result.name,
+        "enabled": result.enabled,
+        "variant": variant,
+        "payload": variant.get("payload"),
+        "value": payload_value(variant.get("payload")) if has_variant else result.enabled,
+        "reason": result.reason,
+    }
+
+
+class EvaluateView(APIView):
+    """One flag for one user: ``{"flag_name", "environment", "user_id", "context"}``."""
+
+    required_scopes = {"POST": "flags:read"}
+
+    @extend_schema(request=EvaluateSerializer, responses={200: docs.EvaluationSerializer})
+    def post(self, request):
+        data = evaluate_body(request.data)
+        tenant = request_tenant(request)
+        env = _environment(request, data.get("environment"))
+        result = selectors.flag_evaluate(tenant=tenant, environment=env, name=data["flag_name"], context=_context(data))
+        if result.reason == "FLAG_NOT_FOUND":
+            raise NotFound(f"flag '{data['flag_name']}' not found", code="flag_not_found")
+        return Response(evaluation_out(result))
+
+
+class EvaluateAllView(APIView):
+    required_scopes = {"POST": "flags:read"}
+
+    @extend_schema(request=EvaluateAllSerializer, responses={**docs.conditional(docs.EvaluateAllOutSerializer)})
+    def post(self, request):
+        data = evaluate_all_body(request.data)
+        tenant = request_tenant(request)
+        env = _environment(request, data.get("environment"))
+        body, etag = selectors.flags_evaluate_all_shaped(
+            tenant=tenant, environment=env, context=_context(data), shape=_evaluate_all_shape
+        )
+        return conditional_response(request, body, etag=etag)
+
+
+def _evaluate_all_shape(results: dict[str, Evaluation], environment: str) -> tuple[dict[str, Any], str]:
+    """evaluate-all's body and its ETag, computed once per reused answer."""
+    body = {"environment": environment, "flags": {name: evaluation_out(r) for name, r in results.items()}}
+    return body, etag_for(body)
+
+
+# --- the lean path of the single-flag evaluate ------------------------------------------
+
+_evaluate_view = EvaluateView.as_view()
+
+
+def _evaluate_lean(request) -> HttpResponse | None:
+    """``POST /api/v1/feature-flags/evaluate`` for the common case (see
+    ``core.api.lean``): a JSON body that passes the same checks, an existing
+    environment and flag. The same functions as EvaluateView; anything else
+    returns None and EvaluateView answers."""
+    meta = request.META
+    if meta.get("CONTENT_TYPE", "").partition(";")[0].strip() != "application/json" or meta.get("QUERY_STRING"):
+        return None  # a query string is refused (the route takes none): the DRF view says so
+    principal = lean_principal(request, "flags:read")
+    if principal is None:
+        return None
+    try:
+        data = evaluate_body(loads(request.body))
+        slug = _environment(request, data.get("environment"), principal)
+        context = _context(data)
+        tenant = tenant_for_principal(principal)
+    except (ValueError, RecursionError, DomainError, RequestDataTooBig):
+        return None  # the DRF view words the refusal
+    if admit(principal) is not None:
+        return None  # throttled: the DRF view answers 429
+    result = selectors.flag_evaluate(tenant=tenant, environment=slug, name=data["flag_name"], context=context)
+    if result.reason == "FLAG_NOT_FOUND":
+        return None
+    return json_response(evaluation_out(result))
+
+
+@functools.wraps(_evaluate_view)  # keeps view_class/cls/csrf_exempt: the schema and the route matrix see the DRF view
+def evaluate_route(request):
+    if request.method == "POST":
+        response = _evaluate_lean(request)
+        if response is not None:
+            return response
+    return _evaluate_view(request)

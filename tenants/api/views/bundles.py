@@ -1,0 +1,31 @@
+"""A service's bundle of resolved configs: ``GET /api/v1/config/service/{name}``."""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.views import APIView
+
+from config_hub.api import docs
+from core.api.conditional import conditional_response, not_modified
+from core.api.tenancy import request_tenant
+from tenants import selectors
+
+from .common import ENV_PARAM, reveal_allowed, timed
+
+
+class ServiceBundleView(APIView):
+    """``GET /api/v1/config/service/{service_name}?environment=`` (a service loading its configs at startup)."""
+
+    query_parameters = frozenset({"environment"})
+    read_scope = "configs:read"
+
+    @extend_schema(parameters=[ENV_PARAM], responses=docs.conditional(docs.BundleRowSerializer(many=True)))
+    @timed("bundle")
+    def get(self, request, service_name: str):
+        tenant = request_tenant(request)
+        environment = request.query_params.get("environment") or None
+        bundle = selectors.config_bundle_cached(tenant=tenant, environment=environment, service_name=service_name)
+        reveal = reveal_allowed(request)
+        etag = bundle.etag(reveal=reveal)
+        if not_modified(request, etag):  # no decryption for an unchanged bundle
+            return conditional_response(request, None, etag=etag)
+        return conditional_response(request, bundle.body(reveal=reveal), etag=etag)
