@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
@@ -26,9 +28,8 @@ def _evaluate(client, name):
 def test_admin_delete_flag__evaluate_404_at_once_and_event_with_actor(tenant, environments, make_key, client_for, admin_user,
                                                                       client, django_capture_on_commit_callbacks):
     from flags.models import Flag
-    from flags.services import flag_create
 
-    flag = flag_create(tenant=tenant, name="new_checkout", environment=environments["production"], is_enabled=True, actor="t")
+    flag = make.flag(tenant, "new_checkout", environment=environments["production"], is_enabled=True)
     api = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
     assert _evaluate(api, "new_checkout").status_code == 200  # the compiled state is now cached
     client.force_login(admin_user)
@@ -45,9 +46,7 @@ def test_admin_delete_flag__evaluate_404_at_once_and_event_with_actor(tenant, en
 
 def test_admin_bulk_delete_flags__each_through_the_service(tenant, environments, make_key, client_for, admin_user, client,
                                                            django_capture_on_commit_callbacks):
-    from flags.services import flag_create
-
-    flags = [flag_create(tenant=tenant, name=f"f{i}", environment=environments["production"], is_enabled=True, actor="t")
+    flags = [make.flag(tenant, f"f{i}", environment=environments["production"], is_enabled=True)
              for i in range(2)]
     api = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
     assert _evaluate(api, "f0").status_code == 200
@@ -64,9 +63,8 @@ def test_admin_bulk_delete_flags__each_through_the_service(tenant, environments,
 
 def test_admin_delete_unused_segment__deleted_with_event(tenant, admin_user, client, django_capture_on_commit_callbacks):
     from flags.models import Segment
-    from flags.services import segment_set
 
-    seg = segment_set(tenant=tenant, name="beta-testers", constraints=[], actor="t")
+    seg = make.segment(tenant, "beta-testers", [])
     client.force_login(admin_user)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -80,12 +78,10 @@ def test_admin_delete_unused_segment__deleted_with_event(tenant, admin_user, cli
 def test_admin_delete_segment_a_flag_uses__refused_flag_unchanged(tenant, environments, make_key, client_for, admin_user,
                                                                    client):
     from flags.models import Segment
-    from flags.services import flag_create, segment_set
 
-    seg = segment_set(tenant=tenant, name="internal",
-                      constraints=[{"contextName": "userId", "operator": "IN", "values": ["u1"]}], actor="t")
-    flag_create(tenant=tenant, name="internal_tools", environment=environments["production"], is_enabled=True, actor="t",
-                strategies=[{"name": "default", "parameters": {}, "constraints": [], "segments": [seg.pk]}])
+    seg = make.segment(tenant, "internal", [{"contextName": "userId", "operator": "IN", "values": ["u1"]}])
+    make.flag(tenant, "internal_tools", environment=environments["production"], is_enabled=True,
+              strategies=[{"name": "default", "parameters": {}, "constraints": [], "segments": [seg.pk]}])
     client.force_login(admin_user)
 
     one = client.post(f"/admin/flags/segment/{seg.pk}/delete/", {"post": "yes"}, follow=True)
@@ -104,9 +100,8 @@ def test_admin_delete_segment_a_flag_uses__refused_flag_unchanged(tenant, enviro
 def test_admin_flag_and_segment_pages__render_and_save_through_the_services(tenant, environments, admin_user, client,
                                                                             django_capture_on_commit_callbacks):
     from flags.models import Flag, Segment
-    from flags.services import flag_create
 
-    flag = flag_create(tenant=tenant, name="pages", environment=environments["production"], is_enabled=False, actor="t")
+    flag = make.flag(tenant, "pages", environment=environments["production"], is_enabled=False)
     client.force_login(admin_user)
 
     assert client.get(f"/admin/flags/flag/{flag.pk}/change/").status_code == 200

@@ -9,6 +9,8 @@ import pytest
 
 from .test_engine_vectors import SPEC, spec_state
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
@@ -26,10 +28,8 @@ def _vector_files():
 
 @pytest.mark.parametrize("filename", _vector_files())
 def test_vectors_through_api__import_then_evaluate__every_case_as_specified(filename, vector_env, make_key, client_for):
-    from tenants.services import tenant_create
-
     doc = json.loads((SPEC / filename).read_text())
-    tenant = tenant_create(slug="vectors", name="vectors", actor="test")
+    tenant = make.tenant("vectors", name="vectors")
     client = client_for(make_key(tenant=tenant, scopes=["flags:read", "flags:write"]))
 
     imported = client.post("/api/v1/feature-flags/import/unleash?environment=default", spec_state(doc), format="json")
@@ -145,9 +145,7 @@ def test_flag_write__api__event_and_history_with_key_actor(tenant, environments,
 
 
 def test_evaluate__other_tenant_flag__not_found(tenant, other_tenant, environments, make_key, client_for):
-    from flags.services import flag_create
-
-    flag_create(tenant=tenant, name="secret_feature", environment=environments["production"], is_enabled=True, actor="t")
+    make.flag(tenant, "secret_feature", environment=environments["production"], is_enabled=True)
     client = client_for(make_key(tenant=other_tenant, scopes=["flags:read"]))
 
     r = client.post("/api/v1/feature-flags/evaluate", {"flag_name": "secret_feature", "environment": "production"}, format="json")

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import pytest
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 CTX = {"userId": "user-1"}
 
 
 def _flag(tenant, env, name, *, enabled=True, strategies=None, variants=None, kind="boolean", rollout=None):
-    from flags.services import flag_create
-
-    return flag_create(tenant=tenant, name=name, environment=env, is_enabled=enabled, strategies=strategies,
-                       variants=variants, kind=kind, rollout_percentage=rollout, actor="test")
+    return make.flag(tenant, name, environment=env, is_enabled=enabled, strategies=strategies, variants=variants,
+                     kind=kind, rollout_percentage=rollout)
 
 
 def _evaluate(client, name, context=None, environment="production"):
@@ -390,10 +390,8 @@ def test_admin_flag_page__malformed_strategy_or_constraint__form_error_nothing_s
 def test_admin_flag_page__strategy_naming_the_tenants_segment__saved(tenant, environments, admin_user, client,
                                                                     django_capture_on_commit_callbacks):
     from flags.models import Flag, FlagEnvironment
-    from flags.services import segment_set
 
-    seg = segment_set(tenant=tenant, name="vip", constraints=[{"contextName": "plan", "operator": "IN", "values": ["pro"]}],
-                      actor="test")
+    seg = make.segment(tenant, "vip", [{"contextName": "plan", "operator": "IN", "values": ["pro"]}])
     flag = _flag(tenant, environments["production"], "guarded", rollout=20)
     client.force_login(admin_user)
     strategies = f'[{{"name": "default", "parameters": {{}}, "constraints": [], "segments": [{seg.pk}]}}]'
@@ -407,9 +405,7 @@ def test_admin_flag_page__strategy_naming_the_tenants_segment__saved(tenant, env
 
 
 def test_evaluate_all__context_with_an_integer_beyond_64_bits__answers(tenant, environments, make_key, client_for):
-    from flags.services import flag_create
-
-    flag_create(tenant=tenant, name="beta", environment=environments["production"], is_enabled=True, actor="t")
+    make.flag(tenant, "beta", environment=environments["production"], is_enabled=True)
     client = client_for(make_key(tenant=tenant, scopes=["flags:read"], name="bigctx"))
 
     r = client.post("/api/v1/feature-flags/evaluate-all",

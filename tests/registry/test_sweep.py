@@ -10,6 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
@@ -157,9 +159,9 @@ def test_sweep__lock_held_by_another_beat__skips(tenant, settings):
 
 def test_drained__never_discovered_and_heartbeat_keeps_it_drained(tenant, make_key, client_for):
     from registry.models import Instance
-    from registry.services import instance_drain, instance_heartbeat, instance_register
+    from registry.services import instance_drain, instance_heartbeat
 
-    inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
+    inst = make.instance(tenant, "pay", "http://127.0.0.1:9401")
     instance_drain(instance=inst, actor="user:ops")
     instance_heartbeat(instance_id=inst.pk, status="healthy", actor="t")
     client = client_for(make_key(tenant=tenant, scopes=["registry:read"]))
@@ -173,10 +175,8 @@ def test_drained__never_discovered_and_heartbeat_keeps_it_drained(tenant, make_k
 
 
 def test_discover__metadata_filter_and_other_tenant(tenant, other_tenant, make_key, client_for):
-    from registry.services import instance_register
-
-    instance_register(tenant=tenant, service_name="search", url="http://127.0.0.1:9501", metadata={"version": "1", "region": "eu"}, actor="t")
-    instance_register(tenant=tenant, service_name="search", url="http://127.0.0.1:9502", metadata={"version": "2", "region": "us"}, actor="t")
+    make.instance(tenant, "search", "http://127.0.0.1:9501", metadata={"version": "1", "region": "eu"})
+    make.instance(tenant, "search", "http://127.0.0.1:9502", metadata={"version": "2", "region": "us"})
     mine = client_for(make_key(tenant=tenant, scopes=["registry:read"]))
     theirs = client_for(make_key(tenant=other_tenant, scopes=["registry:read"]))
 
@@ -190,12 +190,12 @@ def test_discover__metadata_filter_and_other_tenant(tenant, other_tenant, make_k
 def test_worker__sweep_through_broker__ttl_then_beat_then_removal(celery_worker_process, tenant, settings):
     """A real worker runs the beat's task: silent → unhealthy → one beat → healthy → silent → removed."""
     from registry.models import Instance
-    from registry.services import instance_heartbeat, instance_register
+    from registry.services import instance_heartbeat
     from registry.tasks import registry_sweep_task
 
     # The worker process reads these from its environment at start.
     assert celery_worker_process.env.get("REGISTRY_HEARTBEAT_TTL") == "2"
-    inst, _ = instance_register(tenant=tenant, service_name="edge", url="http://127.0.0.1:9601", actor="t")
+    inst = make.instance(tenant, "edge", "http://127.0.0.1:9601")
 
     def sweep_until(predicate, timeout=15.0):
         deadline = time.monotonic() + timeout

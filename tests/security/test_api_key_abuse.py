@@ -13,6 +13,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
@@ -123,9 +125,7 @@ def test_unknown_keys__lean_evaluate_route__counted_once_per_request(settings, t
 
 
 def test_valid_key__lean_evaluate_route__still_served_after_the_first_request(tenant, environments, make_key, client_for):
-    from flags.services import flag_create
-
-    flag_create(tenant=tenant, name="new_ui", environment=environments["production"], is_enabled=True, actor="t")
+    make.flag(tenant, "new_ui", environment=environments["production"], is_enabled=True)
     client = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
     body = {"flag_name": "new_ui", "environment": "production"}
 

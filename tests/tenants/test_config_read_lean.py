@@ -11,6 +11,8 @@ import json
 import pytest
 from django.test import RequestFactory
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 SECRET = "lean-path-secret-51a"
@@ -18,14 +20,11 @@ SECRET = "lean-path-secret-51a"
 
 @pytest.fixture
 def data(tenant, other_tenant, environments, django_capture_on_commit_callbacks):
-    from tenants.services import config_create
-
     with django_capture_on_commit_callbacks(execute=True):
-        config_create(tenant=tenant, key="db.url", value="tenant", actor="t")
-        config_create(tenant=tenant, key="db.url", value="prod-svc", environment=environments["production"],
-                      service_name="svc", actor="t")
-        config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
-        config_create(tenant=other_tenant, key="db.url", value="THEIRS", actor="t")
+        make.config(tenant, "db.url", "tenant")
+        make.config(tenant, "db.url", "prod-svc", environment=environments["production"], service_name="svc")
+        make.config(tenant, "db.password", SECRET, is_secret=True)
+        make.config(other_tenant, "db.url", "THEIRS")
 
 
 def _answer(view, request, key):
