@@ -88,3 +88,8 @@ def webhook(tenant, url: str, *, actor: str = ACTOR, **kwargs: Any):
     from events.services import webhook_create
 
     return webhook_create(tenant=tenant, url=url, actor=actor, **kwargs)
+
+
+def variant(name: str, weight: int, payload_type: str, value: str, *, stickiness: str = "default") -> dict:
+    """An Unleash variant with a payload, as ``flag(..., variants=[...])`` takes it (data only)."""
+    return {"name": name, "weight": weight, "stickiness": stickiness, "payload": {"type": payload_type, "value": value}}
