@@ -343,5 +343,5 @@ def test_event_admin__audit_trail_cannot_be_deleted_even_by_a_superuser(tenant, 
 
     assert page.status_code == 403
     assert Event.objects.filter(pk=event.pk).exists()
-    assert bulk.status_code in (200, 302)
+    assert bulk.status_code == 200  # the changelist again: the action is not offered
     assert Event.objects.filter(pk=event.pk).exists()

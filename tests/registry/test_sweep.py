@@ -2,7 +2,6 @@
 and the same behaviour through a real Celery worker."""
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests import factories as make
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -198,18 +198,16 @@ def test_worker__sweep_through_broker__ttl_then_beat_then_removal(celery_worker_
     inst = make.instance(tenant, "edge", "http://127.0.0.1:9601")
 
     def sweep_until(predicate, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Send the beat's task to the worker every half second until ``predicate()`` holds
+        (the TTLs run on the worker's own clock: they pass in real time)."""
+        def swept():
             _steady_state(gap=0)
             registry_sweep_task.delay()
-            time.sleep(0.5)
-            if predicate():
-                return True
-        return False
+            return predicate()
 
-    time.sleep(2.2)
+        return wait_until(swept, timeout=timeout, step=0.5)
+
     assert sweep_until(lambda: Instance.objects.get(pk=inst.pk).status == "unhealthy"), celery_worker_process.log_path.read_text()[-3000:]
     instance_heartbeat(instance_id=inst.pk, status="healthy", actor="t")
     assert Instance.objects.get(pk=inst.pk).status == "healthy"
-    time.sleep(4.2)
     assert sweep_until(lambda: not Instance.objects.filter(pk=inst.pk).exists()), celery_worker_process.log_path.read_text()[-3000:]

@@ -7,13 +7,13 @@ throttled, and left an entry in a per-process dict that nothing evicted (about
 from __future__ import annotations
 
 import secrets
-import time
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests import factories as make
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -30,12 +30,7 @@ def key_queries(ctx) -> list[str]:
 def _listener_connected() -> bool:
     from config_hub import invalidation
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if invalidation._state["connected"]:
-            return True
-        time.sleep(0.05)
-    return False
+    return wait_until(lambda: invalidation._state["connected"], timeout=10, step=0.05)
 
 
 def test_unknown_keys__5000_distinct__per_process_cache_stays_bounded(settings, tenant, make_key, client_for):
