@@ -7,17 +7,12 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import router, transaction
-from django.http import HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.admin import MASK, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
 from core.api.principal import ALL_SCOPES
 from core.errors import DomainError, ValidationFailed
-from core.jsonvalue import validate_json_value
 
 from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 from .schemas import config_validate, schema_validate

@@ -9,6 +9,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from tests import factories as make
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
@@ -68,16 +70,12 @@ def default_tenant(db):
 @pytest.fixture
 def tenant(db):
     ensure_builtin_rows()
-    from tenants.services.tenants import tenant_create
-
-    return tenant_create(slug="acme", name="Acme", actor="test")
+    return make.tenant("acme")
 
 
 @pytest.fixture
 def other_tenant(db):
-    from tenants.services.tenants import tenant_create
-
-    return tenant_create(slug="globex", name="Globex", actor="test")
+    return make.tenant("globex")
 
 
 @pytest.fixture
@@ -138,6 +136,35 @@ def service_token(db):
                           headers={"kid": row.kid} if kid else None)
 
     return make
+
+
+class Clock:
+    """The wall clock of this process (``time.time`` and ``datetime.now``), frozen
+    by a test and moved on with ``advance`` instead of sleeping. ``time.monotonic``
+    and other processes (a worker, a live server's client) keep real time."""
+
+    def __init__(self, traveller):
+        self._traveller = traveller
+
+    def now(self) -> float:
+        import time
+
+        return time.time()
+
+    def advance(self, seconds: float) -> None:
+        self._traveller.shift(seconds)
+
+
+@pytest.fixture
+def clock():
+    """A :class:`Clock` frozen at the start of the next whole hour, so every fixed
+    window the hub counts in (throttles per minute or hour) starts fresh there."""
+    import time
+
+    import time_machine
+
+    with time_machine.travel((int(time.time()) // 3600 + 1) * 3600, tick=False) as traveller:
+        yield Clock(traveller)
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
+from tests import factories as make
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -28,11 +30,8 @@ def _wait(browser, predicate, timeout: float = 10.0):
 
 
 def test_login__operator__sees_the_operations_home(logged_in, live_server, screenshot, tenant, environments):
-    from registry.services import instance_register
-    from tenants.services.configs import config_create
-
-    config_create(tenant=tenant, key="email.sender", value="ops@example.com", actor="apikey:bootstrap")
-    instance_register(tenant=tenant, service_name="billing", url="http://127.0.0.1:9801", actor="t")
+    make.config(tenant, "email.sender", "ops@example.com", actor="apikey:bootstrap")
+    make.instance(tenant, "billing", "http://127.0.0.1:9801")
     logged_in.get(f"{live_server.url}/admin/")
 
     body = _text(logged_in)
@@ -45,10 +44,9 @@ def test_login__operator__sees_the_operations_home(logged_in, live_server, scree
 
 def test_config__breaks_schema__error_on_field_then_fixed(logged_in, live_server, screenshot, tenant):
     from tenants.models import ConfigEntry
-    from tenants.services.schemas import schema_set
 
-    schema_set(key="export.settings", schema={"type": "object", "properties": {"max_rows": {"type": "integer", "minimum": 100}},
-                                              "required": ["max_rows"]}, actor="t")
+    make.schema("export.settings", {"type": "object", "properties": {"max_rows": {"type": "integer", "minimum": 100}},
+                                              "required": ["max_rows"]})
     b = logged_in
     b.get(f"{live_server.url}/admin/tenants/configentry/add/")
     Select(b.find_element(By.NAME, "tenant")).select_by_visible_text("acme")
@@ -74,9 +72,8 @@ def test_config__breaks_schema__error_on_field_then_fixed(logged_in, live_server
 
 def test_secret__masked_then_revealed__reveal_is_recorded(logged_in, live_server, screenshot, tenant):
     from events.models import Event
-    from tenants.services.configs import config_create
 
-    entry = config_create(tenant=tenant, key="smtp.password", value="hunter2-secret", is_secret=True, actor="t")
+    entry = make.config(tenant, "smtp.password", "hunter2-secret", is_secret=True)
     b = logged_in
     b.get(f"{live_server.url}/admin/tenants/configentry/{entry.pk}/change/")
     assert "hunter2-secret" not in b.page_source
@@ -90,10 +87,9 @@ def test_secret__masked_then_revealed__reveal_is_recorded(logged_in, live_server
 
 def test_compare__two_environments__promote_a_key_after_preview(logged_in, live_server, screenshot, tenant, environments):
     from tenants.selectors import config_resolve
-    from tenants.services.configs import config_create
 
-    config_create(tenant=tenant, environment=environments["staging"], key="search.replicas", value=3, actor="t")
-    config_create(tenant=tenant, environment=environments["production"], key="search.replicas", value=1, actor="t")
+    make.config(tenant, "search.replicas", 3, environment=environments["staging"])
+    make.config(tenant, "search.replicas", 1, environment=environments["production"])
     b = logged_in
     b.get(f"{live_server.url}/admin/compare/")
     Select(b.find_element(By.NAME, "tenant")).select_by_visible_text("acme")
@@ -115,9 +111,8 @@ def test_compare__two_environments__promote_a_key_after_preview(logged_in, live_
 
 def test_flags__bulk_set_rollout__then_preview_shows_the_answer(logged_in, live_server, screenshot, tenant, environments):
     from flags.models import Flag, FlagEnvironment
-    from flags.services.flags import flag_create
 
-    flag_create(tenant=tenant, name="new_checkout", environment=environments["production"], is_enabled=True, rollout_percentage=0, actor="t")
+    make.flag(tenant, "new_checkout", environment=environments["production"], is_enabled=True, rollout_percentage=0)
     b = logged_in
     b.get(f"{live_server.url}/admin/flags/flag/")
     b.find_element(By.CSS_SELECTOR, "input.action-select").click()
@@ -143,9 +138,8 @@ def test_flags__bulk_set_rollout__then_preview_shows_the_answer(logged_in, live_
 
 def test_registry__drain_an_instance__never_discovered(logged_in, live_server, screenshot, tenant):
     from registry.models import Instance
-    from registry.services import instance_register
 
-    inst, _ = instance_register(tenant=tenant, service_name="payments", url="http://127.0.0.1:9901", actor="t")
+    inst = make.instance(tenant, "payments", "http://127.0.0.1:9901")
     b = logged_in
     b.get(f"{live_server.url}/admin/registry/instance/")
     b.find_element(By.CSS_SELECTOR, f"input.action-select[value='{inst.pk}']").click()
@@ -159,9 +153,9 @@ def test_registry__drain_an_instance__never_discovered(logged_in, live_server, s
 
 
 def test_history__edited_config__shows_field_level_change_and_actor(logged_in, live_server, screenshot, tenant):
-    from tenants.services.configs import config_create, config_update
+    from tenants.services.configs import config_update
 
-    entry = config_create(tenant=tenant, key="cache.ttl", value=30, actor="apikey:bootstrap")
+    entry = make.config(tenant, "cache.ttl", 30, actor="apikey:bootstrap")
     config_update(entry=entry, value=60, actor="apikey:deployer")
     b = logged_in
     b.get(f"{live_server.url}/admin/tenants/configentry/{entry.pk}/history/")

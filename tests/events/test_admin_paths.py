@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests import factories as make
 from tests.tenants.test_admin_paths import cookie_texts
 
 pytestmark = pytest.mark.django_db
@@ -13,9 +14,8 @@ pytestmark = pytest.mark.django_db
 
 def test_admin_bulk_delete_webhooks__event_with_actor(tenant, admin_user, client, django_capture_on_commit_callbacks):
     from events.models import Event, WebhookSubscription
-    from events.services import webhook_create
 
-    sub = webhook_create(tenant=tenant, url="http://127.0.0.1:9/hook", actor="t")
+    sub = make.webhook(tenant, "http://127.0.0.1:9/hook")
     client.force_login(admin_user)
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests import factories as make
 from tests.receiver import Receiver
 from tests.waiting import wait_until
 
@@ -63,19 +64,16 @@ def celery_worker_env():
 
 @pytest.mark.worker
 def test_delivery__tenant_a_has_ten_tarpits__tenant_b_delivered_while_a_is_held(celery_worker_process, tenant, other_tenant):
-    from events.services import webhook_create
-    from tenants.services.configs import config_create
-
     tarpit = Tarpit()
     try:
         with Receiver() as quick:
             for n in range(10):
-                webhook_create(tenant=tenant, url=f"{tarpit.base}/hook/{n}", resource_types=["config"], actor="t")
-            webhook_create(tenant=other_tenant, url=quick.url, resource_types=["config"], actor="t")
+                make.webhook(tenant, f"{tarpit.base}/hook/{n}", resource_types=["config"])
+            make.webhook(other_tenant, quick.url, resource_types=["config"])
 
-            config_create(tenant=tenant, key="feature.banner", value="on", actor="t")
+            make.config(tenant, "feature.banner", "on")
             assert wait_until(lambda: tarpit.in_flight >= 2, timeout=20), celery_worker_process.log_path.read_text()[-3000:]
-            config_create(tenant=other_tenant, key="feature.banner", value="on", actor="t")
+            make.config(other_tenant, "feature.banner", "on")
 
             arrived = quick.arrived.wait(10)
             held = (tarpit.in_flight, tarpit.answered, tarpit.release.is_set())
@@ -118,10 +116,9 @@ def test_webhook_max_per_tenant__default__25():
 @pytest.mark.django_db
 def test_admin_add_webhook__tenant_at_its_cap__form_error_nothing_created(tenant, admin_user, client, settings):
     from events.models import WebhookSubscription
-    from events.services import webhook_create
 
     settings.WEBHOOK_MAX_PER_TENANT = 1
-    webhook_create(tenant=tenant, url="http://hooks:8080/1", actor="t")
+    make.webhook(tenant, "http://hooks:8080/1")
     client.force_login(admin_user)
 
     r = client.post("/admin/events/webhooksubscription/add/", {

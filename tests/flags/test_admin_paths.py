@@ -1,8 +1,11 @@
-"""Flags and segments deleted in the admin go through flags.services: the event
-with the operator as actor, and evaluation forgets a deleted flag at once."""
+"""Flags and segments in the admin go through flags.services: a delete leaves the
+event with the operator as actor and evaluation forgets the flag at once; the flag
+page refuses malformed strategies and constraints and saves a valid one."""
 from __future__ import annotations
 
 import pytest
+
+from tests import factories as make
 
 pytestmark = pytest.mark.django_db
 
@@ -26,9 +29,8 @@ def _evaluate(client, name):
 def test_admin_delete_flag__evaluate_404_at_once_and_event_with_actor(tenant, environments, make_key, client_for, admin_user,
                                                                       client, django_capture_on_commit_callbacks):
     from flags.models import Flag
-    from flags.services.flags import flag_create
 
-    flag = flag_create(tenant=tenant, name="new_checkout", environment=environments["production"], is_enabled=True, actor="t")
+    flag = make.flag(tenant, "new_checkout", environment=environments["production"], is_enabled=True)
     api = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
     assert _evaluate(api, "new_checkout").status_code == 200  # the compiled state is now cached
     client.force_login(admin_user)
@@ -45,9 +47,7 @@ def test_admin_delete_flag__evaluate_404_at_once_and_event_with_actor(tenant, en
 
 def test_admin_bulk_delete_flags__each_through_the_service(tenant, environments, make_key, client_for, admin_user, client,
                                                            django_capture_on_commit_callbacks):
-    from flags.services.flags import flag_create
-
-    flags = [flag_create(tenant=tenant, name=f"f{i}", environment=environments["production"], is_enabled=True, actor="t")
+    flags = [make.flag(tenant, f"f{i}", environment=environments["production"], is_enabled=True)
              for i in range(2)]
     api = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
     assert _evaluate(api, "f0").status_code == 200
@@ -64,9 +64,8 @@ def test_admin_bulk_delete_flags__each_through_the_service(tenant, environments,
 
 def test_admin_delete_unused_segment__deleted_with_event(tenant, admin_user, client, django_capture_on_commit_callbacks):
     from flags.models import Segment
-    from flags.services.segments import segment_set
 
-    seg = segment_set(tenant=tenant, name="beta-testers", constraints=[], actor="t")
+    seg = make.segment(tenant, "beta-testers", [])
     client.force_login(admin_user)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -80,13 +79,10 @@ def test_admin_delete_unused_segment__deleted_with_event(tenant, admin_user, cli
 def test_admin_delete_segment_a_flag_uses__refused_flag_unchanged(tenant, environments, make_key, client_for, admin_user,
                                                                    client):
     from flags.models import Segment
-    from flags.services.flags import flag_create
-    from flags.services.segments import segment_set
 
-    seg = segment_set(tenant=tenant, name="internal",
-                      constraints=[{"contextName": "userId", "operator": "IN", "values": ["u1"]}], actor="t")
-    flag_create(tenant=tenant, name="internal_tools", environment=environments["production"], is_enabled=True, actor="t",
-                strategies=[{"name": "default", "parameters": {}, "constraints": [], "segments": [seg.pk]}])
+    seg = make.segment(tenant, "internal", [{"contextName": "userId", "operator": "IN", "values": ["u1"]}])
+    make.flag(tenant, "internal_tools", environment=environments["production"], is_enabled=True,
+              strategies=[{"name": "default", "parameters": {}, "constraints": [], "segments": [seg.pk]}])
     client.force_login(admin_user)
 
     one = client.post(f"/admin/flags/segment/{seg.pk}/delete/", {"post": "yes"}, follow=True)
@@ -105,9 +101,8 @@ def test_admin_delete_segment_a_flag_uses__refused_flag_unchanged(tenant, enviro
 def test_admin_flag_and_segment_pages__render_and_save_through_the_services(tenant, environments, admin_user, client,
                                                                             django_capture_on_commit_callbacks):
     from flags.models import Flag, Segment
-    from flags.services.flags import flag_create
 
-    flag = flag_create(tenant=tenant, name="pages", environment=environments["production"], is_enabled=False, actor="t")
+    flag = make.flag(tenant, "pages", environment=environments["production"], is_enabled=False)
     client.force_login(admin_user)
 
     assert client.get(f"/admin/flags/flag/{flag.pk}/change/").status_code == 200
@@ -133,3 +128,62 @@ def test_admin_flag_and_segment_pages__render_and_save_through_the_services(tena
     assert Flag.objects.get(pk=flag.pk).description == "now described"
     assert {fe.environment.slug: fe.enabled for fe in Flag.objects.get(pk=flag.pk).states.all()} == \
         {"production": True, "staging": False}
+
+
+# --- the admin refuses malformed strategies and constraints ---------------------------------
+
+def _flag_page_post(flag, environments, strategies: str, description="changed by the operator"):
+    fe = flag.states.get()
+    return {
+        "description": description, "kind": "boolean", "default_environment": environments["production"].pk,
+        "variants": "[]", "dependencies": "[]",
+        "states-TOTAL_FORMS": "1", "states-INITIAL_FORMS": "1", "states-MIN_NUM_FORMS": "0", "states-MAX_NUM_FORMS": "1000",
+        "states-0-id": fe.pk, "states-0-flag": flag.pk, "states-0-environment": environments["production"].pk,
+        "states-0-enabled": "on", "states-0-strategies": strategies,
+    }
+
+@pytest.mark.parametrize("strategies, message", [
+    ('[{"name": "flexibleRollout", "parameters": {"rollout": "lots"}}]', "rollout"),
+    ('[{"name": "default", "constraints": [{"contextName": "userId", "operator": "IS_ONE_OF", "values": ["1"]}]}]',
+     "unknown operator"),
+    ('[{"name": "default", "constraints": [{"operator": "IN", "values": ["1"]}]}]', "contextName"),
+    ('[{"name": "default", "constraints": [{"contextName": "segment", "operator": "NOPE", "values": ["1"]}]}]',
+     "unknown operator"),
+    ('[{"name": "default", "segments": "vip"}]', "segments must be a list"),
+    ('[{"name": "default", "segments": [987654]}]', "987654"),
+    ('{"name": "default"}', "list"),
+])
+def test_admin_flag_page__malformed_strategy_or_constraint__form_error_nothing_saved(
+    strategies, message, tenant, environments, admin_user, client
+):
+    from flags.models import Flag, FlagEnvironment
+
+    flag = make.flag(tenant, "guarded", environment=environments["production"], is_enabled=True, rollout_percentage=20)
+    before = FlagEnvironment.objects.get(flag=flag)
+    client.force_login(admin_user)
+
+    r = client.post(f"/admin/flags/flag/{flag.pk}/change/", _flag_page_post(flag, environments, strategies))
+
+    assert r.status_code == 200, "the page must be shown again with the error, not saved"
+    inline_errors = r.context["inline_admin_formsets"][0].formset.errors
+    text = " ".join(str(e) for e in inline_errors)
+    assert "strategies" in inline_errors[0] and message in text, inline_errors
+    after = FlagEnvironment.objects.get(flag=flag)
+    assert (after.strategies, after.version, after.enabled) == (before.strategies, before.version, before.enabled)
+    assert Flag.objects.get(pk=flag.pk).description == ""
+
+def test_admin_flag_page__strategy_naming_the_tenants_segment__saved(tenant, environments, admin_user, client,
+                                                                    django_capture_on_commit_callbacks):
+    from flags.models import Flag, FlagEnvironment
+
+    seg = make.segment(tenant, "vip", [{"contextName": "plan", "operator": "IN", "values": ["pro"]}])
+    flag = make.flag(tenant, "guarded", environment=environments["production"], is_enabled=True, rollout_percentage=20)
+    client.force_login(admin_user)
+    strategies = f'[{{"name": "default", "parameters": {{}}, "constraints": [], "segments": [{seg.pk}]}}]'
+
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(f"/admin/flags/flag/{flag.pk}/change/", _flag_page_post(flag, environments, strategies))
+
+    assert r.status_code == 302
+    assert FlagEnvironment.objects.get(flag=flag).strategies[0]["segments"] == [seg.pk]
+    assert Flag.objects.get(pk=flag.pk).description == "changed by the operator"

@@ -7,6 +7,8 @@ import requests
 
 from . import seed_clients
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -58,14 +60,12 @@ def test_openfeature_sdk__ofrep_provider__boolean_string_object_and_missing(live
     from openfeature.evaluation_context import EvaluationContext
     from openfeature.exception import ErrorCode
 
-    from flags.services.flags import flag_create
-
     env = environments["production"]
-    flag_create(tenant=tenant, name="dark-mode", environment=env, is_enabled=True, actor="t")
-    flag_create(tenant=tenant, name="banner-text", environment=env, is_enabled=True, actor="t", kind="string",
-                variants=[{"name": "hello", "weight": 1, "payload": {"type": "string", "value": "Hello!"}}])
-    flag_create(tenant=tenant, name="limits", environment=env, is_enabled=True, actor="t", kind="json",
-                variants=[{"name": "big", "weight": 1, "payload": {"type": "json", "value": '{"max": 10}'}}])
+    make.flag(tenant, "dark-mode", environment=env, is_enabled=True)
+    make.flag(tenant, "banner-text", environment=env, is_enabled=True, kind="string",
+              variants=[{"name": "hello", "weight": 1, "payload": {"type": "string", "value": "Hello!"}}])
+    make.flag(tenant, "limits", environment=env, is_enabled=True, kind="json",
+              variants=[{"name": "big", "weight": 1, "payload": {"type": "json", "value": '{"max": 10}'}}])
     key = make_key(tenant=tenant, scopes=["flags:read"])
 
     api.set_provider(OFREPProvider(f"{live_server.url}", headers_factory=lambda: {"Authorization": f"ApiKey {key}", "X-Environment": "production"}))
@@ -83,9 +83,7 @@ def test_openfeature_sdk__ofrep_provider__boolean_string_object_and_missing(live
 
 
 def test_ofrep_bulk__same_state__304_on_if_none_match(live_server, tenant, environments, make_key):
-    from flags.services.flags import flag_create
-
-    flag_create(tenant=tenant, name="a", environment=environments["staging"], is_enabled=True, actor="t")
+    make.flag(tenant, "a", environment=environments["staging"], is_enabled=True)
     headers = {"Authorization": f"ApiKey {make_key(tenant=tenant, scopes=['flags:read'])}", "X-Environment": "staging"}
     url = f"{live_server.url}/ofrep/v1/evaluate/flags"
 
@@ -109,10 +107,9 @@ def test_ofrep__no_environment__400_invalid_context(live_server, tenant, make_ke
 
 def test_usage__evaluations_counted_in_redis__flushed_by_task(tenant, environments, make_key, client_for):
     from flags.models import FlagEnvironment
-    from flags.services.flags import flag_create
     from flags.tasks import flag_usage_flush_task
 
-    flag_create(tenant=tenant, name="counted", environment=environments["production"], is_enabled=True, actor="t")
+    make.flag(tenant, "counted", environment=environments["production"], is_enabled=True)
     client = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
     for i in range(7):
         client.post("/api/v1/feature-flags/evaluate", {"flag_name": "counted", "environment": "production", "user_id": str(i)}, format="json")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
@@ -26,10 +28,10 @@ def _bulk(client, **context):
 
 def test_evaluate_all__flag_written__next_call_sees_it(tenant, environments, client, django_capture_on_commit_callbacks):
     from flags.selectors import flag_for_tenant
-    from flags.services.flags import flag_create, flag_update
+    from flags.services.flags import flag_update
 
     with django_capture_on_commit_callbacks(execute=True):
-        flag = flag_create(tenant=tenant, name="checkout", environment=environments["production"], actor="t")
+        flag = make.flag(tenant, "checkout", environment=environments["production"])
     assert _all(client, userId="u1").json()["flags"]["checkout"]["enabled"] is False
     assert _bulk(client, targetingKey="u1")["checkout"]["value"] is False
     assert _all(client, userId="u1").json()["flags"]["checkout"]["enabled"] is False  # a reused answer
@@ -41,14 +43,12 @@ def test_evaluate_all__flag_written__next_call_sees_it(tenant, environments, cli
     assert _bulk(client, targetingKey="u1")["checkout"]["value"] is True
 
     with django_capture_on_commit_callbacks(execute=True):
-        flag_create(tenant=tenant, name="added", environment=environments["production"], is_enabled=True, actor="t")
+        make.flag(tenant, "added", environment=environments["production"], is_enabled=True)
     assert set(_all(client, userId="u1").json()["flags"]) == {"checkout", "added"}
 
 
 def test_evaluate_all__same_context_twice__same_body_and_etag_304(tenant, environments, client):
-    from flags.services.flags import flag_create
-
-    flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
+    make.flag(tenant, "f", environment=environments["production"], is_enabled=True)
     first, second = _all(client, userId="u1"), _all(client, userId="u1")
     assert first.json() == second.json() and first["ETag"] == second["ETag"]
     r = client.post("/api/v1/feature-flags/evaluate-all", {"environment": "production", "context": {"userId": "u1"}},
@@ -68,34 +68,26 @@ def test_evaluate_all__same_context_twice__same_body_and_etag_304(tenant, enviro
     ],
 )
 def test_evaluate_all__random_rollout__never_frozen_by_reuse(strategy, context, tenant, environments, client):
-    from flags.services.flags import flag_create
-
-    flag_create(tenant=tenant, name="coin", environment=environments["production"], is_enabled=True,
-                strategies=[strategy], actor="t")
-    flag_create(tenant=tenant, name="steady", environment=environments["production"], is_enabled=True, actor="t")
+    make.flag(tenant, "coin", environment=environments["production"], is_enabled=True, strategies=[strategy])
+    make.flag(tenant, "steady", environment=environments["production"], is_enabled=True)
     seen = {_all(client, **context).json()["flags"]["coin"]["enabled"] for _ in range(60)}
     seen_bulk = {_bulk(client, **context)["coin"]["value"] for _ in range(60)}
     assert seen == {True, False} and seen_bulk == {True, False}  # 60 fair coins all alike: 2**-59
 
 
 def test_evaluate_all__random_variant_stickiness__variant_not_frozen(tenant, environments, client):
-    from flags.services.flags import flag_create
-
     variants = [{"name": "a", "weight": 500, "stickiness": "random"}, {"name": "b", "weight": 500, "stickiness": "random"}]
-    flag_create(tenant=tenant, name="ab", environment=environments["production"], is_enabled=True, variants=variants,
-                actor="t")
+    make.flag(tenant, "ab", environment=environments["production"], is_enabled=True, variants=variants)
     seen = {_all(client, userId="u1").json()["flags"]["ab"]["variant"]["name"] for _ in range(60)}
     assert seen == {"a", "b"}
 
 
 def test_evaluate_all_shaped__clock_constraint__reused_only_with_current_time(tenant, environments):
     from flags.selectors import flags_evaluate_all_shaped
-    from flags.services.flags import flag_create
 
     strategy = {"name": "default", "constraints": [
         {"contextName": "currentTime", "operator": "DATE_AFTER", "value": "2020-01-01T00:00:00Z"}]}
-    flag_create(tenant=tenant, name="launch", environment=environments["production"], is_enabled=True,
-                strategies=[strategy], actor="t")
+    make.flag(tenant, "launch", environment=environments["production"], is_enabled=True, strategies=[strategy])
     shaped = []
 
     def shape(results, environment):
@@ -113,11 +105,10 @@ def test_evaluate_all_shaped__clock_constraint__reused_only_with_current_time(te
 
 def test_usage__reused_answers__every_evaluation_counted(tenant, environments, client):
     from flags.models import FlagEnvironment
-    from flags.services.flags import flag_create
     from flags.usage import usage_flush
 
     for name in ("one", "two"):
-        flag_create(tenant=tenant, name=name, environment=environments["production"], is_enabled=True, actor="t")
+        make.flag(tenant, name, environment=environments["production"], is_enabled=True)
     for _ in range(5):
         _all(client, userId="u1")
     for _ in range(3):
@@ -129,9 +120,9 @@ def test_usage__reused_answers__every_evaluation_counted(tenant, environments, c
 
 def test_evaluate__environment_deleted__next_request_refused(tenant, environments, client,
                                                             django_capture_on_commit_callbacks):
-    from tenants.services.environments import environment_create, environment_delete
+    from tenants.services.environments import environment_delete
 
-    env = environment_create(slug="qa", actor="t")
+    env = make.environment("qa")
     for _ in range(2):  # the slug is now held by this process
         r = client.post("/api/v1/feature-flags/evaluate-all", {"environment": "qa"}, format="json")
         assert r.status_code == 200
@@ -144,11 +135,9 @@ def test_evaluate__environment_deleted__next_request_refused(tenant, environment
 
 
 def test_evaluate__environment_created__usable_at_once(tenant, environments, client):
-    from tenants.services.environments import environment_create
-
     r = client.post("/api/v1/feature-flags/evaluate-all", {"environment": "preview"}, format="json")
     assert r.status_code == 404
-    environment_create(slug="preview", actor="t")
+    make.environment("preview")
     r = client.post("/api/v1/feature-flags/evaluate-all", {"environment": "preview"}, format="json")
     assert r.status_code == 200
 

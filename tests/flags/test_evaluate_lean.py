@@ -7,18 +7,17 @@ import json
 import pytest
 from django.test import RequestFactory
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def flags(tenant, other_tenant, environments, django_capture_on_commit_callbacks):
-    from flags.services.flags import flag_create
-
     with django_capture_on_commit_callbacks(execute=True):
-        flag_create(tenant=tenant, name="beta", environment=environments["production"], is_enabled=True,
-                    rollout_percentage=50, actor="t")
-        flag_create(tenant=tenant, name="off", environment=environments["production"], is_enabled=False, actor="t")
-        flag_create(tenant=other_tenant, name="theirs", environment=environments["production"], is_enabled=True, actor="t")
+        make.flag(tenant, "beta", environment=environments["production"], is_enabled=True, rollout_percentage=50)
+        make.flag(tenant, "off", environment=environments["production"], is_enabled=False)
+        make.flag(other_tenant, "theirs", environment=environments["production"], is_enabled=True)
 
 
 def _answer(view, request):

@@ -1,7 +1,6 @@
 """Per-process caches are dropped when another process publishes an invalidation."""
 from __future__ import annotations
 
-import time
 
 import pytest
 from django_redis import get_redis_connection

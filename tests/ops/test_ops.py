@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
@@ -42,14 +44,11 @@ def test_health__beat_ran_long_ago__degraded(client, settings):
 
 
 def test_metrics__parse__counters_move_with_the_actions(client, tenant, environments, make_key, client_for):
-    from flags.services.flags import flag_create
     from registry.heartbeats import instance_heartbeat
-    from registry.services import instance_register
-    from tenants.services.configs import config_create
 
-    config_create(tenant=tenant, key="k", value=1, actor="t")
-    flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
-    inst, _ = instance_register(tenant=tenant, service_name="svc", url="http://127.0.0.1:9701", actor="t")
+    make.config(tenant, "k", 1)
+    make.flag(tenant, "f", environment=environments["production"], is_enabled=True)
+    inst = make.instance(tenant, "svc", "http://127.0.0.1:9701")
     api = client_for(make_key(tenant=tenant, scopes=["configs:read", "flags:read"]))
     before = _metrics(client)
 

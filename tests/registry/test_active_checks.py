@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
@@ -83,12 +85,11 @@ def test_failing_endpoint__unhealthy_after_n_failures_then_back_after_m_passes(
     tenant, endpoints, checks_on, make_key, client_for, django_capture_on_commit_callbacks,
 ):
     from events.models import Event
-    from registry.services import instance_register
 
     good, bad = endpoints(200), endpoints(500)
     with django_capture_on_commit_callbacks(execute=True):
-        a, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", health_check_url=good.url, actor="t")
-        b, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9402", health_check_url=bad.url, actor="t")
+        a = make.instance(tenant, "pay", "http://127.0.0.1:9401", health_check_url=good.url)
+        b = make.instance(tenant, "pay", "http://127.0.0.1:9402", health_check_url=bad.url)
     reader = client_for(make_key(tenant=tenant, scopes=["registry:read"]))
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -115,10 +116,9 @@ def test_failing_endpoint__unhealthy_after_n_failures_then_back_after_m_passes(
 
 def test_flapping_endpoint__status_never_changes(tenant, endpoints, checks_on):
     from events.models import Event
-    from registry.services import instance_register
 
     flappy = endpoints(200)
-    inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", health_check_url=flappy.url, actor="t")
+    inst = make.instance(tenant, "pay", "http://127.0.0.1:9401", health_check_url=flappy.url)
 
     for i in range(8):
         flappy.code = 500 if i % 2 == 0 else 200
@@ -131,10 +131,9 @@ def test_flapping_endpoint__status_never_changes(tenant, endpoints, checks_on):
 
 def test_marked_down_by_checks__own_heartbeat_does_not_overrule(tenant, endpoints, checks_on):
     from registry.heartbeats import instance_heartbeat
-    from registry.services import instance_register
 
     bad = endpoints(503)
-    inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", health_check_url=bad.url, actor="t")
+    inst = make.instance(tenant, "pay", "http://127.0.0.1:9401", health_check_url=bad.url)
     for _ in range(3):
         checks_on()
     assert _status(inst) == "unhealthy"
@@ -145,13 +144,12 @@ def test_marked_down_by_checks__own_heartbeat_does_not_overrule(tenant, endpoint
 
 
 def test_unreachable_or_drained__unreachable_counts_as_failure_drained_not_probed(tenant, endpoints, checks_on):
-    from registry.services import instance_drain, instance_register
+    from registry.services import instance_drain
 
     drained_endpoint = endpoints(500)
-    gone, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401",
-                                health_check_url="http://127.0.0.1:9/nothing-listens-here", actor="t")
-    drained, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9402",
-                                   health_check_url=drained_endpoint.url, actor="t")
+    gone = make.instance(tenant, "pay", "http://127.0.0.1:9401",
+                         health_check_url="http://127.0.0.1:9/nothing-listens-here")
+    drained = make.instance(tenant, "pay", "http://127.0.0.1:9402", health_check_url=drained_endpoint.url)
     instance_drain(instance=drained, actor="user:ops")
 
     for _ in range(3):
@@ -164,11 +162,10 @@ def test_unreachable_or_drained__unreachable_counts_as_failure_drained_not_probe
 
 def test_checks_off__nothing_probed(tenant, endpoints, settings):
     from registry.checks import instance_active_checks
-    from registry.services import instance_register
 
     settings.REGISTRY_ACTIVE_CHECKS = False
     e = endpoints(500)
-    instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", health_check_url=e.url, actor="t")
+    make.instance(tenant, "pay", "http://127.0.0.1:9401", health_check_url=e.url)
 
     assert instance_active_checks() == {"skipped": "disabled"}
     assert e.probes == 0
@@ -182,13 +179,12 @@ def test_quick_trial_ttl_shorter_than_sweep_interval__silent_instance_marked(ten
     from django.utils import timezone
 
     from registry.models import Instance
-    from registry.services import instance_register
     from registry.sweep import instance_sweep
 
     settings.REGISTRY_HEARTBEAT_TTL = 4
     settings.REGISTRY_SWEEP_INTERVAL = 15
     settings.REGISTRY_MAX_EVICT_RATIO = 1.0
-    inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
+    inst = make.instance(tenant, "pay", "http://127.0.0.1:9401")
     start = timezone.now()
     Instance.objects.filter(pk=inst.pk).update(last_heartbeat=start)
 

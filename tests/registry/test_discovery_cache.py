@@ -9,6 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
@@ -22,11 +24,11 @@ def _urls(reader, service: str, n: int = 30) -> set[str]:
 
 
 def test_warm_discovery__drain_then_restore__seen_by_the_next_read(tenant, reader, django_capture_on_commit_callbacks):
-    from registry.services import instance_drain, instance_register, instance_restore
+    from registry.services import instance_drain, instance_restore
 
     with django_capture_on_commit_callbacks(execute=True):
-        a, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
-        instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9402", actor="t")
+        a = make.instance(tenant, "pay", "http://127.0.0.1:9401")
+        make.instance(tenant, "pay", "http://127.0.0.1:9402")
     assert _urls(reader, "pay") == {"http://127.0.0.1:9401", "http://127.0.0.1:9402"}
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -39,10 +41,8 @@ def test_warm_discovery__drain_then_restore__seen_by_the_next_read(tenant, reade
 
 
 def test_warm_discovery__cached_read_makes_no_query(tenant, reader, django_capture_on_commit_callbacks):
-    from registry.services import instance_register
-
     with django_capture_on_commit_callbacks(execute=True):
-        instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
+        make.instance(tenant, "pay", "http://127.0.0.1:9401")
     reader.get("/api/v1/registry/pay")
 
     with CaptureQueriesContext(connection) as queries:
@@ -54,12 +54,11 @@ def test_warm_discovery__cached_read_makes_no_query(tenant, reader, django_captu
 
 def test_warm_discovery__sweep_marks_the_last_instance__503_at_once(tenant, reader, settings, django_capture_on_commit_callbacks):
     from registry.models import Instance, SweepState
-    from registry.services import instance_register
     from registry.sweep import instance_sweep
 
     settings.REGISTRY_MAX_EVICT_RATIO = 1.0
     with django_capture_on_commit_callbacks(execute=True):
-        inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
+        inst = make.instance(tenant, "pay", "http://127.0.0.1:9401")
     assert reader.get("/api/v1/registry/pay").status_code == 200
     now = timezone.now()
     Instance.objects.filter(pk=inst.pk).update(last_heartbeat=now - timedelta(seconds=200))
@@ -73,11 +72,9 @@ def test_warm_discovery__sweep_marks_the_last_instance__503_at_once(tenant, read
 
 
 def test_warm_discovery__deregistered__gone_at_once(tenant, make_key, client_for, reader, django_capture_on_commit_callbacks):
-    from registry.services import instance_register
-
     with django_capture_on_commit_callbacks(execute=True):
-        a, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
-        instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9402", actor="t")
+        a = make.instance(tenant, "pay", "http://127.0.0.1:9401")
+        make.instance(tenant, "pay", "http://127.0.0.1:9402")
     assert len(_urls(reader, "pay")) == 2
     writer = client_for(make_key(tenant=tenant, scopes=["registry:write"]))
 
@@ -90,11 +87,10 @@ def test_warm_discovery__deregistered__gone_at_once(tenant, make_key, client_for
 def test_admin_delete_service__instances_announced_and_discovery_404(tenant, reader, admin_user, client, django_capture_on_commit_callbacks):
     from events.models import Event
     from registry.models import Instance, Service
-    from registry.services import instance_register
 
     with django_capture_on_commit_callbacks(execute=True):
-        a, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
-        b, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9402", actor="t")
+        a = make.instance(tenant, "pay", "http://127.0.0.1:9401")
+        b = make.instance(tenant, "pay", "http://127.0.0.1:9402")
     assert reader.get("/api/v1/registry/pay").status_code == 200
     service = Service.objects.get(tenant=tenant, name="pay")
     client.force_login(admin_user)
@@ -113,10 +109,10 @@ def test_admin_delete_service__instances_announced_and_discovery_404(tenant, rea
 def test_heartbeat_fast_path__time_and_response_time_written_status_kept(tenant, settings, buffered, django_capture_on_commit_callbacks):
     from registry.heartbeats import heartbeat_flush, instance_heartbeat
     from registry.models import Instance
-    from registry.services import instance_drain, instance_register
+    from registry.services import instance_drain
 
     settings.REGISTRY_HEARTBEAT_BUFFER = buffered
-    inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
+    inst = make.instance(tenant, "pay", "http://127.0.0.1:9401")
     Instance.objects.filter(pk=inst.pk).update(last_heartbeat=timezone.now() - timedelta(seconds=60))
     before = timezone.now()
 
@@ -135,9 +131,8 @@ def test_heartbeat_fast_path__time_and_response_time_written_status_kept(tenant,
 def test_heartbeat__instance_of_another_tenant__not_touched(tenant, other_tenant):
     from registry.heartbeats import instance_heartbeat
     from registry.models import Instance
-    from registry.services import instance_register
 
-    inst, _ = instance_register(tenant=other_tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
+    inst = make.instance(other_tenant, "pay", "http://127.0.0.1:9401")
     old = timezone.now() - timedelta(seconds=60)
     Instance.objects.filter(pk=inst.pk).update(last_heartbeat=old)
 
@@ -147,10 +142,10 @@ def test_heartbeat__instance_of_another_tenant__not_touched(tenant, other_tenant
 
 def test_service_token__instance_deregistered__refused_on_the_next_request(tenant, service_token, client,
                                                                         django_capture_on_commit_callbacks):
-    from registry.services import instance_deregister, instance_register
+    from registry.services import instance_deregister
 
     with django_capture_on_commit_callbacks(execute=True):
-        inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
+        inst = make.instance(tenant, "pay", "http://127.0.0.1:9401")
     token = service_token(inst)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     assert client.get("/services/pay", **auth).status_code == 200
@@ -163,19 +158,13 @@ def test_service_token__instance_deregistered__refused_on_the_next_request(tenan
     assert client.get("/services/pay", **auth).status_code == 401
 
 
-def test_service_token__verified_once_then_expires__refused_after_exp(tenant, service_token, client):
-    import time
-
-    import jwt
-
-    from registry.services import instance_register
-
-    inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
-    token = service_token(inst, exp=int(time.time()) + 2)
+def test_service_token__verified_once_then_expires__refused_after_exp(tenant, service_token, client, clock):
+    inst = make.instance(tenant, "pay", "http://127.0.0.1:9401")
+    token = service_token(inst, exp=int(clock.now()) + 2)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     assert client.post("/heartbeat", {"service_id": inst.pk}, content_type="application/json", **auth).status_code == 200
 
-    time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.2)
+    clock.advance(2)  # exp is reached: the token is no longer valid
 
     r = client.post("/heartbeat", {"service_id": inst.pk}, content_type="application/json", **auth)
     assert r.status_code == 401

@@ -14,16 +14,16 @@ from django_redis import get_redis_connection
 
 from .test_active_checks import checks_on, endpoints  # noqa: F401 (fixtures)
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
 def _register(tenant, url="http://127.0.0.1:9401", service="pay", on_commit=None):
-    from registry.services import instance_register
-
     if on_commit is None:
-        return instance_register(tenant=tenant, service_name=service, url=url, actor="t")[0]
+        return make.instance(tenant, service, url)
     with on_commit(execute=True):
-        return instance_register(tenant=tenant, service_name=service, url=url, actor="t")[0]
+        return make.instance(tenant, service, url)
 
 
 _TOKENS: dict[int, str] = {}

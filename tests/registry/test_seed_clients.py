@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from . import seed_clients
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -111,7 +113,6 @@ def test_seed004__service_url_and_heartbeat_with_own_jwt__work_unchanged(secret_
                                                                           monkeypatch):
     from registry.heartbeats import heartbeat_flush
     from registry.models import Instance
-    from registry.services import instance_register
     from registry.tokens import service_token_secret_create
 
     settings.SERVICE_JWT_SECRET = "a-shared-service-secret-for-tests-0123456789"
@@ -119,8 +120,8 @@ def test_seed004__service_url_and_heartbeat_with_own_jwt__work_unchanged(secret_
         owner, jwt_secret = default_tenant, settings.SERVICE_JWT_SECRET
     else:
         owner, jwt_secret = tenant, service_token_secret_create(tenant=tenant, name="fleet", actor="t")[1]
-    storage, _ = instance_register(tenant=owner, service_name="storage-service", url="http://127.0.0.1:9201", actor="t")
-    me, _ = instance_register(tenant=owner, service_name="image-analysis", url="http://127.0.0.1:9202", actor="t")
+    storage = make.instance(owner, "storage-service", "http://127.0.0.1:9201")
+    me = make.instance(owner, "image-analysis", "http://127.0.0.1:9202")
     Instance.objects.filter(pk=me.pk).update(last_heartbeat=timezone.now() - timedelta(seconds=80))
     # The seed's own token code: jwt.encode({"service_id": ...}, secret, algorithm="HS256").
     token = jwt.encode({"service_id": me.pk}, jwt_secret, algorithm="HS256")
@@ -147,11 +148,9 @@ def test_seed004__service_url_and_heartbeat_with_own_jwt__work_unchanged(secret_
 
 
 def test_seed004__token_naming_another_instance__403(seed_env, default_tenant, settings):
-    from registry.services import instance_register
-
     settings.SERVICE_JWT_SECRET = "a-shared-service-secret-for-tests-0123456789"
-    a, _ = instance_register(tenant=default_tenant, service_name="a", url="http://127.0.0.1:9301", actor="t")
-    b, _ = instance_register(tenant=default_tenant, service_name="b", url="http://127.0.0.1:9302", actor="t")
+    a = make.instance(default_tenant, "a", "http://127.0.0.1:9301")
+    b = make.instance(default_tenant, "b", "http://127.0.0.1:9302")
     token = jwt.encode({"service_id": a.pk}, settings.SERVICE_JWT_SECRET, algorithm="HS256")
 
     r = requests.post(f"{seed_env.url}/heartbeat", json={"service_id": b.pk}, headers={"Authorization": f"Bearer {token}"})

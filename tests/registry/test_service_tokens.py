@@ -9,15 +9,15 @@ import jwt
 import pytest
 from django.core.management import call_command
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 SHARED = "a-shared-service-secret-for-tests-0123456789"
 
 
 def _register(tenant, service="payment-service", url="http://127.0.0.1:9501"):
-    from registry.services import instance_register
-
-    return instance_register(tenant=tenant, service_name=service, url=url, actor="t")[0]
+    return make.instance(tenant, service, url)
 
 
 def _auth(token):

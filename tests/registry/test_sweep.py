@@ -2,13 +2,15 @@
 and the same behaviour through a real Celery worker."""
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+
+from tests import factories as make
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -158,9 +160,9 @@ def test_sweep__lock_held_by_another_beat__skips(tenant, settings):
 def test_drained__never_discovered_and_heartbeat_keeps_it_drained(tenant, make_key, client_for):
     from registry.heartbeats import instance_heartbeat
     from registry.models import Instance
-    from registry.services import instance_drain, instance_register
+    from registry.services import instance_drain
 
-    inst, _ = instance_register(tenant=tenant, service_name="pay", url="http://127.0.0.1:9401", actor="t")
+    inst = make.instance(tenant, "pay", "http://127.0.0.1:9401")
     instance_drain(instance=inst, actor="user:ops")
     instance_heartbeat(instance_id=inst.pk, status="healthy", actor="t")
     client = client_for(make_key(tenant=tenant, scopes=["registry:read"]))
@@ -174,10 +176,8 @@ def test_drained__never_discovered_and_heartbeat_keeps_it_drained(tenant, make_k
 
 
 def test_discover__metadata_filter_and_other_tenant(tenant, other_tenant, make_key, client_for):
-    from registry.services import instance_register
-
-    instance_register(tenant=tenant, service_name="search", url="http://127.0.0.1:9501", metadata={"version": "1", "region": "eu"}, actor="t")
-    instance_register(tenant=tenant, service_name="search", url="http://127.0.0.1:9502", metadata={"version": "2", "region": "us"}, actor="t")
+    make.instance(tenant, "search", "http://127.0.0.1:9501", metadata={"version": "1", "region": "eu"})
+    make.instance(tenant, "search", "http://127.0.0.1:9502", metadata={"version": "2", "region": "us"})
     mine = client_for(make_key(tenant=tenant, scopes=["registry:read"]))
     theirs = client_for(make_key(tenant=other_tenant, scopes=["registry:read"]))
 
@@ -192,26 +192,23 @@ def test_worker__sweep_through_broker__ttl_then_beat_then_removal(celery_worker_
     """A real worker runs the beat's task: silent → unhealthy → one beat → healthy → silent → removed."""
     from registry.heartbeats import instance_heartbeat
     from registry.models import Instance
-    from registry.services import instance_register
     from registry.tasks import registry_sweep_task
 
     # The worker process reads these from its environment at start.
     assert celery_worker_process.env.get("REGISTRY_HEARTBEAT_TTL") == "2"
-    inst, _ = instance_register(tenant=tenant, service_name="edge", url="http://127.0.0.1:9601", actor="t")
+    inst = make.instance(tenant, "edge", "http://127.0.0.1:9601")
 
     def sweep_until(predicate, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Send the beat's task to the worker every half second until ``predicate()`` holds
+        (the TTLs run on the worker's own clock: they pass in real time)."""
+        def swept():
             _steady_state(gap=0)
             registry_sweep_task.delay()
-            time.sleep(0.5)
-            if predicate():
-                return True
-        return False
+            return predicate()
 
-    time.sleep(2.2)
+        return wait_until(swept, timeout=timeout, step=0.5)
+
     assert sweep_until(lambda: Instance.objects.get(pk=inst.pk).status == "unhealthy"), celery_worker_process.log_path.read_text()[-3000:]
     instance_heartbeat(instance_id=inst.pk, status="healthy", actor="t")
     assert Instance.objects.get(pk=inst.pk).status == "healthy"
-    time.sleep(4.2)
     assert sweep_until(lambda: not Instance.objects.filter(pk=inst.pk).exists()), celery_worker_process.log_path.read_text()[-3000:]

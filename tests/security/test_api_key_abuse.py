@@ -7,11 +7,13 @@ throttled, and left an entry in a per-process dict that nothing evicted (about
 from __future__ import annotations
 
 import secrets
-import time
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+
+from tests import factories as make
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +30,7 @@ def key_queries(ctx) -> list[str]:
 def _listener_connected() -> bool:
     from core import invalidation
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if invalidation._state["connected"]:
-            return True
-        time.sleep(0.05)
-    return False
+    return wait_until(lambda: invalidation._state["connected"], timeout=10, step=0.05)
 
 
 def test_unknown_keys__5000_distinct__per_process_cache_stays_bounded(settings, tenant, make_key, client_for):
@@ -123,9 +120,7 @@ def test_unknown_keys__lean_evaluate_route__counted_once_per_request(settings, t
 
 
 def test_valid_key__lean_evaluate_route__still_served_after_the_first_request(tenant, environments, make_key, client_for):
-    from flags.services.flags import flag_create
-
-    flag_create(tenant=tenant, name="new_ui", environment=environments["production"], is_enabled=True, actor="t")
+    make.flag(tenant, "new_ui", environment=environments["production"], is_enabled=True)
     client = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
     body = {"flag_name": "new_ui", "environment": "production"}
 

@@ -23,6 +23,8 @@ from core.api.principal import ALL_SCOPES
 
 from .conftest import MATRIX_COUNTS, MATRIX_ROUTES
 
+from tests import factories as make
+
 MARKER = "tenant-a-private-marker-7d1f"
 SECRET_MARKER = "tenant-a-secret-marker-93ab"
 
@@ -71,19 +73,12 @@ def _b64(data: dict) -> str:
 @pytest.fixture
 def tenant_a_data(tenant, environments):
     """Tenant A ("acme") with a config, a secret and whatever other apps add."""
-    from tenants.services.configs import config_create
 
-    from events.services import webhook_create
-    from flags.services.flags import flag_create
-    from registry.services import instance_register
-
-    entry = config_create(tenant=tenant, key="marker.key", value=MARKER, service_name="marker-svc", actor="test")
-    config_create(tenant=tenant, key="marker.secret", value=SECRET_MARKER, is_secret=True, actor="test")
-    flag = flag_create(tenant=tenant, name="marker.key", environment=environments["production"], is_enabled=True,
-                       description=MARKER, actor="test")
-    instance, _ = instance_register(tenant=tenant, service_name="marker-svc", url="http://127.0.0.1:9999/marker",
-                                    metadata={"note": MARKER}, actor="test")
-    webhook = webhook_create(tenant=tenant, url="http://127.0.0.1:9/marker", description=MARKER, actor="test")
+    entry = make.config(tenant, "marker.key", MARKER, service_name="marker-svc")
+    make.config(tenant, "marker.secret", SECRET_MARKER, is_secret=True)
+    flag = make.flag(tenant, "marker.key", environment=environments["production"], is_enabled=True, description=MARKER)
+    instance = make.instance(tenant, "marker-svc", "http://127.0.0.1:9999/marker", metadata={"note": MARKER})
+    webhook = make.webhook(tenant, "http://127.0.0.1:9/marker", description=MARKER)
     return {"tenant": tenant, "config_id": entry.pk, "flag_id": flag.pk, "instance_id": instance.pk, "webhook_id": webhook.pk}
 
 

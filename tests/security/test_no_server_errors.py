@@ -8,6 +8,8 @@ from django.conf import settings
 
 from core.api.principal import ALL_SCOPES
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 LONG_DIGITS = "9" * 5000
@@ -32,9 +34,7 @@ def test_service_token__huge_service_id__401_not_500(client_for, service_id):
 
 
 def test_if_match__version_of_5000_digits__400_and_entry_unchanged(api, tenant):
-    from tenants.services.configs import config_create
-
-    entry = config_create(tenant=tenant, key="retry.max", value=3, actor="t")
+    entry = make.config(tenant, "retry.max", 3)
 
     response = api.patch(f"/api/v1/config/{entry.pk}", {"value": 4}, format="json", HTTP_IF_MATCH=f'"1-{LONG_DIGITS}"')
 

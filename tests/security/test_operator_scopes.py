@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 SECRET = "operator-scope-secret-7c1"
@@ -11,10 +13,8 @@ SECRET = "operator-scope-secret-7c1"
 
 @pytest.fixture
 def configs(tenant):
-    from tenants.services.configs import config_create
-
-    plain = config_create(tenant=tenant, key="ui.theme", value="dark", actor="t")
-    config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
+    plain = make.config(tenant, "ui.theme", "dark")
+    make.config(tenant, "db.password", SECRET, is_secret=True)
     return plain
 
 

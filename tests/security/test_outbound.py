@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests import factories as make
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -64,11 +65,9 @@ def _delivery_for(tenant, url):
     """A subscription to ``url`` and one due delivery of a config change."""
     from events.dispatch import event_dispatch
     from events.models import Event, WebhookDelivery
-    from events.services import webhook_create
-    from tenants.services.configs import config_create
 
-    sub = webhook_create(tenant=tenant, url=url, resource_types=["config"], actor="t")
-    config_create(tenant=tenant, key="feature.banner", value="on", actor="t")
+    sub = make.webhook(tenant, url, resource_types=["config"])
+    make.config(tenant, "feature.banner", "on")
     event_dispatch(event_id=Event.objects.get(resource_type="config", key="feature.banner").pk)
     return sub, WebhookDelivery.objects.get(subscription=sub)
 
@@ -323,15 +322,13 @@ def test_active_checks__loopback_health_url_in_production__not_probed_status_unc
 
     from registry.checks import instance_active_checks
     from registry.models import Instance
-    from registry.services import instance_register
     from tests.registry.test_active_checks import HealthEndpoint
 
     production.REGISTRY_ACTIVE_CHECKS = True
     production.REGISTRY_CHECK_FAILURES = 1
     endpoint = HealthEndpoint(code=500)
     try:
-        instance, _ = instance_register(tenant=tenant, service_name="api", url="http://api:8080",
-                                        health_check_url=endpoint.url, actor="t")
+        instance = make.instance(tenant, "api", "http://api:8080", health_check_url=endpoint.url)
         results = []
         for _ in range(2):
             cache.delete("registry:checks-lock")

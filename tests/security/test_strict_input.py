@@ -7,6 +7,8 @@ import pytest
 
 from core.api.principal import ALL_SCOPES
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
@@ -67,10 +69,8 @@ def test_config_post__every_field_seed_001_sends__still_accepted(api):
 
 
 def test_config_put_and_patch__unknown_field__400_and_value_unchanged(api, tenant):
-    from tenants.models import ConfigEntry
-    from tenants.services.configs import config_create
 
-    entry = config_create(tenant=tenant, key="retry.max", value=3, actor="t")
+    entry = make.config(tenant, "retry.max", 3)
 
     _unknown(api.put(f"/api/v1/config/{entry.pk}", {"value": 5, "environment": "staging"}, format="json"), "environment")
     _unknown(api.patch(f"/api/v1/config/{entry.pk}", {"value": 5, "is_secert": True}, format="json"), "is_secert")
@@ -111,9 +111,7 @@ def test_tenant_and_environment_bodies__unknown_field__400(environments, make_ke
 
 
 def test_config_revert__unknown_field__400(api, tenant):
-    from tenants.services.configs import config_create
-
-    entry = config_create(tenant=tenant, key="k", value=1, actor="t")
+    entry = make.config(tenant, "k", 1)
 
     _unknown(api.post(f"/api/v1/configs/{entry.pk}/revert", {"history_id": 1, "force": True}, format="json"), "force")
 
@@ -129,9 +127,7 @@ def test_token_obtain__unknown_field__400(admin_user, client_for):
 
 
 def test_config_list__misspelt_filter__400_never_a_wider_list(api, tenant):
-    from tenants.services.configs import config_create
-
-    config_create(tenant=tenant, key="k", value=1, actor="t")
+    make.config(tenant, "k", 1)
 
     response = api.get("/api/v1/configs/?enviroment=staging")
 
@@ -149,9 +145,7 @@ def test_config_list__unknown_environment__400_naming_it(api):
 
 
 def test_config_read__misspelt_parameter__400_not_the_tenant_wide_value(api, tenant, environments):
-    from tenants.services.configs import config_create
-
-    config_create(tenant=tenant, key="db.url", value="tenant-wide", actor="t")
+    make.config(tenant, "db.url", "tenant-wide")
 
     response = api.get("/api/v1/config/db.url?enviroment=production")
 
@@ -168,9 +162,7 @@ def test_routes_without_parameters__any_parameter__400(api):
 
 
 def test_evaluate__query_string__refused_by_the_lean_path_too(api, tenant, environments):
-    from flags.services.flags import flag_create
-
-    flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
+    make.flag(tenant, "f", environment=environments["production"], is_enabled=True)
 
     response = api.post("/api/v1/feature-flags/evaluate?environment=staging", {"flag_name": "f", "environment": "production"},
                         format="json")
@@ -180,10 +172,7 @@ def test_evaluate__query_string__refused_by_the_lean_path_too(api, tenant, envir
 
 
 def test_discovery__metadata_filters__still_any_parameter(api, tenant):
-    from registry.services import instance_register
-
-    instance_register(tenant=tenant, service_name="user-service", url="http://10.0.0.5:8080",
-                      metadata={"region": "eu"}, actor="t")
+    make.instance(tenant, "user-service", "http://10.0.0.5:8080", metadata={"region": "eu"})
 
     assert api.get("/api/v1/registry/user-service?region=eu").status_code == 200
     assert api.get("/api/v1/registry/user-service?region=us").status_code == 503
@@ -198,12 +187,11 @@ def test_no_credentials__unknown_parameter__still_401(client_for):
 
 def test_flag_bodies__unknown_field__400_and_nothing_written(api, tenant, environments):
     from flags.models import Flag
-    from flags.services.flags import flag_create
 
     _unknown(api.post("/api/v1/feature-flags/", {"name": "new_ui", "environment": "production", "is_enabeld": True},
                       format="json"), "is_enabeld")
     assert not Flag.objects.filter(name="new_ui").exists()
-    flag = flag_create(tenant=tenant, name="f", environment=environments["production"], rollout_percentage=10, actor="t")
+    flag = make.flag(tenant, "f", environment=environments["production"], rollout_percentage=10)
     _unknown(api.put(f"/api/v1/feature-flags/{flag.pk}", {"rollout": 50}, format="json"), "rollout")
     _unknown(api.patch(f"/api/v1/feature-flags/{flag.pk}", {"rollout_percentage": 50, "env": "staging"}, format="json"),
              "env")
@@ -219,9 +207,7 @@ def test_flag_create__unknown_environment__400_naming_it(api):
 
 
 def test_evaluate_bodies__unknown_top_level_field__400_context_stays_open(api, tenant, environments):
-    from flags.services.flags import flag_create
-
-    flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
+    make.flag(tenant, "f", environment=environments["production"], is_enabled=True)
 
     _unknown(api.post("/api/v1/feature-flags/evaluate", {"flag_name": "f", "environment": "production", "userId": "u1"},
                       format="json"), "userId")
@@ -234,9 +220,7 @@ def test_evaluate_bodies__unknown_top_level_field__400_context_stays_open(api, t
 
 
 def test_ofrep__unknown_top_level_field__400_invalid_context_any_context_key_accepted(api, tenant, environments):
-    from flags.services.flags import flag_create
-
-    flag_create(tenant=tenant, name="f", environment=environments["production"], is_enabled=True, actor="t")
+    make.flag(tenant, "f", environment=environments["production"], is_enabled=True)
     headers = {"HTTP_X_ENVIRONMENT": "production"}
 
     refused = api.post("/ofrep/v1/evaluate/flags/f", {"context": {}, "contex": {"targetingKey": "u1"}}, format="json",
@@ -346,9 +330,7 @@ def test_webhook__unknown_environment__400_naming_it(api):
 
 
 def test_webhook_patch__misspelt_field__400_and_filter_unchanged(api, tenant):
-    from events.services import webhook_create
-
-    sub = webhook_create(tenant=tenant, url="http://127.0.0.1:9/hook", key_prefix="db.", actor="t")
+    sub = make.webhook(tenant, "http://127.0.0.1:9/hook", key_prefix="db.")
 
     _unknown(api.patch(f"/api/v1/webhooks/{sub.pk}", {"key_prefx": ""}, format="json"), "key_prefx")
     sub.refresh_from_db()

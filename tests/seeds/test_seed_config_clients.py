@@ -8,22 +8,21 @@ import requests
 
 from . import seed000_client, seed001_clients
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def data(tenant, environments):
-    from tenants.services.configs import config_create
-    from tenants.services.schemas import schema_set
-
     prod = environments["production"]
-    config_create(tenant=tenant, key="email_notifications", value={"enabled": True, "frequency": "daily"}, actor="t")
-    config_create(tenant=None, key="feature_flags", value={"new_ui_enabled": False}, actor="t")
-    config_create(tenant=tenant, key="feature_flags", value={"new_ui_enabled": True}, actor="t")
-    config_create(tenant=None, environment=prod, service_name="user-service", key="database.url", value="postgresql://db/users", actor="t")
-    config_create(tenant=tenant, environment=prod, service_name="user-service", key="external.api_key", value="sk_live_x", is_secret=True, actor="t")
-    config_create(tenant=None, key="retry.max_attempts", value="3", actor="t")
-    schema_set(key="email_notifications", schema={"type": "object", "required": ["enabled"]}, actor="t")
+    make.config(tenant, "email_notifications", {"enabled": True, "frequency": "daily"})
+    make.config(None, "feature_flags", {"new_ui_enabled": False})
+    make.config(tenant, "feature_flags", {"new_ui_enabled": True})
+    make.config(None, "database.url", "postgresql://db/users", environment=prod, service_name="user-service")
+    make.config(tenant, "external.api_key", "sk_live_x", environment=prod, service_name="user-service", is_secret=True)
+    make.config(None, "retry.max_attempts", "3")
+    make.schema("email_notifications", {"type": "object", "required": ["enabled"]})
     return tenant
 
 

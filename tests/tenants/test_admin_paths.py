@@ -12,6 +12,8 @@ from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 
@@ -52,9 +54,8 @@ def _staff(django_user_model, *codenames, username="viewer"):
 def test_admin_delete_api_key__next_request_with_it_is_401(tenant, make_key, client_for, admin_user, client,
                                                            django_capture_on_commit_callbacks):
     from tenants.models import ApiKey
-    from tenants.services.configs import config_create
 
-    config_create(tenant=tenant, key="ui.theme", value="light", actor="t")
+    make.config(tenant, "ui.theme", "light")
     raw = make_key(tenant=tenant, scopes=["configs:read"], name="doomed")
     api = client_for(raw)
     assert api.get("/api/v1/config/ui.theme").status_code == 200  # its principal is now cached
@@ -152,9 +153,8 @@ def test_admin_delete_builtin_tenant__refused_with_a_message_nothing_deleted(def
 
 def test_admin_bulk_delete_schema__event_with_actor(admin_user, client, django_capture_on_commit_callbacks):
     from tenants.models import ConfigSchema
-    from tenants.services.schemas import schema_set
 
-    schema, _ = schema_set(key="limits", schema={"type": "object"}, actor="t")
+    schema = make.schema("limits", {"type": "object"})
     client.force_login(admin_user)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -204,9 +204,8 @@ def test_admin_add_schema__existing_value_breaks_it__listed_on_the_schema_field(
 def test_admin_delete_unused_environment__deleted_with_event(environments, admin_user, client,
                                                             django_capture_on_commit_callbacks):
     from tenants.models import Environment
-    from tenants.services.environments import environment_create
 
-    qa = environment_create(slug="qa", name="QA", actor="t")
+    qa = make.environment("qa", name="QA")
     client.force_login(admin_user)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -218,12 +217,10 @@ def test_admin_delete_unused_environment__deleted_with_event(environments, admin
 
 
 def test_admin_delete_environment_in_use_or_builtin__refused_with_a_message(tenant, environments, admin_user, client):
-    from flags.services.flags import flag_create
     from tenants.models import Environment
-    from tenants.services.environments import environment_create
 
-    qa = environment_create(slug="qa", name="QA", actor="t")
-    flag_create(tenant=tenant, name="beta", environment=qa, is_enabled=True, actor="t")
+    qa = make.environment("qa", name="QA")
+    make.flag(tenant, "beta", environment=qa, is_enabled=True)
     client.force_login(admin_user)
 
     used = client.post(f"/admin/tenants/environment/{qa.pk}/delete/", {"post": "yes"}, follow=True)
@@ -255,10 +252,7 @@ def test_admin_rename_environment__event_and_audit_actor(environments, admin_use
 
 @pytest.mark.parametrize("secret", [False, True])
 def test_config_entry_page__view_only_staff__shown_read_only(secret, tenant, environments, client, django_user_model):
-    from tenants.services.configs import config_create
-
-    entry = config_create(tenant=tenant, key="smtp.host", value="mail.example", environment=environments["production"],
-                          is_secret=secret, actor="t")
+    entry = make.config(tenant, "smtp.host", "mail.example", environment=environments["production"], is_secret=secret)
     client.force_login(_staff(django_user_model, "view_configentry"))
 
     response = client.get(f"/admin/tenants/configentry/{entry.pk}/change/")
@@ -271,9 +265,9 @@ def test_config_entry_page__view_only_staff__shown_read_only(secret, tenant, env
 def test_config_entry_revert__admin_history_page__reverted_through_the_service(tenant, admin_user, client,
                                                                                 django_capture_on_commit_callbacks):
     from tenants.models import ConfigEntry
-    from tenants.services.configs import config_create, config_update
+    from tenants.services.configs import config_update
 
-    entry = config_create(tenant=tenant, key="retry.max", value=3, actor="t")
+    entry = make.config(tenant, "retry.max", 3)
     first = entry.history.order_by("history_id").first()
     config_update(entry=ConfigEntry.objects.get(pk=entry.pk), value=9, actor="t")
     client.force_login(admin_user)
@@ -292,9 +286,8 @@ def test_config_entry_revert__admin_history_page__reverted_through_the_service(t
 def test_config_entry_secret__description_saved_with_the_mask_untouched__value_kept(tenant, client, django_user_model):
     from core.admin import MASK
     from tenants.models import ConfigEntry
-    from tenants.services.configs import config_create
 
-    entry = config_create(tenant=tenant, key="smtp.password", value="hunter2", is_secret=True, actor="t")
+    entry = make.config(tenant, "smtp.password", "hunter2", is_secret=True)
     client.force_login(_staff(django_user_model, "view_configentry", "change_configentry", username="editor"))
     page = client.get(f"/admin/tenants/configentry/{entry.pk}/change/").content.decode()
     assert MASK in page and "hunter2" not in page
@@ -318,9 +311,8 @@ def _promote_post(client, tenant, environments):
 
 def test_promote__view_only_staff__403_and_nothing_changes(tenant, environments, client, django_user_model):
     from tenants.models import ConfigEntry
-    from tenants.services.configs import config_create
 
-    config_create(tenant=tenant, key="ui.theme", value="dark", environment=environments["staging"], actor="t")
+    make.config(tenant, "ui.theme", "dark", environment=environments["staging"])
     client.force_login(_staff(django_user_model, "view_configentry"))
 
     seen = client.get("/admin/compare/", {"tenant": tenant.pk, "source": environments["staging"].pk,
@@ -334,9 +326,8 @@ def test_promote__view_only_staff__403_and_nothing_changes(tenant, environments,
 
 def test_promote__staff_with_add_and_change__promoted(tenant, environments, client, django_user_model):
     from tenants.models import ConfigEntry
-    from tenants.services.configs import config_create
 
-    config_create(tenant=tenant, key="ui.theme", value="dark", environment=environments["staging"], actor="t")
+    make.config(tenant, "ui.theme", "dark", environment=environments["staging"])
     client.force_login(_staff(django_user_model, "add_configentry", "change_configentry", username="promoter"))
 
     r = _promote_post(client, tenant, environments)
@@ -410,24 +401,19 @@ def _stale_rows(client) -> str:
 
 
 def test_admin_home__flag_at_100_percent_for_30_days__listed_as_stale(tenant, environments, admin_user, client):
-    from flags.services.flags import flag_create
-
     prod = environments["production"]
-    old_full = flag_create(tenant=tenant, name="old_full_rollout", environment=prod, is_enabled=True,
-                           rollout_percentage=100, actor="t")
+    old_full = make.flag(tenant, "old_full_rollout", environment=prod, is_enabled=True, rollout_percentage=100)
     _age_state(old_full, prod, days=40)
-    old_default = flag_create(tenant=tenant, name="old_default_strategy", environment=prod, is_enabled=True,
-                              strategies=[{"name": "default", "parameters": {}, "constraints": []}], actor="t")
+    old_default = make.flag(tenant, "old_default_strategy", environment=prod, is_enabled=True,
+                            strategies=[{"name": "default", "parameters": {}, "constraints": []}])
     _age_state(old_default, prod, days=35)
-    recent = flag_create(tenant=tenant, name="recent_full_rollout", environment=prod, is_enabled=True,
-                         rollout_percentage=100, actor="t")
+    recent = make.flag(tenant, "recent_full_rollout", environment=prod, is_enabled=True, rollout_percentage=100)
     _age_state(recent, prod, days=5)
-    partial = flag_create(tenant=tenant, name="old_half_rollout", environment=prod, is_enabled=True,
-                          rollout_percentage=50, actor="t")
+    partial = make.flag(tenant, "old_half_rollout", environment=prod, is_enabled=True, rollout_percentage=50)
     _age_state(partial, prod, days=40)
-    constrained = flag_create(tenant=tenant, name="old_constrained", environment=prod, is_enabled=True, actor="t",
-                              strategies=[{"name": "flexibleRollout", "parameters": {"rollout": "100"},
-                                           "constraints": [{"contextName": "userId", "operator": "IN", "values": ["1"]}]}])
+    constrained = make.flag(tenant, "old_constrained", environment=prod, is_enabled=True,
+                            strategies=[{"name": "flexibleRollout", "parameters": {"rollout": "100"},
+                                         "constraints": [{"contextName": "userId", "operator": "IN", "values": ["1"]}]}])
     _age_state(constrained, prod, days=40)
     client.force_login(admin_user)
 
@@ -442,13 +428,13 @@ def test_admin_home__full_rollout_resaved_recently_still_counts_a_raise_to_100_d
     """"For 30 days" comes from the state's history: a re-save at 100% keeps the
     run going; going from 50% to 100% five days ago starts it."""
     from flags.models import FlagEnvironment
-    from flags.services.flags import flag_update, flag_create
+    from flags.services.flags import flag_update
 
     prod = environments["production"]
-    kept = flag_create(tenant=tenant, name="kept_at_full", environment=prod, is_enabled=True, rollout_percentage=100, actor="t")
+    kept = make.flag(tenant, "kept_at_full", environment=prod, is_enabled=True, rollout_percentage=100)
     _age_state(kept, prod, days=45)
     flag_update(flag=kept, environment=prod, is_enabled=True, actor="t")  # a no-op re-save today
-    raised = flag_create(tenant=tenant, name="raised_to_full", environment=prod, is_enabled=True, rollout_percentage=50, actor="t")
+    raised = make.flag(tenant, "raised_to_full", environment=prod, is_enabled=True, rollout_percentage=50)
     _age_state(raised, prod, days=45)
     flag_update(flag=raised, environment=prod, rollout_percentage=100, actor="t")
     fe = FlagEnvironment.objects.get(flag=raised, environment=prod)
@@ -463,10 +449,8 @@ def test_admin_home__full_rollout_resaved_recently_still_counts_a_raise_to_100_d
 
 
 def test_admin_home__flag_not_evaluated_for_30_days__still_listed(tenant, environments, admin_user, client):
-    from flags.services.flags import flag_create
-
     prod = environments["production"]
-    quiet = flag_create(tenant=tenant, name="quiet_flag", environment=prod, is_enabled=True, rollout_percentage=20, actor="t")
+    quiet = make.flag(tenant, "quiet_flag", environment=prod, is_enabled=True, rollout_percentage=20)
     _age_state(quiet, prod, days=3, evaluated_days_ago=31)
     client.force_login(admin_user)
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from tests import factories as make
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.django_db
 def test_create_api_key__prints_only_the_key__and_it_works(tenant, client_for):
-    from tenants.services.configs import config_create
-
-    config_create(tenant=tenant, key="k", value=1, actor="t")
+    make.config(tenant, "k", 1)
     out = io.StringIO()
 
     call_command("create_api_key", "--name", "ci", "--tenant", "acme", "--scopes", "configs:read", stdout=out)
@@ -129,9 +129,7 @@ def test_settings__bad_boolean__refuses_loudly():
 
 @pytest.mark.django_db
 def test_create_api_key__all_tenants__platform_key_reads_any_tenant(tenant, client_for):
-    from tenants.services.configs import config_create
-
-    config_create(tenant=tenant, key="k", value="acme's", actor="t")
+    make.config(tenant, "k", "acme's")
     out, err = io.StringIO(), io.StringIO()
 
     call_command("create_api_key", "--name", "platform", "--all-tenants", "--scopes", "configs:read, admin", stdout=out, stderr=err)
@@ -185,12 +183,11 @@ def test_rotate_fernet_keys__prints_the_count_and_a_removed_key_fails_loudly(ten
     from django.core.management.base import CommandError
 
     from tenants.models import ConfigEntry
-    from tenants.services.configs import config_create
 
     old = settings.FERNET_KEYS[0]
-    config_create(tenant=tenant, key="a", value="secret-a", is_secret=True, actor="t")
-    config_create(tenant=None, key="b", value={"p": "secret-b"}, is_secret=True, actor="t")
-    config_create(tenant=tenant, key="c", value="plain", actor="t")
+    make.config(tenant, "a", "secret-a", is_secret=True)
+    make.config(None, "b", {"p": "secret-b"}, is_secret=True)
+    make.config(tenant, "c", "plain")
     new = Fernet.generate_key().decode()
     settings.FERNET_KEYS = [new, old]
     out = io.StringIO()

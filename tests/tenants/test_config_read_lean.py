@@ -11,6 +11,8 @@ import json
 import pytest
 from django.test import RequestFactory
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 SECRET = "lean-path-secret-51a"
@@ -18,14 +20,11 @@ SECRET = "lean-path-secret-51a"
 
 @pytest.fixture
 def data(tenant, other_tenant, environments, django_capture_on_commit_callbacks):
-    from tenants.services.configs import config_create
-
     with django_capture_on_commit_callbacks(execute=True):
-        config_create(tenant=tenant, key="db.url", value="tenant", actor="t")
-        config_create(tenant=tenant, key="db.url", value="prod-svc", environment=environments["production"],
-                      service_name="svc", actor="t")
-        config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
-        config_create(tenant=other_tenant, key="db.url", value="THEIRS", actor="t")
+        make.config(tenant, "db.url", "tenant")
+        make.config(tenant, "db.url", "prod-svc", environment=environments["production"], service_name="svc")
+        make.config(tenant, "db.password", SECRET, is_secret=True)
+        make.config(other_tenant, "db.url", "THEIRS")
 
 
 def _answer(view, request, key):
@@ -84,15 +83,12 @@ def test_lean_route__304_and_etag_match_the_drf_view(data, tenant, make_key):
     assert (lean.status_code, lean["ETag"], lean.content) == (304, etag, b"")
 
 
-def test_lean_route__throttled__429_with_retry_after(data, tenant, make_key, client_for, settings):
-    import time
-
+def test_lean_route__throttled__429_with_retry_after(data, tenant, make_key, client_for, settings, clock):
     settings.API_THROTTLE_RATE = "2/min"
     client = client_for(make_key(tenant=tenant, scopes=["configs:read"]))
-    if time.time() % 60 > 55:  # fixed one-minute windows: do not straddle a boundary
-        time.sleep(61 - time.time() % 60)
+    clock.advance(20)  # 40 s left in the window
 
     answers = [client.get("/api/v1/config/db.url") for _ in range(3)]
 
     assert [a.status_code for a in answers] == [200, 200, 429]
-    assert int(answers[2]["Retry-After"]) >= 1
+    assert answers[2]["Retry-After"] == "41"  # the seconds left in the window, rounded up

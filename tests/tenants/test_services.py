@@ -8,6 +8,8 @@ from django.db import connection
 
 from core.errors import StaleVersion, ValidationFailed
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 SECRET = "pg-password-Zx81-never-in-clear"
@@ -16,14 +18,13 @@ SECRET = "pg-password-Zx81-never-in-clear"
 @pytest.fixture
 def scopes(tenant, environments):
     """One entry of key "k" in each of the eight scopes, valued by its scope name."""
-    from tenants.services.configs import config_create
 
     prod = environments["production"]
     for t in (tenant, None):
         for env in (prod, None):
             for svc in ("billing", ""):
                 label = "+".join(p for p, on in (("tenant" if t else "global", True), ("environment", env), ("service", svc)) if on)
-                config_create(tenant=t, environment=env, service_name=svc, key="k", value=label, actor="t")
+                make.config(t, "k", label, environment=env, service_name=svc)
     return tenant
 
 
@@ -51,9 +52,8 @@ def test_resolve__most_specific_scope_present__wins_and_names_its_source(scopes,
 
 def test_resolve__no_entry_but_schema_default__source_default(tenant):
     from tenants.selectors import config_resolve
-    from tenants.services.schemas import schema_set
 
-    schema_set(key="report.format", schema={"type": "string"}, default_value="csv", actor="t")
+    make.schema("report.format", {"type": "string"}, default_value="csv")
 
     res = config_resolve(tenant=tenant, key="report.format", environment="staging", service_name="x")
 
@@ -62,9 +62,8 @@ def test_resolve__no_entry_but_schema_default__source_default(tenant):
 
 def test_resolve__explain__lists_every_scope_in_order_then_default(scopes):
     from tenants.selectors import config_resolve
-    from tenants.services.schemas import schema_set
 
-    schema_set(key="k", schema={"type": "string"}, default_value="fallback", actor="t")
+    make.schema("k", {"type": "string"}, default_value="fallback")
 
     res = config_resolve(tenant=scopes, key="k", environment="production", service_name="billing", explain=True)
 
@@ -74,9 +73,8 @@ def test_resolve__explain__lists_every_scope_in_order_then_default(scopes):
 
 def test_resolve__other_tenant_entry__never_used(tenant, other_tenant):
     from tenants.selectors import config_resolve
-    from tenants.services.configs import config_create
 
-    config_create(tenant=other_tenant, key="k", value="theirs", actor="t")
+    make.config(other_tenant, "k", "theirs")
 
     assert config_resolve(tenant=tenant, key="k").found is False
 
@@ -92,11 +90,10 @@ def test_schema__not_a_valid_schema__refused_with_path(tenant):
 
 
 def test_schema__existing_values_break_it__refused_listing_them(tenant, environments):
-    from tenants.services.configs import config_create
     from tenants.services.schemas import schema_set
 
-    ok = config_create(tenant=tenant, key="pool", value={"size": 5}, actor="t")
-    bad = config_create(tenant=None, environment=environments["staging"], key="pool", value={"size": "big"}, actor="t")
+    ok = make.config(tenant, "pool", {"size": 5})
+    bad = make.config(None, "pool", {"size": "big"}, environment=environments["staging"])
 
     with pytest.raises(ValidationFailed) as exc:
         schema_set(key="pool", schema={"type": "object", "properties": {"size": {"type": "integer"}}}, actor="t")
@@ -110,9 +107,8 @@ def test_schema__existing_values_break_it__refused_listing_them(tenant, environm
 
 def test_schema__value_breaks_it__refused_with_every_path(tenant):
     from tenants.services.configs import config_create
-    from tenants.services.schemas import schema_set
 
-    schema_set(key="export", schema={"type": "object", "properties": {"format": {"enum": ["csv", "pdf"]}, "rows": {"type": "integer", "minimum": 100}}, "required": ["format"]}, actor="t")
+    make.schema("export", {"type": "object", "properties": {"format": {"enum": ["csv", "pdf"]}, "rows": {"type": "integer", "minimum": 100}}, "required": ["format"]})
 
     with pytest.raises(ValidationFailed) as exc:
         config_create(tenant=tenant, key="export", value={"rows": 5, "extra": [1]}, actor="t")
@@ -125,9 +121,8 @@ def test_schema__value_breaks_it__refused_with_every_path(tenant):
 
 def test_schema__secret_value_breaks_it__message_never_echoes_the_value(tenant):
     from tenants.services.configs import config_create
-    from tenants.services.schemas import schema_set
 
-    schema_set(key="db.password", schema={"type": "string", "minLength": 40}, actor="t")
+    make.schema("db.password", {"type": "string", "minLength": 40})
 
     with pytest.raises(ValidationFailed) as exc:
         config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
@@ -138,9 +133,9 @@ def test_schema__secret_value_breaks_it__message_never_echoes_the_value(tenant):
 
 def test_update__stale_expected_version__412_and_nothing_written(tenant):
     from tenants.models import ConfigEntry
-    from tenants.services.configs import config_create, config_update
+    from tenants.services.configs import config_update
 
-    entry = config_create(tenant=tenant, key="k", value=1, actor="t")
+    entry = make.config(tenant, "k", 1)
     config_update(entry=entry, value=2, expected_version=1, actor="t")
 
     with pytest.raises(StaleVersion):
@@ -155,9 +150,9 @@ def test_update__20_concurrent_writers_same_version__exactly_one_wins(tenant):
     from django.db import connections
 
     from tenants.models import ConfigEntry
-    from tenants.services.configs import config_create, config_update
+    from tenants.services.configs import config_update
 
-    entry = config_create(tenant=tenant, key="k", value=0, actor="t")
+    entry = make.config(tenant, "k", 0)
     outcomes: list[str] = []
     lock = threading.Lock()
     barrier = threading.Barrier(20)
@@ -185,9 +180,7 @@ def test_update__20_concurrent_writers_same_version__exactly_one_wins(tenant):
 
 
 def test_secret__stored__database_holds_no_plain_text(tenant):
-    from tenants.services.configs import config_create
-
-    entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
+    entry = make.config(tenant, "db.password", SECRET, is_secret=True)
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT value::text, secret_value FROM tenants_configentry WHERE id = %s", [entry.pk])
@@ -205,9 +198,8 @@ def test_secret__wrong_key__raises_never_returns_ciphertext(tenant, settings):
 
     from core.fields import SecretDecryptionError
     from tenants.models import ConfigEntry
-    from tenants.services.configs import config_create
 
-    entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
+    entry = make.config(tenant, "db.password", SECRET, is_secret=True)
     settings.FERNET_KEYS = [Fernet.generate_key().decode()]
 
     with pytest.raises(SecretDecryptionError, match="cannot be decrypted with any key of FERNET_KEYS"):
@@ -219,10 +211,9 @@ def test_rotation__new_key_first__reencrypted_old_key_no_longer_needed(tenant, s
     from django.core.management import call_command
 
     from tenants.models import ConfigEntry
-    from tenants.services.configs import config_create
 
     old = settings.FERNET_KEYS[0]
-    entry = config_create(tenant=tenant, key="api.token", value={"token": SECRET}, is_secret=True, actor="t")
+    entry = make.config(tenant, "api.token", {"token": SECRET}, is_secret=True)
     new = Fernet.generate_key().decode()
     settings.FERNET_KEYS = [new, old]
 
@@ -240,10 +231,8 @@ def test_rotation__only_the_new_key_decrypts_afterwards(tenant, settings):
     from cryptography.fernet import Fernet, InvalidToken
     from django.core.management import call_command
 
-    from tenants.services.configs import config_create
-
     old = settings.FERNET_KEYS[0]
-    entry = config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
+    entry = make.config(tenant, "db.password", SECRET, is_secret=True)
     new = Fernet.generate_key().decode()
     settings.FERNET_KEYS = [new, old]
 
@@ -262,10 +251,9 @@ def test_rotation__webhook_signing_secrets__reencrypted_too(tenant, settings):
     from django.core.management import call_command
 
     from events.models import WebhookSubscription
-    from events.services import webhook_create
 
     old = settings.FERNET_KEYS[0]
-    sub = webhook_create(tenant=tenant, url="http://127.0.0.1:9/hook", actor="t")
+    sub = make.webhook(tenant, "http://127.0.0.1:9/hook")
     signing_secret = WebhookSubscription.objects.get(pk=sub.pk).secret
     new = Fernet.generate_key().decode()
     settings.FERNET_KEYS = [new, old]

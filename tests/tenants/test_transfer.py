@@ -8,6 +8,8 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from tests import factories as make
+
 pytestmark = pytest.mark.django_db
 
 SECRET = "export-me-not-41b2"
@@ -15,12 +17,9 @@ SECRET = "export-me-not-41b2"
 
 @pytest.fixture
 def source(tenant, environments):
-    from flags.services.flags import flag_create
-    from tenants.services.configs import config_create
-
-    config_create(tenant=tenant, key="ui.theme", value="dark", environment=environments["production"], actor="t")
-    config_create(tenant=tenant, key="db.password", value=SECRET, is_secret=True, actor="t")
-    flag_create(tenant=tenant, name="beta", environment=environments["staging"], is_enabled=True, rollout_percentage=25, actor="t")
+    make.config(tenant, "ui.theme", "dark", environment=environments["production"])
+    make.config(tenant, "db.password", SECRET, is_secret=True)
+    make.flag(tenant, "beta", environment=environments["staging"], is_enabled=True, rollout_percentage=25)
     return tenant
 
 
@@ -56,9 +55,8 @@ def test_export_encrypted_then_import__round_trip_into_another_tenant(source, ot
 
 def test_import__one_bad_value__nothing_written(other_tenant, tmp_path):
     from tenants.models import ConfigEntry
-    from tenants.services.schemas import schema_set
 
-    schema_set(key="limits", schema={"type": "integer"}, actor="t")
+    make.schema("limits", {"type": "integer"})
     doc = {"format": "config-hub", "version": 1, "configs": [
         {"key": "fine", "value": 1}, {"key": "limits", "value": "many"}], "flags": []}
     path = tmp_path / "bad.yaml"

@@ -69,7 +69,7 @@ class Command(BaseCommand):
         _, key = api_key_create(name="bench", tenant=t0, scopes=["configs:read", "flags:read", "registry:read", "registry:write"],
                                          environment=prod, actor="system:bench")
         instance = Instance.objects.filter(service__tenant=t0, service__name="svc-1").order_by("id").first()
-        from registry.services import service_token_secret_create
+        from registry.tokens import service_token_secret_create
 
         _, service_secret = service_token_secret_create(tenant=t0, name="bench", actor="system:bench")
         token = jwt.encode({"service_id": instance.pk}, service_secret, algorithm="HS256")

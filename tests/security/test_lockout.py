@@ -1,13 +1,12 @@
-"""Hardening seen from outside: admin brute force locked out by django-axes (on for
-the test), throttling per operator (JWT user), CORS closed unless configured."""
+"""Brute force on the admin login: django-axes (switched on for these tests) locks
+out a username from an address, and an address spraying usernames; a locked-out
+operator gets no API token either; the client address comes from a trusted proxy
+only when one is configured."""
 from __future__ import annotations
 
 import pytest
 
 pytestmark = pytest.mark.django_db
-
-
-# --- brute force on the admin login (django-axes) ------------------------------------------------
 
 
 @pytest.fixture
@@ -75,8 +74,8 @@ def test_axes__locked_out_operator__no_api_token_either(axes_on, operators, clie
     r = APIClient().post("/api/v1/auth/token/", {"username": "alice", "password": "alice-right-pw"}, format="json")
     bob = APIClient().post("/api/v1/auth/token/", {"username": "bob", "password": "bob-right-pw"}, format="json")
 
-    assert r.status_code in (401, 403, 429), r.content[:300]
-    assert "access" not in (r.json() if r.headers.get("Content-Type", "").startswith("application/json") else {})
+    assert r.status_code == 401, r.content[:300]
+    assert r.json()["error"]["code"] == "not_authenticated" and "access" not in r.json()
     assert bob.status_code == 200 and bob.json()["access"]
 
 
@@ -134,87 +133,3 @@ def test_axes__disabled_in_test_settings__many_failures_never_lock(operators, cl
         _admin_login(client, "alice", f"wrong-{i}")
 
     assert _admin_login(client, "alice", "alice-right-pw").status_code == 302
-
-
-def _away_from_window_edge(window: int = 60) -> None:
-    """The throttle counts in fixed windows: start well inside one, so a window
-    boundary never falls between the requests of a test."""
-    import time
-
-    left = window - time.time() % window
-    if left < 5:
-        time.sleep(left + 0.1)
-
-
-# --- throttling per operator ------------------------------------------------------------------
-
-
-def _operator_client(username, password):
-    from rest_framework.test import APIClient
-
-    api = APIClient()
-    token = api.post("/api/v1/auth/token/", {"username": username, "password": password}, format="json")
-    assert token.status_code == 200, token.content
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token.json()['access']}")
-    return api
-
-
-def test_throttle__operator_jwt_over_the_rate__429_retry_after_other_operator_not_throttled(settings, operators, tenant):
-    alice = _operator_client("alice", "alice-right-pw")
-    bob = _operator_client("bob", "bob-right-pw")
-    settings.API_THROTTLE_RATE = "3/min"
-    _away_from_window_edge()
-
-    codes = [alice.get("/api/v1/configs/").status_code for _ in range(4)]
-    again = alice.get("/api/v1/configs/")
-    bob_codes = [bob.get("/api/v1/configs/").status_code for _ in range(3)]
-
-    assert codes == [200, 200, 200, 429]
-    assert again.status_code == 429
-    assert 1 <= int(again["Retry-After"]) <= 61
-    assert again.json()["error"]["code"] == "throttled"
-    assert bob_codes == [200, 200, 200]
-
-
-def test_throttle__operator_and_api_key__separate_budgets(settings, operators, tenant, make_key, client_for):
-    alice = _operator_client("alice", "alice-right-pw")
-    key = client_for(make_key(tenant=tenant, scopes=["configs:read"]))
-    settings.API_THROTTLE_RATE = "2/min"
-    _away_from_window_edge()
-
-    assert [alice.get("/api/v1/configs/").status_code for _ in range(3)] == [200, 200, 429]
-    assert [key.get("/api/v1/configs/").status_code for _ in range(2)] == [200, 200]
-
-
-# --- CORS -----------------------------------------------------------------------------------------
-
-
-def test_cors__closed_by_default__no_allow_origin_even_on_preflight(tenant, make_key, client_for):
-    client = client_for(make_key(tenant=tenant, scopes=["configs:read"]))
-
-    get = client.get("/api/v1/configs/", HTTP_ORIGIN="https://ops.example.com")
-    preflight = client.options("/api/v1/configs/", HTTP_ORIGIN="https://ops.example.com",
-                               HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
-                               HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization")
-
-    assert get.status_code == 200
-    assert "Access-Control-Allow-Origin" not in get
-    assert "Access-Control-Allow-Origin" not in preflight
-
-
-def test_cors__configured_origin__allowed_other_origin_not(settings, tenant, make_key, client_for):
-    settings.CORS_ALLOWED_ORIGINS = ["https://ops.example.com"]
-    client = client_for(make_key(tenant=tenant, scopes=["configs:read"]))
-
-    allowed = client.get("/api/v1/configs/", HTTP_ORIGIN="https://ops.example.com")
-    preflight = client.options("/api/v1/configs/", HTTP_ORIGIN="https://ops.example.com",
-                               HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
-                               HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization")
-    foreign = client.get("/api/v1/configs/", HTTP_ORIGIN="https://evil.example")
-    lookalike = client.get("/api/v1/configs/", HTTP_ORIGIN="https://ops.example.com.evil.example")
-
-    assert allowed["Access-Control-Allow-Origin"] == "https://ops.example.com"
-    assert preflight["Access-Control-Allow-Origin"] == "https://ops.example.com"
-    assert "authorization" in preflight["Access-Control-Allow-Headers"].lower()
-    assert "Access-Control-Allow-Origin" not in foreign
-    assert "Access-Control-Allow-Origin" not in lookalike
