@@ -46,7 +46,7 @@ def environ_for(method: str, url: str, headers: dict[str, str], body: dict | Non
 def call(app, environ: dict, raw: bytes) -> str:
     status = []
     env = dict(environ, **{"wsgi.input": io.BytesIO(raw)})
-    for chunk in app(env, lambda s, h, exc_info=None: status.append(s)):
+    for _chunk in app(env, lambda s, h, exc_info=None: status.append(s)):
         pass
     return status[0]
 

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -180,7 +180,7 @@ def main() -> int:
         r["ratio_met"] = None if r["target_ratio"] is None else (r["ratio"] >= r["target_ratio"] and r["non_2xx"] == 0)
         r["p99_met"] = r["p99_ms"] < P99_TARGET_MS
     machine = {"cpus": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(), "platform": platform.platform()}
-    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": SECONDS, "concurrency": CONCURRENCY,
+    report = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": SECONDS, "concurrency": CONCURRENCY,
               "rounds": ROUNDS,
               "gunicorn": {"workers": 2, "worker_class": "gthread", "threads": THREADS}, "machine": machine, "results": results}
     print()
@@ -195,7 +195,7 @@ def main() -> int:
           f"view measured beside it; gunicorn 2 x gthread({THREADS}); p99 target < {P99_TARGET_MS} ms; {machine['cpus']} CPUs ({machine['cpu']})")
     results_dir = REPO / "bench" / "results"
     results_dir.mkdir(exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for path in (results_dir / f"{stamp}.json", results_dir / "latest.json"):
         path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: bench/results/{stamp}.json and bench/results/latest.json")

@@ -10,10 +10,9 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from core.admin import MASK
 from core.errors import DomainError
 from tenants.models import ConfigEntry, Environment, Tenant
-
-from core.admin import MASK
 
 # What each page needs beyond being staff (the model permissions of what it reads or writes).
 CONFIG_READ = ("tenants.view_configentry", "tenants.change_configentry")  # either one
@@ -125,7 +124,7 @@ def transfer(request):
     """Export (needs the view permission of config entries; plain secrets also the
     reveal permission) and import (writes configs and flags: needs the add and change
     permissions of both, else 403 before the file is read)."""
-    from tenants.transfer import dumps, loads, tenant_export, tenant_import
+    from config_hub.transfer import dumps, loads, tenant_export, tenant_import
 
     if request.method == "POST":
         _require_all(request.user, CONFIG_WRITE + FLAG_WRITE)

@@ -7,6 +7,7 @@ class ConfigHubConfig(AppConfig):
 
     def ready(self) -> None:
         from core import audit  # noqa: F401  (connects the history actor signal)
+
         from . import checks  # noqa: F401  (the signing secrets' deploy check)
         from .api import schema  # noqa: F401  (OpenAPI descriptions of our credentials)
 

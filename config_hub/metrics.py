@@ -1,8 +1,5 @@
-"""Prometheus metrics of the hub, served at /metrics.
-
-Counters and histograms live in this process; under gunicorn with several
-workers set PROMETHEUS_MULTIPROC_DIR (an empty directory shared by the workers)
-and /metrics aggregates every worker's figures. Gauges that describe the
+"""/metrics: the counters and histograms every app records (``core.metrics``) and
+the gauges read across apps. Gauges that describe the
 database (registry instances by status, webhook subscriptions) are read at
 scrape time by a collector, so they are right whichever process is scraped.
 """
@@ -10,19 +7,10 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
-CONFIG_FETCH_SECONDS = Histogram(
-    "confighub_config_fetch_seconds",
-    "Time to answer a config read (single value, tenant read or service bundle)",
-    ["route"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-)
-CONFIG_CACHE = Counter("confighub_config_cache_total", "Resolved config lookups by cache outcome", ["outcome"])
-FLAG_EVALUATIONS = Counter("confighub_flag_evaluations_total", "Feature flag evaluations")
-WEBHOOK_DELIVERIES = Counter("confighub_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"])
-REGISTRY_HEARTBEATS = Counter("confighub_registry_heartbeats_total", "Registry heartbeats received")
+import core.metrics  # noqa: F401  (the counters and histograms, registered on import)
 
 
 class DatabaseCollector:

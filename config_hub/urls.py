@@ -13,6 +13,7 @@ from registry.api.urls import root_urlpatterns as registry_root_urls
 from tenants.api.urls import tenant_config_urlpatterns
 
 from . import ops
+from .api.history import HistoryView
 from .api.tokens import StrictTokenObtainPairSerializer, StrictTokenRefreshSerializer
 
 api_v1 = [
@@ -23,6 +24,7 @@ api_v1 = [
     path("", include("flags.api.urls")),
     path("", include("registry.api.urls")),
     path("", include("events.api.urls")),
+    path("history/", HistoryView.as_view(), name="history"),
 ]
 
 urlpatterns = [

@@ -26,7 +26,7 @@ class PrettyJSONField(forms.JSONField):
         try:
             parsed = super().to_python(value)
         except RecursionError:  # the standard decoder recurses per nesting level
-            raise forms.ValidationError("Enter valid JSON: it is nested too deeply.", code="invalid")
+            raise forms.ValidationError("Enter valid JSON: it is nested too deeply.", code="invalid") from None
         try:
             validate_json_value(parsed)  # the API's rule: depth, size, valid Unicode
         except DomainError as exc:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from core import invalidation
 
-_registry: list["LocalCache"] = []
+_registry: list[LocalCache] = []
 _clear_hooks: list[Callable[[], None]] = []
 
 

@@ -1,8 +1,9 @@
 """How core reaches what an app owns without importing the app.
 
-Core's API plumbing needs two look-ups that belong to the tenants app: the
-principal of an API key, and a tenant by slug or id. Core cannot import tenants
-(the layers in ``.importlinter``), so the tenants app installs its functions here
+Core's API plumbing needs look-ups that belong to the tenants app: the principal
+of an API key, a tenant by slug or id; the events app (a layer below tenants)
+asks whether an environment exists. Neither may import tenants (the layers in
+``.importlinter``), so the tenants app installs its functions here
 when Django starts (``TenantsConfig.ready``), as Django's auth asks for the user
 model through ``get_user_model()`` instead of importing it. Core code calls
 ``directory.api_key_principal(...)`` etc.; a call before installation is a
@@ -10,7 +11,8 @@ programming error and says so.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # The answer of ``api_key_principal(allow_query=False)`` when the key is not in
 # any cache: the caller decides whether this client may cost a database query.
@@ -49,3 +51,7 @@ def tenant_slug(*, tenant_id: int) -> str | None:
 
 def default_tenant_slug() -> str:
     return _get("default_tenant_slug")()
+
+
+def environment_exists(*, slug: str) -> bool:
+    return _get("environment_exists")(slug=slug)

@@ -23,7 +23,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -37,7 +38,7 @@ _lock = threading.Lock()
 # Far above what a fleet's keys, environments and tenants need; a name past it
 # pushes out the oldest.
 MAX_ITEMS = 50_000
-_values: "OrderedDict[str, Any]" = OrderedDict()
+_values: OrderedDict[str, Any] = OrderedDict()
 _state = {"connected": False, "started": False, "messages": 0, "epoch": 0}
 
 

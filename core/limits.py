@@ -1,7 +1,7 @@
 """Request body size limit with API.md's JSON error (413) instead of Django's HTML 400."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse

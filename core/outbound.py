@@ -180,7 +180,7 @@ def _pinned(base):
             try:
                 sock = create_connection((self.pinned_ip, self.port), self.timeout,
                                          source_address=self.source_address, socket_options=self.socket_options)
-            except socket.timeout as exc:
+            except TimeoutError as exc:
                 raise ConnectTimeoutError(self, "connect timeout") from exc
             except OSError as exc:
                 raise NewConnectionError(self, f"connection failed: {exc}") from exc

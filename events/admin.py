@@ -5,8 +5,8 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
-from core.errors import DomainError
 from core.admin import PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
+from core.errors import DomainError
 
 from . import services
 from .models import DeliveryAttempt, Event, WebhookDelivery, WebhookSubscription

@@ -36,7 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import outbound
-from config_hub.metrics import WEBHOOK_DELIVERIES
+from core.metrics import WEBHOOK_DELIVERIES
 
 from .fairness import tenant_slot_release, tenant_slot_take
 from .messages import event_payload, sign

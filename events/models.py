@@ -5,9 +5,8 @@ from django.db import models
 from django.db.models import Q
 
 from core.audit import audit_history
-from core.validators import MAX_URL_LENGTH, validate_service_url
 from core.fields import EncryptedJSONField
-
+from core.validators import MAX_URL_LENGTH, validate_service_url
 
 # Tenant-less events that concern every tenant: a global config entry, a schema or
 # an environment changes what every tenant resolves. Other tenant-less events
@@ -85,7 +84,7 @@ class WebhookSubscription(models.Model):
     def __str__(self) -> str:
         return f"{self.url} ({self.tenant_id})"
 
-    def matches(self, event: "Event") -> bool:
+    def matches(self, event: Event) -> bool:
         """Whether an event passes this subscription's filter."""
         if self.resource_types and event.resource_type not in self.resource_types:
             return False

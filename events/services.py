@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
+from core import directory
 from core.errors import ValidationFailed
 
 from .messages import new_secret
@@ -109,8 +110,6 @@ def register_after_commit_hook(hook) -> None:
 def webhook_filter_problems(*, resource_types: Any = None, environment: Any = None) -> dict[str, list[str]]:
     """What is wrong with a subscription's filter, by field: resource types must be
     known types and an environment must exist (a typo would subscribe to nothing)."""
-    from tenants.models import Environment
-
     from .models import RESOURCE_TYPES
 
     problems: dict[str, list[str]] = {}
@@ -121,7 +120,7 @@ def webhook_filter_problems(*, resource_types: Any = None, environment: Any = No
             unknown = [t for t in resource_types if t not in RESOURCE_TYPES]
             if unknown:
                 problems["resource_types"] = [f"unknown resource type '{t}' (known: {', '.join(RESOURCE_TYPES)})" for t in unknown]
-    if environment and not Environment.objects.filter(slug=environment).exists():
+    if environment and not directory.environment_exists(slug=environment):
         problems["environment"] = [f"unknown environment '{environment}'"]
     return problems
 
@@ -163,21 +162,19 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
                    user_id: int | None = None):
     """Create a subscription; returns (subscription, secret). The secret is shown on creation."""
     from core.audit import set_actor
-
     from core.jsonvalue import validate_json_value
 
     from .models import WebhookSubscription
 
     validate_json_value(resource_types, what="resource_types")
     _check_filter(resource_types=resource_types, environment=environment)
-    from tenants.models import Tenant
-
     webhook_url_check(url)
     sub = WebhookSubscription(tenant=tenant, url=url, resource_types=resource_types or [], key_prefix=key_prefix or "",
                               environment=environment or "", service_name=service_name or "", description=description or "",
                               secret=new_secret())
     with transaction.atomic():
-        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # one create at a time per tenant: the cap holds
+        # One create at a time per tenant, so the cap holds (the tenant's own row, locked).
+        type(tenant).objects.select_for_update().filter(pk=tenant.pk).first()
         webhook_quota_check(tenant)
         set_actor(sub, actor, user_id=user_id)
         sub.save()
@@ -188,7 +185,6 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
 
 def webhook_update(*, subscription, actor: str, user_id: int | None = None, **changes: Any):
     from core.audit import set_actor
-
     from core.jsonvalue import validate_json_value
 
     allowed = {"url", "resource_types", "key_prefix", "environment", "service_name", "description", "is_active"}

@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -91,7 +91,7 @@ class Waiter:
     def __init__(self) -> None:
         self.pubsub = None
 
-    def __enter__(self) -> "Waiter":
+    def __enter__(self) -> Waiter:
         if settings.REDIS_URL:
             try:
                 pubsub = get_redis_connection("default").pubsub()

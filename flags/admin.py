@@ -4,7 +4,6 @@ Every save goes through flags.services, exactly as the API's writes do.
 """
 from __future__ import annotations
 
-
 import json
 
 from django import forms
@@ -13,8 +12,8 @@ from django.shortcuts import render
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.errors import DomainError, ValidationFailed
 from core.admin import PrettyJSONField, ServiceDeleteMixin, actor_of
+from core.errors import DomainError, ValidationFailed
 from tenants.models import Environment
 
 from .engine import compile_state

@@ -121,6 +121,7 @@ class FlagEnvironment(models.Model):
     class Meta:
         ordering = ["flag_id", "environment_id"]
         constraints = [models.UniqueConstraint(fields=["flag", "environment"], name="flag_env_unique")]
+        verbose_name = "flag state"
 
     def __str__(self) -> str:
         return f"{self.flag.name} @ {self.environment.slug}"

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 from django.core.cache import cache
@@ -22,8 +23,8 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from core.api.renderers import dumps
-from core.errors import NotFound
 from core.cache import LocalCache
+from core.errors import NotFound
 from tenants.models import Environment, Tenant
 
 from .engine import CompiledState, Evaluation, compile_state

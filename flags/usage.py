@@ -65,7 +65,7 @@ def usage_record(*, tenant_id: int, environment: str, names: tuple[str, ...]) ->
     Counts gather in the process and go to Redis at most once a second, so an
     evaluation costs no network round trip of its own.
     """
-    from config_hub.metrics import FLAG_EVALUATIONS
+    from core.metrics import FLAG_EVALUATIONS
 
     FLAG_EVALUATIONS.inc(len(names))
     if settings.REDIS_URL:

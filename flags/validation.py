@@ -24,7 +24,6 @@ from core.jsonvalue import JSON_MAX_DEPTH, validate_json_value
 from .engine import EngineError, validate_feature, validate_segment
 from .models import Segment
 
-
 # The id of no segment (primary keys start at 1): the Unleash import writes it for a
 # segment its document names but does not define, so the strategy never matches (as
 # in Unleash) and cannot come to mean a segment created later.

@@ -59,8 +59,8 @@ def instance_active_checks(*, now=None) -> dict[str, Any]:
     timeout = settings.REGISTRY_CHECK_TIMEOUT
     with ThreadPoolExecutor(max_workers=min(settings.REGISTRY_CHECK_CONCURRENCY, len(targets))) as pool:
         results = list(pool.map(lambda t: _probe(t[1], timeout), targets))
-    passed = [pk for (pk, _url), ok in zip(targets, results) if ok is True]
-    failed = [pk for (pk, _url), ok in zip(targets, results) if ok is False]
+    passed = [pk for (pk, _url), ok in zip(targets, results, strict=True) if ok is True]
+    failed = [pk for (pk, _url), ok in zip(targets, results, strict=True) if ok is False]
     blocked = len(targets) - len(passed) - len(failed)
     if blocked:
         logger.warning("active checks: %s health-check URL(s) refused by the outbound policy (see OUTBOUND_ALLOW)", blocked)

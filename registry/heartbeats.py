@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +22,7 @@ from django.utils import timezone
 from django_redis import get_redis_connection
 
 from core.errors import ValidationFailed
-from config_hub.metrics import REGISTRY_HEARTBEATS
+from core.metrics import REGISTRY_HEARTBEATS
 
 from .models import HEALTHY, OUT_OF_SERVICE, UNHEALTHY, Instance, Service
 from .selectors import discovery_changed, instance_state, instance_state_forget
@@ -228,7 +227,7 @@ def _write_beats(rows: dict[int, list]) -> None:
                     [[iid for iid, _ in chunk], [ts for _, (ts, _rt) in chunk], [rt for _, (_ts, rt) in chunk]],
                 )
             return
-        beats = [(datetime.fromtimestamp(ts, dt_timezone.utc), iid) for iid, (ts, _rt) in items if ts is not None]
+        beats = [(datetime.fromtimestamp(ts, UTC), iid) for iid, (ts, _rt) in items if ts is not None]
         rts = [(rt, iid) for iid, (_ts, rt) in items if rt is not None]
         if beats:
             cursor.executemany(f"UPDATE {table} SET last_heartbeat = %s WHERE id = %s AND last_heartbeat < %s",

@@ -14,14 +14,15 @@ from core.admin import MASK, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin
 from core.api.principal import ALL_SCOPES
 from core.errors import DomainError, ValidationFailed
 
+from .history import secret_aware_history_helper
 from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 from .schemas import config_validate, schema_validate
 from .services.api_keys import api_key_create, api_key_delete, api_key_revoke, api_key_update
-from .services.configs import (config_create, config_delete, config_reveal, config_revert, config_secrecy_check,
-                               config_update)
+from .services.configs import config_create, config_delete, config_reveal, config_revert, config_secrecy_check, config_update
 from .services.environments import environment_create, environment_delete, environment_update
 from .services.schemas import schema_delete, schema_set
 from .services.tenants import tenant_create, tenant_delete, tenant_update
+
 
 def can_reveal(user) -> bool:
     return user.has_perm("tenants.reveal_secret")
@@ -156,8 +157,6 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
     def get_historical_record_context_helper(self, request, historical_record):
         # A secret's value changes show as "changed", never the values
         # (also for rows written before the entry became secret).
-        from events.history import secret_aware_history_helper
-
         return secret_aware_history_helper(ConfigEntry, historical_record)
     list_display = ("key", "tenant_label", "environment", "service_label", "shown_value", "is_secret", "version", "updated_at")
     list_filter = ("tenant", "environment", "is_secret")

@@ -9,8 +9,9 @@ class TenantsConfig(AppConfig):
         # Core's API plumbing reaches API keys and tenants through these (it imports no app).
         from core import directory
 
-        from .models import DEFAULT_TENANT_SLUG
+        from .models import DEFAULT_TENANT_SLUG, Environment
         from .selectors import api_key_principal, tenant_get, tenant_slug
 
         directory.install(api_key_principal=api_key_principal, tenant_get=tenant_get, tenant_slug=tenant_slug,
-                          default_tenant_slug=lambda: DEFAULT_TENANT_SLUG)
+                          default_tenant_slug=lambda: DEFAULT_TENANT_SLUG,
+                          environment_exists=lambda *, slug: Environment.objects.filter(slug=slug).exists())

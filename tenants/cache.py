@@ -19,7 +19,7 @@ before a Redis partition could survive a bump lost during it.
 from __future__ import annotations
 
 import uuid
-from typing import Iterable
+from collections.abc import Iterable
 
 from django.core.cache import cache
 from django.db import transaction

@@ -7,7 +7,6 @@ from django.db import models
 from django.db.models import Q
 
 from core.audit import audit_history
-
 from core.fields import EncryptedJSONField
 
 slug_validator = RegexValidator(

@@ -55,7 +55,7 @@ def _pattern(validator, patrn, instance, schema):
         yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
 
-def _pattern_properties(validator, patternProperties, instance, schema):
+def _pattern_properties(validator, patternProperties, instance, schema):  # noqa: N803 (jsonschema's keyword-function signature)
     if not validator.is_type(instance, "object"):
         return
     for pattern, subschema in patternProperties.items():

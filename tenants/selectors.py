@@ -16,14 +16,14 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from core.api.principal import API_KEY_PREFIX, Principal
 from core import directory, invalidation
-from core.errors import NotFound, ValidationFailed
+from core.api.principal import API_KEY_PREFIX, Principal
 from core.cache import LocalCache
-from config_hub.metrics import CONFIG_CACHE
+from core.errors import NotFound, ValidationFailed
+from core.fields import decrypt_json, encrypt_json
+from core.metrics import CONFIG_CACHE
 
 from . import cache as cfg_cache
-from core.fields import decrypt_json, encrypt_json
 from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 
 # --- tenants and environments -------------------------------------------------
@@ -296,7 +296,7 @@ class Bundle:
     etag_revealed: str
 
     @classmethod
-    def shape(cls, items: list[dict[str, Any]]) -> "Bundle":
+    def shape(cls, items: list[dict[str, Any]]) -> Bundle:
         from core.api.conditional import etag_for
 
         rows, secrets, secret_versions = [], [], []

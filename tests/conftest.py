@@ -206,7 +206,7 @@ class WorkerProcess:
         self.env = env
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "WorkerProcess":
+    def start(self, timeout: float = 30.0) -> WorkerProcess:
         celery = str(Path(sys.executable).with_name("celery"))
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(

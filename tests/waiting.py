@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 20.0, step: float = 0.2) -> bool:

@@ -45,7 +45,7 @@ class AutoSchema(_AutoSchema):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
-        from . import docs
+        from core.api import docs
 
         responses = operation.setdefault("responses", {})
         for status in self._error_statuses(operation):

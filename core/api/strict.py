@@ -154,3 +154,17 @@ class KnownQueryParameters(BasePermission):
         if names:
             raise UnknownFields(_message(names, "query parameter"), details={name: [UNKNOWN_PARAMETER] for name in names})
         return True
+
+
+def int_param(request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer query parameter within [minimum, maximum], else 400 naming it."""
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValidationFailed(f"{name} must be an integer", details={name: ["must be an integer"]}) from exc
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValidationFailed(f"{name} must be between {minimum} and {maximum}", details={name: ["out of range"]})
+    return value

@@ -1,4 +1,4 @@
-"""Events, webhooks and history, mounted at /api/v1/."""
+"""Events and webhooks, mounted at /api/v1/."""
 from django.urls import path
 
 from . import views
@@ -8,6 +8,5 @@ urlpatterns = [
     path("webhooks/", views.WebhookListView.as_view(), name="webhook-list"),
     path("webhooks/<int:webhook_id>", views.WebhookDetailView.as_view(), name="webhook-detail"),
     path("webhooks/<int:webhook_id>/deliveries/", views.DeliveryListView.as_view(), name="webhook-deliveries"),
-    path("history/", views.HistoryView.as_view(), name="history"),
 ]
 root_urlpatterns: list = []

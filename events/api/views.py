@@ -1,4 +1,4 @@
-"""Watch, webhooks and history routes (API.md "Changes and audit")."""
+"""Watch and webhooks routes (API.md "Changes and audit"; the history route is config_hub's)."""
 from __future__ import annotations
 
 import time
@@ -9,31 +9,16 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import conditional_response
-from core.api.strict import StrictSerializer, validated_body
+from core.api.strict import StrictSerializer, int_param, validated_body
 from core.api.tenancy import request_tenant
-from core.errors import NotFound, ValidationFailed, error_body
+from core.errors import NotFound, error_body
 from core.validators import service_url_field
+from events.api import docs
 
 from .. import selectors, services, watch
-from ..history import history_rows
 from ..messages import event_payload
 from ..models import RESOURCE_TYPES, WebhookDelivery, WebhookSubscription
-
-
-
-def _int_param(request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValidationFailed(f"{name} must be an integer", details={name: ["must be an integer"]}) from exc
-    if value < minimum or (maximum is not None and value > maximum):
-        raise ValidationFailed(f"{name} must be between {minimum} and {maximum}", details={name: ["out of range"]})
-    return value
 
 
 class EventListView(APIView):
@@ -46,9 +31,9 @@ class EventListView(APIView):
                    responses={200: docs.EventPageSerializer})
     def get(self, request):
         principal = request.auth
-        after = _int_param(request, "after", 0)
-        wait = _int_param(request, "wait", 0, maximum=settings.EVENTS_MAX_WAIT)
-        limit = _int_param(request, "limit", 100, minimum=1, maximum=1000)
+        after = int_param(request, "after", 0)
+        wait = int_param(request, "wait", 0, maximum=settings.EVENTS_MAX_WAIT)
+        limit = int_param(request, "limit", 100, minimum=1, maximum=1000)
         tenant_filter = None
         if principal.all_tenants and (request.query_params.get("tenant") or request.META.get("HTTP_X_TENANT_ID")):
             tenant_filter = request_tenant(request, request.query_params.get("tenant")).pk
@@ -191,21 +176,3 @@ class DeliveryListView(APIView):
                                  "duration_ms": round(a.duration_ms, 1)} for a in d.attempt_log.all()],
             })
         return conditional_response(request, rows)
-
-
-class HistoryView(APIView):
-    """``GET /api/v1/history/?resource=config&key=...``: who changed what, when, field by field."""
-
-    query_parameters = frozenset({"resource", "key", "id"})
-    read_scope = "events:read"
-
-    @extend_schema(parameters=[OpenApiParameter("resource", str, required=True), OpenApiParameter("key", str),
-                               OpenApiParameter("id", int)], responses=docs.conditional(docs.HistoryPageSerializer))
-    def get(self, request):
-        principal = request.auth
-        resource = request.query_params.get("resource") or ""
-        object_id = _int_param(request, "id", 0, minimum=0) or None
-        tenant = request_tenant(request) if not principal.all_tenants else None
-        rows = history_rows(resource=resource, key=request.query_params.get("key"), object_id=object_id,
-                            tenant_id=tenant.pk if tenant else None, all_tenants=principal.all_tenants)
-        return conditional_response(request, {"results": rows})

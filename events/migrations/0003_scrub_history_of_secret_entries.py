@@ -1,5 +1,5 @@
 """Forget the plain values config entries had before they became secret (rows written
-before ``events.history.config_history_scrub`` existed): every historical row older
+before ``tenants.history.config_history_scrub`` existed): every historical row older
 than an entry's latest secret row loses its value, and the entry's earlier events
 lose ``data.value``."""
 from django.db import migrations

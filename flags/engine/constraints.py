@@ -7,8 +7,9 @@ per evaluation.
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from core.regex import MAX_INPUT_LENGTH, RegexRefused, compile_regex
 
@@ -48,7 +49,7 @@ def context_value(context: dict, name: str) -> Any:
 
 def parse_date(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str) or not value:
         return None
     text = value.strip()
@@ -58,7 +59,7 @@ def parse_date(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _to_float(value: Any) -> float | None:
@@ -163,7 +164,7 @@ def _build(name: str, op: str, values: list[str], single: Any, ci: bool, strict:
 
         def date_op(ctx: dict) -> bool:
             raw = context_value(ctx, name)
-            actual = parse_date(raw) if raw is not None else (datetime.now(timezone.utc) if name == "currentTime" else None)
+            actual = parse_date(raw) if raw is not None else (datetime.now(UTC) if name == "currentTime" else None)
             if actual is None:
                 return False
             return actual > target if op == "DATE_AFTER" else actual < target

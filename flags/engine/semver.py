@@ -22,12 +22,12 @@ class SemVer:
     def __eq__(self, other) -> bool:
         return isinstance(other, SemVer) and self.core == other.core and self.pre == other.pre
 
-    def __lt__(self, other: "SemVer") -> bool:
+    def __lt__(self, other: SemVer) -> bool:
         if self.core != other.core:
             return self.core < other.core
         if not self.pre or not other.pre:
             return bool(self.pre) and not other.pre
-        for a, b in zip(self.pre, other.pre):
+        for a, b in zip(self.pre, other.pre, strict=False):  # the shorter decides when equal so far
             if a == b:
                 continue
             a_num, b_num = a.isdigit(), b.isdigit()

@@ -19,7 +19,6 @@ from .common import generation_bump
 from .flags import flag_create, flag_update
 from .segments import segment_set
 
-
 # The top level of Unleash's /client/features answer. Only the top level is
 # checked: features and segments carry many fields of Unleash's own (type, stale,
 # impressionData, project, createdAt, ...) that the hub keeps or ignores.
@@ -47,7 +46,7 @@ def flags_import_unleash(*, tenant: Tenant, environment: Environment, document: 
     refuse_unknown(document, UNLEASH_DOCUMENT_FIELDS)
     for raw in document.get("segments") or []:
         validate_json_value(raw.get("constraints") if isinstance(raw, dict) else raw, what="constraints")
-    for raw in document["features"] if "features" in document else []:
+    for raw in document.get("features", []):
         if isinstance(raw, dict):
             flag_json_check(strategies=raw.get("strategies"), variants=raw.get("variants"),
                             dependencies=raw.get("dependencies"))

@@ -6,17 +6,15 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import conditional_response
 from core.api.strict import ANY_QUERY, StrictSerializer, validated_body
 from core.api.tenancy import request_tenant
 from core.errors import NotFound
 from core.validators import service_url_field
+from registry.api import docs
 
 from .. import heartbeats, selectors, services
 from ..models import Instance
-
-
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 

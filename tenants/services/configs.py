@@ -15,6 +15,7 @@ from core.logging import register_secret
 from events.services import event_record
 
 from .. import cache as cfg_cache
+from ..history import config_history_scrub
 from ..models import ConfigEntry, Environment, Tenant
 from ..schemas import config_validate
 from .common import full_clean
@@ -150,8 +151,6 @@ def config_update(
         if entry.is_secret:
             # Its plain value from before it became secret may be the secret now:
             # gone from its history and earlier events, in this transaction.
-            from events.history import config_history_scrub
-
             config_history_scrub(entry=entry)
         _announce(entry, action="updated", actor=actor, value_changed=value_changed)
     return entry

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import models, transaction
 
 from core.audit import set_actor
 from core.errors import Conflict, NotFound, ValidationFailed
 from events.services import event_record
 
-from ..models import ApiKey, ConfigEntry, Environment
+from ..models import Environment
 from .common import full_clean
 
 BUILTIN_ENVIRONMENTS = ("development", "staging", "production")
@@ -55,8 +55,6 @@ def environment_delete(*, environment: Environment, actor: str, user_id: int | N
     Otherwise: an ``environment.deleted`` event, the audit actor, and the cached
     slug -> pk dropped everywhere (now and after commit).
     """
-    from flags.models import Flag, FlagEnvironment
-
     slug = environment.slug
     if slug in BUILTIN_ENVIRONMENTS:
         raise ValidationFailed(f"the built-in environment '{slug}' cannot be deleted", code="environment_builtin")
@@ -64,13 +62,7 @@ def environment_delete(*, environment: Environment, actor: str, user_id: int | N
         # Locks out concurrent inserts that reference it (their FK check needs a key-share lock).
         if not Environment.objects.select_for_update().filter(pk=environment.pk).exists():
             raise NotFound(f"environment '{slug}' not found")
-        uses = {
-            "config entries": ConfigEntry.objects.filter(environment=environment).count(),
-            "flag states": FlagEnvironment.objects.filter(environment=environment).count(),
-            "flags (default environment)": Flag.objects.filter(default_environment=environment).count(),
-            "API keys": ApiKey.objects.filter(environment=environment).count(),
-        }
-        uses = {what: n for what, n in uses.items() if n}
+        uses = {what: n for what, n in environment_uses(environment).items() if n}
         if uses:
             listed = ", ".join(f"{n} {what}" for what, n in uses.items())
             raise ValidationFailed(
@@ -89,3 +81,21 @@ def environment_delete(*, environment: Environment, actor: str, user_id: int | N
 
     forget()
     transaction.on_commit(forget)
+
+
+def environment_uses(environment: Environment) -> dict[str, int]:
+    """How many rows of each model point at the environment, by what they are
+    ("config entries", "flags (default environment)"). Read from the models'
+    relations, so an app that adds a reference to environments (flags do) is
+    counted without this app knowing it; history rows (no constraint, kept on
+    purpose) are not uses."""
+    uses: dict[str, int] = {}
+    for relation in Environment._meta.get_fields(include_hidden=True):
+        if not (relation.auto_created and not relation.concrete) or relation.on_delete is models.DO_NOTHING:
+            continue
+        model, field = relation.related_model, relation.field
+        what = str(model._meta.verbose_name_plural)
+        if field.name != "environment":
+            what += f" ({field.verbose_name})"
+        uses[what] = model._default_manager.filter(**{field.name: environment}).count()
+    return dict(sorted(uses.items(), key=lambda item: item[0].lower()))

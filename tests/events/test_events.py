@@ -26,10 +26,9 @@ def test_rollback__change_inside_failed_transaction__no_event_no_delivery(celery
 
     with Receiver() as receiver:
         make.webhook(tenant, receiver.url, resource_types=["config"])
-        with pytest.raises(RuntimeError):
-            with transaction.atomic():
-                config_create(tenant=tenant, key="rolled.back", value=1, actor="t")
-                raise RuntimeError("abort")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            config_create(tenant=tenant, key="rolled.back", value=1, actor="t")
+            raise RuntimeError("abort")
         make.config(tenant, "committed", 2)
 
         assert _wait(lambda: receiver.arrived.is_set()), celery_worker_process.log_path.read_text()[-2000:]
@@ -94,8 +93,8 @@ def test_watch__long_poll__returns_within_a_second_of_an_admin_change(live_serve
     from django.test import Client
     from django_redis import get_redis_connection
 
-    from events.watch import CHANNEL
     from events.models import Event
+    from events.watch import CHANNEL
 
     entry = make.config(tenant, "ui.theme", "light")
     key = make_key(tenant=tenant, scopes=["events:read"])

@@ -276,10 +276,9 @@ def test_history__switch_to_secret_rolled_back__history_keeps_plain_value(tenant
 
     entry = make.config(tenant, "still.plain", "visible")
 
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            config_update(entry=ConfigEntry.objects.get(pk=entry.pk), is_secret=True, actor="t")
-            raise RuntimeError("abort")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        config_update(entry=ConfigEntry.objects.get(pk=entry.pk), is_secret=True, actor="t")
+        raise RuntimeError("abort")
 
     assert list(ConfigEntry.history.filter(id=entry.pk).values_list("value", flat=True)) == ["visible"]
     assert ConfigEntry.objects.get(pk=entry.pk).is_secret is False

@@ -82,13 +82,13 @@ class ThrowawayPostgres:
         ready = self.bindir / "pg_isready"
         return subprocess.run([str(ready), "-q", "-h", "127.0.0.1", "-p", str(self.port)], timeout=10).returncode == 0
 
-    def init(self) -> "ThrowawayPostgres":
+    def init(self) -> ThrowawayPostgres:
         result = self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         if result.returncode:
             raise RuntimeError(f"initdb failed: {result.stdout}{result.stderr}")
         return self.start()
 
-    def start(self) -> "ThrowawayPostgres":
+    def start(self) -> ThrowawayPostgres:
         options = (f"-p {self.port} -k {shlex.quote(str(self.dir))} -c listen_addresses=127.0.0.1 "
                    "-c fsync=off -c full_page_writes=off -c synchronous_commit=off")
         result = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "postgres.log"), "-w", "-t", "60",
@@ -131,7 +131,7 @@ class ThrowawayRedis:
         except OSError:
             return False
 
-    def start(self) -> "ThrowawayRedis":
+    def start(self) -> ThrowawayRedis:
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
              "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
@@ -265,7 +265,7 @@ class BeatProcess:
         self.schedule = schedule_dir / "beat-schedule"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "BeatProcess":
+    def start(self, timeout: float = 30.0) -> BeatProcess:
         celery = str(Path(sys.executable).with_name("celery"))
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(

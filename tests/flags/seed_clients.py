@@ -13,14 +13,14 @@ CONFIG_SERVICE_URL = os.getenv("CONFIG_SERVICE_URL", "http://config-service:8082
 def is_feature_enabled(flag_name: str, user_id: str = None) -> bool:
     """Check if a feature flag is enabled for a user"""
     environment = os.getenv("ENVIRONMENT", "development")
-    
+
     url = f"{CONFIG_SERVICE_URL}/api/v1/feature-flags/evaluate"
     payload = {
         "flag_name": flag_name,
         "environment": environment,
         "user_id": user_id
     }
-    
+
     response = requests.post(url, json=payload, timeout=2)
     if response.status_code == 200:
         result = response.json()

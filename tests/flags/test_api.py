@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-
 from .test_engine_vectors import SPEC, spec_state
 
 pytestmark = pytest.mark.django_db

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from . import seed_clients
-
 from tests import factories as make
+
+from . import seed_clients
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

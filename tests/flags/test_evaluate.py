@@ -3,7 +3,6 @@ variant, payload, value and reason for boolean and variant flags; unknown flags,
 missing environments, other tenants' flags and keys without the flags scope."""
 from __future__ import annotations
 
-
 import pytest
 
 from tests import factories as make

@@ -3,7 +3,6 @@
 history each write leaves."""
 from __future__ import annotations
 
-
 import pytest
 
 from tests import factories as make

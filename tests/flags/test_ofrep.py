@@ -2,7 +2,6 @@
 route; INVALID_CONTEXT and FLAG_NOT_FOUND; throttling."""
 from __future__ import annotations
 
-
 import pytest
 
 from tests import factories as make

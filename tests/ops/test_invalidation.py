@@ -1,12 +1,10 @@
 """Per-process caches are dropped when another process publishes an invalidation."""
 from __future__ import annotations
 
-
 import pytest
 from django_redis import get_redis_connection
 
 from core import invalidation
-
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db

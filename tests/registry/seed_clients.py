@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 from types import SimpleNamespace
-from typing import Optional
 
 import httpx
 import requests
@@ -46,7 +45,7 @@ async def register_service():
     service_url = os.getenv("SERVICE_URL", "http://user-service:8080")
     health_url = f"{service_url}/health"
     api_key = os.getenv("CONFIG_SERVICE_API_KEY")
-    
+
     url = f"{CONFIG_SERVICE_URL}/api/v1/registry/register"
     headers = {"Authorization": f"ApiKey {api_key}"}
     payload = {
@@ -58,7 +57,7 @@ async def register_service():
             "region": os.getenv("REGION", "us-east-1")
         }
     }
-    
+
     response = requests.post(url, json=payload, headers=headers)
     if response.status_code == 200:
         logger.info(f"Service {service_name} registered successfully")
@@ -68,11 +67,11 @@ async def update_health_status():
     """Update service health status periodically"""
     while True:
         await asyncio.sleep(30)  # Every 30 seconds
-        
+
         service_name = os.getenv("SERVICE_NAME")
         response_time = measure_health_check_time()
         status = "healthy" if is_service_healthy() else "unhealthy"
-        
+
         url = f"{CONFIG_SERVICE_URL}/api/v1/registry/health"
         headers = {"Authorization": f"ApiKey {os.getenv('CONFIG_SERVICE_API_KEY')}"}
         payload = {
@@ -80,16 +79,16 @@ async def update_health_status():
             "status": status,
             "response_time": response_time
         }
-        
+
         requests.put(url, json=payload, headers=headers)
 
 
 # --- seed 001, Pattern 5 ------------------------------------------------------------
 
-def discover_service(service_name: str) -> Optional[str]:
+def discover_service(service_name: str) -> str | None:
     """Discover the URL of a healthy service instance"""
     url = f"{CONFIG_SERVICE_URL}/api/v1/registry/{service_name}"
-    
+
     response = requests.get(url, timeout=2)
     if response.status_code == 200:
         service = response.json()
@@ -100,7 +99,7 @@ def discover_service(service_name: str) -> Optional[str]:
 def get_all_healthy_services() -> list:
     """Get all healthy services"""
     url = f"{CONFIG_SERVICE_URL}/api/v1/registry/healthy"
-    
+
     response = requests.get(url, timeout=2)
     if response.status_code == 200:
         data = response.json()
@@ -129,5 +128,5 @@ async def heartbeat_loop():
                 )
         except Exception as e:
             logger.error(f"Heartbeat failed: {e}")
-        
+
         await asyncio.sleep(30)

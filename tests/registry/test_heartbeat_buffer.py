@@ -12,9 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_redis import get_redis_connection
 
-from .test_active_checks import checks_on, endpoints  # noqa: F401 (fixtures)
-
 from tests import factories as make
+
+from .test_active_checks import checks_on, endpoints  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 

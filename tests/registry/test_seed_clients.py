@@ -10,9 +10,9 @@ import pytest
 import requests
 from django.utils import timezone
 
-from . import seed_clients
-
 from tests import factories as make
+
+from . import seed_clients
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

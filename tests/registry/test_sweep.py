@@ -140,11 +140,10 @@ def test_sweep__lock_held_by_another_beat__skips(tenant, settings):
     held, release = threading.Event(), threading.Event()
 
     def hold_lock():
-        with transaction.atomic(using="default"):
-            with connections["default"].cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
-                held.set()
-                release.wait(10)
+        with transaction.atomic(using="default"), connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
+            held.set()
+            release.wait(10)
         connections["default"].close()
 
     t = threading.Thread(target=hold_lock)

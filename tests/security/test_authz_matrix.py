@@ -20,10 +20,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from core.api.permissions import IsAuthenticatedPrincipal, required_scope
 from core.api.principal import ALL_SCOPES
+from tests import factories as make
 
 from .conftest import MATRIX_COUNTS, MATRIX_ROUTES
-
-from tests import factories as make
 
 MARKER = "tenant-a-private-marker-7d1f"
 SECRET_MARKER = "tenant-a-secret-marker-93ab"

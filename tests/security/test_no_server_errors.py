@@ -7,7 +7,6 @@ import pytest
 from django.conf import settings
 
 from core.api.principal import ALL_SCOPES
-
 from tests import factories as make
 
 pytestmark = pytest.mark.django_db
@@ -148,9 +147,9 @@ def test_admin_flag_add__unsafe_name__error_on_the_field_nothing_created(tenant,
 
 
 def test_tenant_import__unsafe_flag_name__refused_before_anything_is_written(tenant):
+    from config_hub.transfer import tenant_import
     from core.errors import ValidationFailed
     from flags.models import Flag
-    from tenants.transfer import tenant_import
 
     document = {"format": "config-hub", "configs": [], "flags": [{"name": "a/b", "environments": {}}]}
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from core.api.principal import ALL_SCOPES
-
 from tests import factories as make
 
 pytestmark = pytest.mark.django_db

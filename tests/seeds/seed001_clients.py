@@ -3,10 +3,10 @@
 Module-level names they read (``os``, ``requests``, ``time``, ``CONFIG_SERVICE_URL``)
 are provided here; the code is the seed's own.
 """
-import requests
 import os
 import time
-from typing import Optional
+
+import requests
 
 CONFIG_SERVICE_URL = os.getenv("CONFIG_SERVICE_URL", "http://config-service:8082")
 
@@ -16,10 +16,10 @@ def get_config(key: str, environment: str = None, service_name: str = None):
         environment = os.getenv("ENVIRONMENT", "development")
     if not service_name:
         service_name = os.getenv("SERVICE_NAME", "user-service")
-    
+
     url = f"{CONFIG_SERVICE_URL}/api/v1/config/{key}"
     params = {"environment": environment, "service_name": service_name}
-    
+
     response = requests.get(url, params=params)
     if response.status_code == 200:
         config = response.json()
@@ -34,20 +34,20 @@ class ConfigClient:
         self.cache_ttl = cache_ttl
         self._cache = {}
         self._cache_times = {}
-    
-    def get_config(self, key: str, environment: str, service_name: str) -> Optional[str]:
+
+    def get_config(self, key: str, environment: str, service_name: str) -> str | None:
         cache_key = f"{key}:{environment}:{service_name}"
-        
+
         # Check cache
         if cache_key in self._cache:
             cache_age = time.time() - self._cache_times.get(cache_key, 0)
             if cache_age < self.cache_ttl:
                 return self._cache[cache_key]
-        
+
         # Fetch from config service
         url = f"{self.config_service_url}/api/v1/config/{key}"
         params = {"environment": environment, "service_name": service_name}
-        
+
         try:
             response = requests.get(url, params=params, timeout=2)
             if response.status_code == 200:
@@ -61,7 +61,7 @@ class ConfigClient:
             print(f"Config fetch failed: {e}")
             # Return cached value if available, even if expired
             return self._cache.get(cache_key)
-        
+
         return None
 
 
@@ -70,10 +70,10 @@ async def load_configurations():
     """Load all configurations for this service at startup"""
     service_name = os.getenv("SERVICE_NAME")
     environment = os.getenv("ENVIRONMENT", "development")
-    
+
     url = f"{CONFIG_SERVICE_URL}/api/v1/config/service/{service_name}"
     params = {"environment": environment}
-    
+
     response = requests.get(url, params=params)
     if response.status_code == 200:
         configs = response.json()

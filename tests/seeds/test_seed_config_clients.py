@@ -6,9 +6,9 @@ import asyncio
 import pytest
 import requests
 
-from . import seed000_client, seed001_clients
-
 from tests import factories as make
+
+from . import seed000_client, seed001_clients
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,6 @@ import pytest
 from django.db import connection
 
 from core.errors import StaleVersion, ValidationFailed
-
 from tests import factories as make
 
 pytestmark = pytest.mark.django_db

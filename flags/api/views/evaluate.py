@@ -12,7 +12,6 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import conditional_response, etag_for
 from core.api.lean import json_response, lean_principal
 from core.api.parsers import loads
@@ -21,6 +20,7 @@ from core.api.tenancy import request_tenant, tenant_for_principal
 from core.api.throttling import admit
 from core.errors import DomainError, NotFound, ValidationFailed
 from flags import selectors
+from flags.api import docs
 from flags.engine import Evaluation
 from tenants.selectors import environment_get
 

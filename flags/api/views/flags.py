@@ -6,12 +6,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import conditional_response, expected_version
 from core.api.strict import StrictSerializer, validated_body
 from core.api.tenancy import request_tenant
 from core.errors import NotFound, ValidationFailed
 from flags import selectors
+from flags.api import docs
 from flags.models import Flag
 from flags.services.flags import flag_create, flag_delete, flag_update
 from flags.services.unleash_import import flags_import_unleash

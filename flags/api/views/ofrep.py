@@ -7,17 +7,16 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import etag_for, not_modified
 from core.api.strict import unknown_names
 from core.api.tenancy import request_tenant
 from core.errors import NotFound
 from flags import selectors
+from flags.api import docs
 from flags.engine import Evaluation
 from tenants.selectors import environment_get
 
 from .evaluate import payload_value
-
 
 _OFREP_REASONS = {"STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "DEFAULT"}
 _UNLEASH_FIELDS = {"sessionId", "remoteAddress", "currentTime", "environment", "appName", "userId"}

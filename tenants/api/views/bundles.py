@@ -4,10 +4,10 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import conditional_response, not_modified
 from core.api.tenancy import request_tenant
 from tenants import selectors
+from tenants.api import docs
 
 from .common import ENV_PARAM, reveal_allowed, timed
 

@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import PermissionDenied
 
 from core.api.conditional import version_etag
-from config_hub.metrics import CONFIG_FETCH_SECONDS
+from core.metrics import CONFIG_FETCH_SECONDS
 from tenants import selectors
 from tenants.models import ConfigEntry, Environment
 

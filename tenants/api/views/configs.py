@@ -13,7 +13,6 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import conditional_response, expected_version, not_modified, version_etag
 from core.api.lean import json_response, lean_principal
 from core.api.pagination import Pagination
@@ -21,9 +20,10 @@ from core.api.strict import refuse_unknown, validated_body
 from core.api.tenancy import request_tenant, tenant_for_principal
 from core.api.throttling import admit
 from core.errors import DomainError, NotFound, ValidationFailed
-from config_hub.metrics import CONFIG_FETCH_SECONDS
-from tenants import selectors
 from core.fields import SecretDecryptionError
+from core.metrics import CONFIG_FETCH_SECONDS
+from tenants import selectors
+from tenants.api import docs
 from tenants.models import ConfigEntry
 from tenants.services.configs import config_create, config_delete, config_revert, config_update
 

@@ -6,9 +6,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import conditional_response
 from core.api.strict import validated_body
+from tenants.api import docs
 from tenants.models import Environment
 from tenants.services.environments import environment_create
 

@@ -6,10 +6,10 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import conditional_response, expected_version
 from core.api.strict import validated_body
 from core.errors import NotFound, ValidationFailed
+from tenants.api import docs
 from tenants.models import ConfigSchema
 from tenants.services.schemas import schema_delete, schema_set
 

@@ -8,12 +8,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import conditional_response, expected_version, version_etag
 from core.api.strict import validated_body
 from core.api.tenancy import request_tenant
 from core.errors import NotFound, ValidationFailed
 from tenants import selectors
+from tenants.api import docs
 from tenants.models import Tenant
 from tenants.services.configs import config_set
 

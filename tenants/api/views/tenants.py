@@ -6,10 +6,10 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config_hub.api import docs
 from core.api.conditional import conditional_response
 from core.api.strict import validated_body
 from core.errors import NotFound
+from tenants.api import docs
 from tenants.models import Tenant
 from tenants.services.tenants import tenant_create, tenant_delete, tenant_update
 

@@ -5,8 +5,8 @@ Prints the key and nothing else on stdout, so ``KEY=$(manage.py create_api_key .
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import DomainError
-from tenants.services.api_keys import api_key_create
 from tenants.models import Environment, Tenant
+from tenants.services.api_keys import api_key_create
 
 
 class Command(BaseCommand):

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from flags.models import Flag, FlagEnvironment
 from registry.models import Instance, Service
-from tenants.services.api_keys import api_key_create
 from tenants.models import ConfigEntry, Environment, Tenant
+from tenants.services.api_keys import api_key_create
 
 
 class Command(BaseCommand):
@@ -73,6 +73,7 @@ class Command(BaseCommand):
 
         _, service_secret = service_token_secret_create(tenant=t0, name="bench", actor="system:bench")
         token = jwt.encode({"service_id": instance.pk}, service_secret, algorithm="HS256")
-        json.dump({"tenant": t0.slug, "api_key": key, "service_token": token, "instance_id": instance.pk,
-                   "config_key": "app.key3", "tenant_key": "app.key51", "bundle_service": "svc-1"}, open(out, "w"))
+        with open(out, "w") as handle:
+            json.dump({"tenant": t0.slug, "api_key": key, "service_token": token, "instance_id": instance.pk,
+                       "config_key": "app.key3", "tenant_key": "app.key51", "bundle_service": "svc-1"}, handle)
         self.stdout.write(f"seeded {len(tenant_rows)} tenants, {len(entries)} config entries, {len(flags)} flags, 1000 instances")

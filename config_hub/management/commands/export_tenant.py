@@ -1,8 +1,8 @@
 """``manage.py export_tenant SLUG [--format yaml|json] [--include-secrets encrypted|plain]``."""
 from django.core.management.base import BaseCommand, CommandError
 
+from config_hub.transfer import dumps, tenant_export
 from tenants.models import Tenant
-from tenants.transfer import dumps, tenant_export
 
 
 class Command(BaseCommand):

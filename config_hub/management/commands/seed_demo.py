@@ -7,11 +7,11 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from tenants.models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 from tenants.services.api_keys import api_key_create
 from tenants.services.configs import config_create
 from tenants.services.schemas import schema_set
 from tenants.services.tenants import tenant_create
-from tenants.models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 
 ACTOR = "system:seed_demo"
 
@@ -70,7 +70,7 @@ class Command(BaseCommand):
                     tenant=t, environment=env, service_name=svc, key=key, value=value, is_secret=secret, actor=ACTOR,
                     description="demo data",
                 )
-        User = get_user_model()
+        User = get_user_model()  # noqa: N806 (the model class, named as Django names it)
         user = User.objects.filter(username=username).first()
         password = password or secrets.token_urlsafe(12)
         if user is None:

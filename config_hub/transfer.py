@@ -16,10 +16,9 @@ import yaml
 from django.db import transaction
 
 from core.errors import DomainError, ValidationFailed
-from core.jsonvalue import ENVELOPE_DEPTH, JSON_MAX_DEPTH, validate_json_value
-
 from core.fields import decrypt_json, encrypt_json
-from .models import ConfigEntry, Environment, Tenant
+from core.jsonvalue import ENVELOPE_DEPTH, JSON_MAX_DEPTH, validate_json_value
+from tenants.models import ConfigEntry, Environment, Tenant
 
 FORMAT_VERSION = 1
 
@@ -75,8 +74,7 @@ def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
     from flags.engine import EngineError
     from flags.models import flag_name_problem
     from flags.validation import flag_validate, tenant_segment_ids
-
-    from .schemas import config_validate
+    from tenants.schemas import config_validate
 
     if not isinstance(document, dict) or document.get("format") != "config-hub":
         raise ValidationFailed("not a config hub export (format: config-hub)")
@@ -137,8 +135,7 @@ def tenant_import(*, tenant: Tenant, document: Any, actor: str, user_id: int | N
     plain value over a secret entry makes it plain: only if ``can_read_secrets``."""
     from flags.models import Flag
     from flags.services.flags import flag_create, flag_update
-
-    from .services.configs import config_set
+    from tenants.services.configs import config_set
 
     configs, flags = _plan(tenant, document)
     envs = {e.slug: e for e in Environment.objects.all()}

@@ -3,9 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config_hub.transfer import loads, tenant_import
 from core.errors import DomainError
 from tenants.models import Tenant
-from tenants.transfer import loads, tenant_import
 
 
 class Command(BaseCommand):
