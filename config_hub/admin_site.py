@@ -6,6 +6,13 @@ from django.contrib import admin
 from django.db.models import Count, Q
 from django.urls import path
 
+from events.models import Event, WebhookSubscription
+from flags.selectors import stale_flags
+from registry.models import Instance
+from tenants.models import Tenant
+
+from . import admin_views
+
 
 def _can_view(user, app_label: str, model_name: str) -> bool:
     """The admin's own rule: the view or the change permission shows a model."""
@@ -18,10 +25,6 @@ def dashboard(user) -> dict:
     Each panel is there only for a user who may view what it lists (a staff user
     without permissions sees none): tenants, registry instances, webhook
     subscriptions, flags, events. A panel left out is not even queried."""
-    from events.models import Event, WebhookSubscription
-    from flags.selectors import stale_flags
-    from registry.models import Instance
-    from tenants.models import Tenant
 
     panels: dict = {}
     if _can_view(user, "tenants", "tenant"):
@@ -54,8 +57,6 @@ class HubAdminSite(admin.AdminSite):
         return super().index(request, extra_context)
 
     def get_urls(self):
-        from . import admin_views
-
         return [
             path("compare/", self.admin_view(admin_views.compare_environments), name="compare"),
             path("transfer/", self.admin_view(admin_views.transfer), name="transfer"),

@@ -6,13 +6,18 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from config_hub.transfer import dumps, loads, tenant_export, tenant_import
 from core.admin import MASK
 from core.errors import DomainError
 from tenants.models import ConfigEntry, Environment, Tenant
+from tenants.selectors import config_resolve
+from tenants.services.configs import config_set
 
 # What each page needs beyond being staff (the model permissions of what it reads or writes).
 CONFIG_READ = ("tenants.view_configentry", "tenants.change_configentry")  # either one
@@ -43,9 +48,7 @@ class CompareForm(forms.Form):
 
 
 def _differences(tenant: Tenant, source: Environment, target: Environment, *, reveal: bool) -> list[dict]:
-    from django.db.models import Q
 
-    from tenants.selectors import config_resolve
 
     keys = sorted(set(ConfigEntry.objects.filter(Q(tenant=tenant) | Q(tenant__isnull=True)).values_list("key", flat=True)))
     rows = []
@@ -68,7 +71,6 @@ def compare_environments(request):
     any POST (preview or promote: it writes config entries) needs their add and
     change permissions, else 403 before anything is read or written.
     """
-    from tenants.services.configs import config_set
 
     _require_any(request.user, CONFIG_READ)
     if request.method == "POST":
@@ -86,9 +88,7 @@ def compare_environments(request):
             if not chosen:
                 messages.error(request, "Choose at least one key to promote.")
             elif "confirm" in request.POST:
-                from django.db import transaction
 
-                from tenants.selectors import config_resolve
 
                 try:
                     with transaction.atomic():
@@ -124,7 +124,6 @@ def transfer(request):
     """Export (needs the view permission of config entries; plain secrets also the
     reveal permission) and import (writes configs and flags: needs the add and change
     permissions of both, else 403 before the file is read)."""
-    from config_hub.transfer import dumps, loads, tenant_export, tenant_import
 
     if request.method == "POST":
         _require_all(request.user, CONFIG_WRITE + FLAG_WRITE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from django.apps import apps
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
@@ -17,8 +18,6 @@ class DatabaseCollector:
     """Figures read from the database at scrape time."""
 
     def collect(self):
-        from django.apps import apps
-
         if apps.is_installed("registry"):
             try:
                 from registry.selectors import instance_counts_by_status

@@ -7,9 +7,15 @@ import time
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from rest_framework.request import Request
 
 import config_hub
+from core.api.authentication import ApiKeyAuthentication, JWTAuthentication
 from core.errors import error_body
+
+from .metrics import render
+from .tasks import beat_last_run
 
 _STARTED = time.monotonic()
 
@@ -50,7 +56,6 @@ def _check_broker() -> str:
 
 
 def _beat_age() -> float | None:
-    from .tasks import beat_last_run
 
     try:
         last = beat_last_run()
@@ -93,17 +98,13 @@ def metrics(request: HttpRequest) -> HttpResponse:
     instances by status, webhook deliveries by outcome."""
     if not settings.METRICS_PUBLIC and not _authenticated(request):
         return JsonResponse(error_body("not_authenticated", "credentials required"), status=401)
-    from prometheus_client import CONTENT_TYPE_LATEST
 
-    from .metrics import render
 
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
 
 
 def _authenticated(request: HttpRequest) -> bool:
-    from rest_framework.request import Request
 
-    from core.api.authentication import ApiKeyAuthentication, JWTAuthentication
 
     drf_request = Request(request)
     for auth in (ApiKeyAuthentication(), JWTAuthentication()):

@@ -10,6 +10,7 @@ one transaction.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -18,14 +19,19 @@ from django.db import transaction
 from core.errors import DomainError, ValidationFailed
 from core.fields import decrypt_json, encrypt_json
 from core.jsonvalue import ENVELOPE_DEPTH, JSON_MAX_DEPTH, validate_json_value
+from flags.engine import EngineError
+from flags.models import Flag, flag_name_problem
+from flags.services.flags import flag_create, flag_update
+from flags.validation import flag_validate, tenant_segment_ids
 from tenants.models import ConfigEntry, Environment, Tenant
+from tenants.schemas import config_validate
+from tenants.services.configs import config_set
 
 FORMAT_VERSION = 1
 
 
 def tenant_export(*, tenant: Tenant, include_secrets: str = "none") -> dict[str, Any]:
     """``include_secrets``: "none" (default), "encrypted" or "plain" (callers check the permission)."""
-    from flags.models import Flag
 
     configs = []
     for e in ConfigEntry.objects.filter(tenant=tenant).select_related("environment").order_by("key", "id"):
@@ -52,7 +58,6 @@ def tenant_export(*, tenant: Tenant, include_secrets: str = "none") -> dict[str,
 def dumps(document: dict, fmt: str) -> str:
     if fmt == "yaml":
         return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-    import json
 
     return json.dumps(document, indent=2, ensure_ascii=False)
 
@@ -71,10 +76,6 @@ def loads(text: str) -> Any:
 
 
 def _plan(tenant: Tenant, document: Any) -> tuple[list[dict], list[dict]]:
-    from flags.engine import EngineError
-    from flags.models import flag_name_problem
-    from flags.validation import flag_validate, tenant_segment_ids
-    from tenants.schemas import config_validate
 
     if not isinstance(document, dict) or document.get("format") != "config-hub":
         raise ValidationFailed("not a config hub export (format: config-hub)")
@@ -133,9 +134,6 @@ def tenant_import(*, tenant: Tenant, document: Any, actor: str, user_id: int | N
                   can_read_secrets: bool = False) -> dict[str, int]:
     """Validate everything, then write everything (one transaction) or nothing. A
     plain value over a secret entry makes it plain: only if ``can_read_secrets``."""
-    from flags.models import Flag
-    from flags.services.flags import flag_create, flag_update
-    from tenants.services.configs import config_set
 
     configs, flags = _plan(tenant, document)
     envs = {e.slug: e for e in Environment.objects.all()}

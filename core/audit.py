@@ -7,8 +7,10 @@ Services set it with :func:`set_actor` on the instance before saving.
 """
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.dispatch import receiver
+from simple_history.models import HistoricalRecords
 from simple_history.signals import pre_create_historical_record
 
 
@@ -23,7 +25,6 @@ def set_actor(instance: models.Model, actor: str, *, user_id: int | None = None,
     """Attach the audit actor (and optionally a Django user and reason) to an instance."""
     instance._history_actor = actor  # type: ignore[attr-defined]
     if user_id is not None:
-        from django.contrib.auth import get_user_model
 
         instance._history_user = get_user_model()(pk=user_id)  # type: ignore[attr-defined]
     if reason:
@@ -51,7 +52,6 @@ def _history_user(instance=None, request=None, **kwargs):
 
 def audit_history(**kwargs):
     """``HistoricalRecords`` with the hub's actor column and user rule."""
-    from simple_history.models import HistoricalRecords
 
     kwargs.setdefault("bases", [ActorHistory])
     kwargs.setdefault("get_user", _history_user)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, SSLError
+from urllib3.util.connection import create_connection
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -169,8 +173,6 @@ BLOCKED = Outcome(blocked=True, error="blocked")
 def _pinned(base):
     """A urllib3 connection class that connects to ``pinned_ip`` but keeps its host
     name for ``Host``, SNI and certificate checks."""
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-    from urllib3.util.connection import create_connection
 
     class Pinned(base):
         pinned_ip: str = ""
@@ -197,7 +199,6 @@ _CLASSES: dict[str, type] = {}
 
 def _connection_class(scheme: str):
     if scheme not in _CLASSES:
-        from urllib3.connection import HTTPConnection, HTTPSConnection
 
         _CLASSES[scheme] = _pinned(HTTPSConnection if scheme == "https" else HTTPConnection)
     return _CLASSES[scheme]
@@ -272,9 +273,7 @@ def send(method: str, url: str, *, headers: dict[str, str] | None = None, body: 
 
 
 def _reason(exc: Exception) -> str:
-    import ssl
 
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, SSLError
 
     if isinstance(exc, (NewConnectionError, ConnectionRefusedError)):  # before timeouts: a subclass of ConnectTimeoutError
         return "connection failed"

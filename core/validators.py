@@ -17,6 +17,10 @@ import re
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from core.errors import ValidationFailed
 
 MAX_URL_LENGTH = 2048
 SCHEMES = ("http", "https")
@@ -82,7 +86,6 @@ def validate_service_url(value: object) -> None:
 
 def url_check(value: str, field: str) -> None:
     """The same rule for services: a ``ValidationFailed`` naming the field."""
-    from core.errors import ValidationFailed
 
     problem = url_problem(value)
     if problem:
@@ -91,8 +94,6 @@ def url_check(value: str, field: str) -> None:
 
 def service_url_field(**kwargs):
     """The DRF field of such a URL (a string in the schema, format ``uri``)."""
-    from drf_spectacular.utils import extend_schema_field
-    from rest_framework import serializers
 
     @extend_schema_field({"type": "string", "format": "uri", "maxLength": MAX_URL_LENGTH})
     class ServiceURLField(serializers.CharField):

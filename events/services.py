@@ -4,13 +4,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from core import directory
+from core.audit import set_actor
 from core.errors import ValidationFailed
+from core.jsonvalue import validate_json_value
+from core.outbound import literal_host_blocked
+from core.validators import url_check
 
 from .messages import new_secret
-from .models import Event
+from .models import RESOURCE_TYPES, Event, WebhookSubscription
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +115,6 @@ def register_after_commit_hook(hook) -> None:
 def webhook_filter_problems(*, resource_types: Any = None, environment: Any = None) -> dict[str, list[str]]:
     """What is wrong with a subscription's filter, by field: resource types must be
     known types and an environment must exist (a typo would subscribe to nothing)."""
-    from .models import RESOURCE_TYPES
 
     problems: dict[str, list[str]] = {}
     if resource_types:
@@ -132,9 +136,6 @@ def _check_filter(**fields: Any) -> None:
 def webhook_url_check(url: str) -> None:
     """A webhook URL: the hub's URL rule (``core.validators``), and not an address
     literal the outbound policy refuses (names are judged when sending, after resolving)."""
-    from core.errors import ValidationFailed
-    from core.outbound import literal_host_blocked
-    from core.validators import url_check
 
     url_check(url, "url")
     if literal_host_blocked(url):
@@ -145,11 +146,8 @@ def webhook_url_check(url: str) -> None:
 
 def webhook_quota_check(tenant) -> None:
     """At most WEBHOOK_MAX_PER_TENANT subscriptions per tenant."""
-    from django.conf import settings
 
-    from core.errors import ValidationFailed
 
-    from .models import WebhookSubscription
 
     cap = settings.WEBHOOK_MAX_PER_TENANT
     if WebhookSubscription.objects.filter(tenant_id=tenant.pk).count() >= cap:
@@ -161,10 +159,7 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
                    environment: str = "", service_name: str = "", description: str = "", actor: str,
                    user_id: int | None = None):
     """Create a subscription; returns (subscription, secret). The secret is shown on creation."""
-    from core.audit import set_actor
-    from core.jsonvalue import validate_json_value
 
-    from .models import WebhookSubscription
 
     validate_json_value(resource_types, what="resource_types")
     _check_filter(resource_types=resource_types, environment=environment)
@@ -184,8 +179,6 @@ def webhook_create(*, tenant, url: str, resource_types: list[str] | None = None,
 
 
 def webhook_update(*, subscription, actor: str, user_id: int | None = None, **changes: Any):
-    from core.audit import set_actor
-    from core.jsonvalue import validate_json_value
 
     allowed = {"url", "resource_types", "key_prefix", "environment", "service_name", "description", "is_active"}
     validate_json_value(changes.get("resource_types"), what="resource_types")
@@ -207,7 +200,6 @@ def webhook_update(*, subscription, actor: str, user_id: int | None = None, **ch
 
 
 def webhook_delete(*, subscription, actor: str, user_id: int | None = None) -> None:
-    from core.audit import set_actor
 
     with transaction.atomic():
         event_record(tenant=subscription.tenant, resource_type="webhook", action="deleted", actor=actor,

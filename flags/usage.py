@@ -16,6 +16,11 @@ from collections import Counter
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
+from django_redis import get_redis_connection
+
+from core.metrics import FLAG_EVALUATIONS
+
+from .models import FlagEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +34,6 @@ _LOCAL_FLUSH_EVERY = 10.0
 def _redis():
     if not settings.REDIS_URL:
         return None
-    from django_redis import get_redis_connection
 
     return get_redis_connection("default")
 
@@ -65,7 +69,6 @@ def usage_record(*, tenant_id: int, environment: str, names: tuple[str, ...]) ->
     Counts gather in the process and go to Redis at most once a second, so an
     evaluation costs no network round trip of its own.
     """
-    from core.metrics import FLAG_EVALUATIONS
 
     FLAG_EVALUATIONS.inc(len(names))
     if settings.REDIS_URL:
@@ -88,7 +91,6 @@ def usage_record(*, tenant_id: int, environment: str, names: tuple[str, ...]) ->
 
 
 def _apply(counts: dict[tuple[int, str, str], int]) -> int:
-    from .models import FlagEnvironment
 
     now = timezone.now()
     for (tenant_id, environment, name), n in counts.items():

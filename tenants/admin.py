@@ -7,6 +7,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -17,6 +18,7 @@ from core.errors import DomainError, ValidationFailed
 from .history import secret_aware_history_helper
 from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 from .schemas import config_validate, schema_validate
+from .selectors import config_resolve
 from .services.api_keys import api_key_create, api_key_delete, api_key_revoke, api_key_update
 from .services.configs import config_create, config_delete, config_reveal, config_revert, config_secrecy_check, config_update
 from .services.environments import environment_create, environment_delete, environment_update
@@ -170,8 +172,6 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
         js = ("config_hub/json-editor.js",)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        from .selectors import config_resolve
-
         extra_context = extra_context or {}
         entry = ConfigEntry.objects.select_related("tenant", "environment").filter(pk=object_id).first()
         reveal = can_reveal(request.user)
@@ -279,7 +279,6 @@ class ConfigSchemaForm(forms.ModelForm):
     schema = PrettyJSONField(widget=forms.Textarea(attrs={"rows": 14, "cols": 80, "class": "json-editor"}))
     metadata = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 80, "class": "json-editor"}))
     default_value = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 6, "cols": 80, "class": "json-editor"}))
-
     class Meta:
         model = ConfigSchema
         fields = ("key", "schema", "metadata", "required", "default_value")
@@ -355,7 +354,6 @@ class ApiKeyAdmin(ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     def state(self, obj):
         if obj.revoked_at:
             return format_html('<span style="color:#ba2121">revoked</span>')
-        from django.utils import timezone
 
         if obj.expires_at and obj.expires_at <= timezone.now():
             return format_html('<span style="color:#ba2121">expired</span>')

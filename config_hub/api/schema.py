@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as _AutoSchema
+from rest_framework_simplejwt.views import TokenViewBase
 
+from core.api import docs
 from core.api.principal import API_KEY_PREFIX
+from core.api.strict import StrictSerializer
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -45,7 +48,6 @@ class AutoSchema(_AutoSchema):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
-        from core.api import docs
 
         responses = operation.setdefault("responses", {})
         for status in self._error_statuses(operation):
@@ -56,14 +58,12 @@ class AutoSchema(_AutoSchema):
 
     def _error_statuses(self, operation) -> list[int]:
         """The common error answers of this operation.
-
         400: a body, or any parameter (NUL characters in a URL are refused for every
         route); 401/403: authenticated routes (403: the scope); 404: path
         parameters, or any authenticated route (a tenant the caller is not bound to
         in X-Tenant-ID); 413 and 415: bodies; 429: throttled callers; 503: every
         route touches the database.
         """
-        from rest_framework_simplejwt.views import TokenViewBase
 
         has_body = self.method in _BODY_METHODS
         authenticated = bool(self.view.get_permissions()) and bool(self.view.get_authenticators())
@@ -84,7 +84,6 @@ class AutoSchema(_AutoSchema):
 
     def _map_basic_serializer(self, serializer, direction):
         schema = super()._map_basic_serializer(serializer, direction)
-        from core.api.strict import StrictSerializer
 
         if direction == "request" and isinstance(serializer, StrictSerializer):
             schema["additionalProperties"] = False  # unknown fields are refused (config_hub/api/strict.py)

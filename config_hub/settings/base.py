@@ -4,6 +4,11 @@ Production differs from development only through environment variables (see
 README "Settings"). With nothing set, the hub runs on an embedded default: SQLite,
 a local-memory cache and a Celery broker on the filesystem, so a newcomer needs no
 server. ``DATABASE_URL`` and ``REDIS_URL`` move it to PostgreSQL and Redis.
+
+Why this module is long: it is every setting of the hub, each read from the
+environment once with its check and its why-comment; docs/settings.md lists them
+in the same order. Splitting it by topic would scatter what an operator reads
+together.
 """
 from __future__ import annotations
 

@@ -12,6 +12,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from core.errors import DomainError, error_body
+from core.fields import SecretDecryptionError
+
+from .strict import unknown_fields_message, unknown_paths
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +38,6 @@ class PreconditionFailed(exceptions.APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     default_detail = "The resource has changed since the version you sent"
     default_code = "stale_version"
-
 
 def _message(detail) -> str:
     if isinstance(detail, (list, tuple)) and detail:
@@ -71,7 +73,6 @@ def exception_handler(exc, context):
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
-    from core.fields import SecretDecryptionError
 
     if isinstance(exc, SecretDecryptionError):
         # A server misconfiguration (a key removed before rotation), not bad input:
@@ -105,7 +106,6 @@ def exception_handler(exc, context):
         headers["WWW-Authenticate"] = auth_header
     code = _CODES.get(exc.status_code, "error")
     if isinstance(exc, exceptions.ValidationError):
-        from .strict import unknown_fields_message, unknown_paths
 
         code, message = "validation_failed", _message(exc.detail)
         unknown, only_unknown = unknown_paths(exc.detail)

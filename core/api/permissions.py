@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
+from core.api.tenancy import request_tenant
+
 from .principal import Principal
 
 _SAFE = {"GET", "HEAD", "OPTIONS"}
@@ -49,7 +51,6 @@ def _refuse_foreign_tenant_header(request, principal: Principal) -> None:
     slug = request.META.get("HTTP_X_TENANT_ID")
     if not slug or principal.tenant_id is None:
         return
-    from core.api.tenancy import request_tenant
 
     request_tenant(request, slug)
 

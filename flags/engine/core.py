@@ -5,7 +5,7 @@ closures once; ``evaluate(name, context)`` then costs a few dict lookups and,
 for percentage strategies, one murmur3 hash. No Django here: this module is
 the conformance surface proven against Unleash's shared test vectors.
 
-Over 400 lines on purpose: strategies, variants, features, the compiled state and
+Why this module is long: strategies, variants, features, the compiled state and
 its repeatability analysis are one compiler from an Unleash document to closures;
 they share private types (``_Strategy``, ``_Feature``, ``_VariantSet``) and the
 vectors test them together. Constraints, the one piece that stands alone, live in
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,7 +127,6 @@ def _strategy_check(strategy: dict, feature_name: str) -> tuple[Check, str]:
 
         return remote, "TARGETING_MATCH"
     if name == "applicationHostname":
-        import socket
 
         hosts = {h.strip().lower() for h in str(params.get("hostNames", "")).split(",") if h.strip()}
         here = socket.gethostname().lower()

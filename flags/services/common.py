@@ -6,6 +6,8 @@ import time
 from django.core.cache import cache
 from django.db import transaction
 
+from core import invalidation
+
 from ..selectors import forget_tenant, generation_key
 
 
@@ -13,8 +15,6 @@ def generation_bump(tenant_id: int) -> None:
     """After commit: every process recompiles the tenant's flags (its own copy
     dropped now, the others through the shared generation token)."""
     def bump() -> None:
-        from core import invalidation
-
         forget_tenant(tenant_id)
         cache.set(generation_key(tenant_id), str(time.time_ns()), None)
         invalidation.invalidate(generation_key(tenant_id))

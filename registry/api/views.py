@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -50,7 +51,6 @@ def _own_service_only(request, service_name: str) -> None:
         return
     owner = selectors.instance_owner(instance_id=int(principal.ident))
     if owner is None or owner[1] != service_name:
-        from rest_framework.exceptions import PermissionDenied
 
         raise PermissionDenied(f"a service token acts on its own service's instances only "
                                f"('{owner[1] if owner else '?'}'), not on '{service_name}'")
@@ -194,7 +194,6 @@ class HeartbeatView(APIView):
         data = _heartbeat_body(request.data)
         principal = request.auth
         if principal.kind == "service" and principal.ident != str(data["service_id"]):
-            from rest_framework.exceptions import PermissionDenied
 
             raise PermissionDenied("the token's service_id names another instance")
         tenant = request_tenant(request)

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from core import invalidation
 from core.api.principal import ALL_SCOPES, API_KEY_PREFIX
 from core.audit import set_actor
 from core.errors import ValidationFailed
@@ -69,7 +70,6 @@ def api_key_revoke(*, api_key: ApiKey, actor: str, user_id: int | None = None) -
 
 def api_key_forget(key_hash: str) -> None:
     """Drop a key's cached principal everywhere: Redis and every process."""
-    from core import invalidation
 
     cache.delete(api_key_cache_key(key_hash))
     invalidation.invalidate(api_key_cache_key(key_hash))

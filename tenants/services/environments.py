@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.db import models, transaction
 
+from core import invalidation
 from core.audit import set_actor
 from core.errors import Conflict, NotFound, ValidationFailed
 from events.services import event_record
@@ -24,7 +25,6 @@ def environment_create(*, slug: str, name: str = "", actor: str) -> Environment:
         env.save()
         event_record(tenant=None, resource_type="environment", action="created", actor=actor, key=slug)
     cache.delete(f"env:{slug}")
-    from core import invalidation
 
     invalidation.invalidate(f"env:{slug}")  # processes holding a pk of an older row with this slug
     return env
@@ -74,8 +74,6 @@ def environment_delete(*, environment: Environment, actor: str, user_id: int | N
         environment.delete()
 
     def forget() -> None:
-        from core import invalidation
-
         cache.delete(f"env:{slug}")
         invalidation.invalidate(f"env:{slug}")
 

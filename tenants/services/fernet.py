@@ -1,7 +1,10 @@
 """Rotation of the encryption keys (``FERNET_KEYS``) over every encrypted column."""
 from __future__ import annotations
 
+from django.apps import apps
 from django.db import transaction
+
+from core.fields import EncryptedJSONField
 
 from .. import cache as cfg_cache
 from ..models import ConfigEntry
@@ -9,9 +12,7 @@ from ..models import ConfigEntry
 
 def _encrypted_columns() -> list[tuple[type, list[str]]]:
     """Every (model, encrypted field names) of the project: config secrets, webhook secrets, ..."""
-    from django.apps import apps
 
-    from core.fields import EncryptedJSONField
 
     out = []
     for model in apps.get_models():

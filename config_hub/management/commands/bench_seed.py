@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from flags.models import Flag, FlagEnvironment
 from registry.models import Instance, Service
+from registry.tokens import service_token_secret_create
 from tenants.models import ConfigEntry, Environment, Tenant
 from tenants.services.api_keys import api_key_create
 
@@ -69,7 +70,6 @@ class Command(BaseCommand):
         _, key = api_key_create(name="bench", tenant=t0, scopes=["configs:read", "flags:read", "registry:read", "registry:write"],
                                          environment=prod, actor="system:bench")
         instance = Instance.objects.filter(service__tenant=t0, service__name="svc-1").order_by("id").first()
-        from registry.tokens import service_token_secret_create
 
         _, service_secret = service_token_secret_create(tenant=t0, name="bench", actor="system:bench")
         token = jwt.encode({"service_id": instance.pk}, service_secret, algorithm="HS256")

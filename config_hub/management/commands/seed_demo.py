@@ -7,6 +7,8 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from flags.models import Flag
+from flags.services.flags import flag_create
 from tenants.models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 from tenants.services.api_keys import api_key_create
 from tenants.services.configs import config_create
@@ -99,9 +101,6 @@ class Command(BaseCommand):
         )
 
     def _demo_flag(self, tenant, prod) -> None:
-        from flags.models import Flag
-        from flags.services.flags import flag_create
-
         if not Flag.objects.filter(tenant=tenant, name="new_payment_flow").exists():
             flag_create(tenant=tenant, name="new_payment_flow", environment=prod, is_enabled=True, rollout_percentage=50,
                         description="demo: a gradual rollout at 50%", actor=ACTOR)

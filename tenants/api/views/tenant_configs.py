@@ -2,6 +2,7 @@
 (read, create or update) and one key across every tenant."""
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -23,7 +24,6 @@ from .common import ENV_PARAM, SVC_PARAM, entry_etag, env_or_none, require_platf
 
 def _valid_path_key(key: str) -> None:
     """A key named in a URL path gets the same check as one in a body: 400, never 500."""
-    from django.core.exceptions import ValidationError as DjangoValidationError
 
     try:
         s.key_validator(key)
