@@ -28,6 +28,20 @@ def _header(request) -> tuple[str, str] | None:
     return parts[0].lower(), parts[1].strip()
 
 
+def api_key_token(request) -> str | None:
+    """The API key a request's Authorization header carries: ``ApiKey <key>``, or
+    ``Bearer <key>`` for a key with the ``chk_`` prefix (the static-token clients);
+    None for no header or another credential; AuthenticationFailed (401) for a
+    malformed header. The lean routes (``core.api.lean``) read the key with it too."""
+    header = _header(request)
+    if header is None:
+        return None
+    kind, token = header
+    if kind == "apikey" or (kind == "bearer" and token.startswith(API_KEY_PREFIX)):
+        return token
+    return None
+
+
 def api_key_authenticate(request, token: str) -> Principal:
     """The principal of an API key, or AuthenticationFailed (401), or Throttled
     (429 with Retry-After) for a client address past API_AUTH_FAILURE_RATE
@@ -52,14 +66,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     """An API key as ``ApiKey <key>``, or as ``Bearer <key>`` (the static-token clients)."""
 
     def authenticate(self, request):
-        header = _header(request)
-        if header is None:
+        token = api_key_token(request)
+        if token is None:
             return None
-        kind, token = header
-        if kind == "apikey" or (kind == "bearer" and token.startswith(API_KEY_PREFIX)):
-            principal = api_key_authenticate(request, token)
-            return PrincipalUser(principal), principal
-        return None
+        principal = api_key_authenticate(request, token)
+        return PrincipalUser(principal), principal
 
     def authenticate_header(self, request) -> str:
         return 'ApiKey realm="config-hub"'

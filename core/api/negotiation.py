@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from rest_framework.negotiation import DefaultContentNegotiation
 
-_PLAIN_ACCEPT = frozenset({"*/*", "application/json"})
+# The Accept headers answered with JSON without negotiating (None: no header); the
+# lean routes (core.api.lean) serve only these too.
+PLAIN_ACCEPT = frozenset({None, "*/*", "application/json"})
 
 
 class JsonFirstNegotiation(DefaultContentNegotiation):
@@ -21,7 +23,7 @@ class JsonFirstNegotiation(DefaultContentNegotiation):
             not format_suffix
             and renderers
             and renderers[0].media_type == "application/json"
-            and (accept is None or accept in _PLAIN_ACCEPT)
+            and accept in PLAIN_ACCEPT
             and (self.settings.URL_FORMAT_OVERRIDE or "format") not in request.query_params
         ):
             return renderers[0], renderers[0].media_type

@@ -1,24 +1,20 @@
 """Evaluation routes: ``evaluate`` (with its lean path) and ``evaluate-all``."""
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.conditional import conditional_response, etag_for
-from core.api.lean import json_response, lean_principal
+from core.api.lean import json_response, lean_route
 from core.api.parsers import loads
 from core.api.strict import StrictSerializer
 from core.api.tenancy import request_tenant, tenant_for_principal
-from core.api.throttling import admit
-from core.errors import DomainError, NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from flags import selectors
 from flags.api import docs
 from flags.engine import Evaluation
@@ -132,41 +128,28 @@ def _evaluate_all_shape(results: dict[str, Evaluation], environment: str) -> tup
     return body, etag_for(body)
 
 
-# --- the lean path of the single-flag evaluate ------------------------------------------
+# --- the lean route of the single-flag evaluate (core.api.lean) ---------------------------
 
 _evaluate_view = EvaluateView.as_view()
 
 
-def _evaluate_lean(request) -> HttpResponse | None:
+@lean_route(_evaluate_view, method="POST", scope="flags:read", content_type="application/json")
+def evaluate_route(request, principal, query):
     """``POST /api/v1/feature-flags/evaluate`` for the common case (see
     ``core.api.lean``): a JSON body that passes the same checks, an existing
-    environment and flag. The same functions as EvaluateView; anything else
-    returns None and EvaluateView answers."""
-    meta = request.META
-    if meta.get("CONTENT_TYPE", "").partition(";")[0].strip() != "application/json" or meta.get("QUERY_STRING"):
-        return None  # a query string is refused (the route takes none): the DRF view says so
-    principal = lean_principal(request, "flags:read")
-    if principal is None:
-        return None
-    try:
-        data = evaluate_body(loads(request.body))
-        slug = _environment(request, data.get("environment"), principal)
-        context = _context(data)
-        tenant = tenant_for_principal(principal)
-    except (ValueError, RecursionError, DomainError, RequestDataTooBig):
-        return None  # the DRF view words the refusal
-    if admit(principal) is not None:
-        return None  # throttled: the DRF view answers 429
-    result = selectors.flag_evaluate(tenant=tenant, environment=slug, name=data["flag_name"], context=context)
-    if result.reason == "FLAG_NOT_FOUND":
-        return None
-    return json_response(evaluation_out(result))
+    environment and flag. The same functions as EvaluateView; anything else is
+    EvaluateView's."""
+    data = evaluate_body(loads(request.body))
+    slug = _environment(request, data.get("environment"), principal)
+    context = _context(data)
+    tenant = tenant_for_principal(principal)
 
+    def answer():
+        # Evaluating records usage, so it runs after the throttle's count; a flag
+        # that does not exist is known only here (EvaluateView answers the 404).
+        result = selectors.flag_evaluate(tenant=tenant, environment=slug, name=data["flag_name"], context=context)
+        if result.reason == "FLAG_NOT_FOUND":
+            return None
+        return json_response(evaluation_out(result))
 
-@functools.wraps(_evaluate_view)  # keeps view_class/cls/csrf_exempt: the schema and the route matrix see the DRF view
-def evaluate_route(request):
-    if request.method == "POST":
-        response = _evaluate_lean(request)
-        if response is not None:
-            return response
-    return _evaluate_view(request)
+    return answer

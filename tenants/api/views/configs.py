@@ -2,11 +2,7 @@
 path), create, list, read, update, delete and revert entries (API.md "Configs")."""
 from __future__ import annotations
 
-import functools
-import time
-
 from django.db.models import Q
-from django.http import HttpResponse, HttpResponseNotModified
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -14,13 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.conditional import conditional_response, expected_version, not_modified, version_etag
-from core.api.lean import json_response, lean_principal
+from core.api.lean import json_response, lean_route, not_modified_response
 from core.api.pagination import Pagination
 from core.api.strict import refuse_unknown, validated_body
 from core.api.tenancy import request_tenant, tenant_for_principal
-from core.api.throttling import admit
-from core.errors import DomainError, NotFound, ValidationFailed
-from core.fields import SecretDecryptionError
+from core.errors import NotFound, ValidationFailed
 from core.metrics import CONFIG_FETCH_SECONDS
 from tenants import selectors
 from tenants.api import docs
@@ -48,8 +42,9 @@ def _entry_for(request, config_id: str) -> ConfigEntry:
     return entry
 
 
-def _config_read_body(key: str, data: dict, environment: str | None, service_name: str, reveal: bool) -> tuple[dict, str | None]:
-    """The answer of a config read (``{"key", "value", ..., "source"}``) and its ETag."""
+def _config_read_body(key: str, data: dict, environment: str | None, service_name: str, reveal: bool) -> dict:
+    """The answer of a config read (``{"key", "value", ..., "source"}``); its ETag is
+    ``_config_read_etag``'s."""
     value, masked = selectors.resolved_value(data, reveal=reveal)
     body = {
         "key": key,
@@ -64,7 +59,7 @@ def _config_read_body(key: str, data: dict, environment: str | None, service_nam
     }
     if masked:
         body["masked"] = True
-    return body, _config_read_etag(data, reveal)
+    return body
 
 
 def _config_read_etag(data: dict, reveal: bool) -> str | None:
@@ -102,7 +97,8 @@ class ConfigKeyView(APIView):
             chain = None
         if not data["found"]:
             raise NotFound(f"config '{key}' not found")
-        body, etag = _config_read_body(key, data, environment, service_name, reveal)
+        body = _config_read_body(key, data, environment, service_name, reveal)
+        etag = _config_read_etag(data, reveal)
         if chain is not None:
             body["explain"] = chain
             etag = None
@@ -258,73 +254,30 @@ class ConfigRevertView(APIView):
         return response
 
 
-# --- the lean path of the hottest read ------------------------------------------------
+# --- the lean route of the hottest read (core.api.lean) -------------------------------
 
 _config_key_view = ConfigKeyView.as_view()
-_CONFIG_READ_SECONDS = CONFIG_FETCH_SECONDS.labels("config")
-_CONFIG_READ_QUERY = frozenset({"environment", "service_name"})
 
 
-def _config_read_lean(request, key: str) -> HttpResponse | None:
+@lean_route(_config_key_view, method="GET", scope="configs:read", query=("environment", "service_name"),
+            timer=CONFIG_FETCH_SECONDS.labels("config"))
+def config_key_route(request, principal, query, key: str):
     """``GET /api/v1/config/{key}`` for the case that is nearly every request of the
-    fleet: an API key bound to a tenant, holding ``configs:read``, within its rate,
-    no ``explain``, a value that exists. It does what the DRF view does for that
-    case (the same key lookup, scope, throttle count, tenant, cached resolution,
-    body and ETag) without DRF's per-request machinery, which cost as much as the
-    read itself. Anything else returns None and the DRF view answers, so every
-    refusal and error is exactly the DRF view's."""
-    meta = request.META
-    query = _plain_query(meta.get("QUERY_STRING", "")) or request.GET
-    if not query.keys() <= _CONFIG_READ_QUERY:
-        return None
-    principal = lean_principal(request, "configs:read")
-    if principal is None:
-        return None
+    fleet (see ``core.api.lean``): no ``explain``, a value that exists. The same
+    tenant, cached resolution, body and ETag as ConfigKeyView; anything else is
+    ConfigKeyView's."""
     environment = query.get("environment") or None
     service_name = query.get("service_name") or ""
-    try:
-        tenant = tenant_for_principal(principal)
-        data = selectors.config_resolve_cached(tenant=tenant, key=key, environment=environment, service_name=service_name)
-        if not data["found"]:
-            return None
-        if admit(principal) is not None:
-            return None  # throttled: counted last, so only this case is counted twice (the DRF view answers 429)
+    tenant = tenant_for_principal(principal)
+    data = selectors.config_resolve_cached(tenant=tenant, key=key, environment=environment, service_name=service_name)
+    if not data["found"]:
+        return None
+
+    def answer():
         reveal = principal.has_scope("secrets:read")
         etag = _config_read_etag(data, reveal)
         if etag and not_modified(request, etag):  # unchanged: nothing to build, nothing to decrypt
-            response = HttpResponseNotModified()
-            response["Vary"] = "Accept"
-        else:
-            body, etag = _config_read_body(key, data, environment, service_name, reveal)
-            response = json_response(body)
-    except (DomainError, SecretDecryptionError):
-        return None  # an unknown tenant or environment, an undecryptable secret: the DRF view words the error
-    if etag:
-        response["ETag"] = etag
-    return response
+            return not_modified_response(etag)
+        return json_response(_config_read_body(key, data, environment, service_name, reveal), etag=etag)
 
-
-def _plain_query(raw: str) -> dict[str, str] | None:
-    """A query string with nothing to decode (ASCII, no ``%``, ``+`` or ``;``) as a
-    dict, the last value of a repeated name winning as in ``QueryDict.get``; None
-    for anything else (then ``request.GET`` parses it). Parsing a QueryDict costs
-    more function calls than the rest of this read."""
-    if not raw or not raw.isascii() or "%" in raw or "+" in raw or ";" in raw:
-        return None
-    out = {}
-    for part in raw.split("&"):
-        if part:
-            name, _, value = part.partition("=")
-            out[name] = value
-    return out
-
-
-@functools.wraps(_config_key_view)  # keeps view_class/cls: the schema and the route matrix see the DRF view
-def config_key_route(request, key: str):
-    if request.method == "GET":
-        started = time.perf_counter()
-        response = _config_read_lean(request, key)
-        if response is not None:
-            _CONFIG_READ_SECONDS.observe(time.perf_counter() - started)
-            return response
-    return _config_key_view(request, key=key)
+    return answer
