@@ -2,29 +2,30 @@
 
 The hot reads (an API key's principal, a config key's generation tokens, a
 tenant's flag generation) would each cost a Redis round trip per request. With
-push invalidation a process keeps them in memory and every write publishes, after
-commit, which ones changed; a listener thread in each process drops them.
+push invalidation a process keeps them in memory (``core.cache.LocalCache`` with
+``push=True``) and every write publishes, after commit, which names changed; a
+listener thread in each process drops them. This module is the transport: the
+listener, whether it is connected, the message counter, and publishing. The
+storage and its rules are ``core.cache``.
 
 Safety rules:
 - The publishing process drops its own entries synchronously, so a write is seen
   by the next request of the same process without waiting for the message.
 - Local values are trusted only while the listener is connected. If the
-  subscription drops (Redis restarted, network), everything local is cleared
+  subscription drops (Redis restarted, network), every push cache is emptied
   and readers go back to Redis until the listener is subscribed again.
 - A value read from Redis is stored locally only if no invalidation message
-  arrived while it was being read (a per-process message counter), so a message
-  racing a read can never leave a stale value behind.
-- Bounded: at most MAX_ITEMS names per process, the oldest dropped first, and a
-  caller keeps out what should not stay (an unknown API key: ``keep``).
+  arrived while it was being read (a per-process message counter, counted before
+  the drop), so a message racing a read can never leave a stale value behind.
+- A name is routed by prefix: the push cache whose ``name`` it starts with drops
+  it; ``"prefix*"`` drops every name starting with the prefix.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -35,24 +36,48 @@ logger = logging.getLogger(__name__)
 CHANNEL = "confighub:invalidate"
 
 _lock = threading.Lock()
-# Far above what a fleet's keys, environments and tenants need; a name past it
-# pushes out the oldest.
-MAX_ITEMS = 50_000
-_values: OrderedDict[str, Any] = OrderedDict()
-_state = {"connected": False, "started": False, "messages": 0, "epoch": 0}
+# started: the listener thread runs; connected: it is subscribed (local values may
+# be trusted); messages: how many drops this process has seen (the race rule);
+# epoch: bumped when the Redis settings change, so the listener subscribes again.
+state = {"connected": False, "started": False, "messages": 0, "epoch": 0}
+
+
+class Subscriber(Protocol):
+    """What the listener drops names from (``core.cache.LocalCache(push=True)``)."""
+
+    name: str
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+_subscribers: list[Subscriber] = []
+
+
+def subscribe(cache: Subscriber) -> None:
+    """Route the names starting with ``cache.name`` to ``cache``."""
+    _subscribers.append(cache)
+
+
+def connected() -> bool:
+    """Whether local values may be trusted now (the listener is subscribed)."""
+    return state["connected"]
 
 
 def enabled() -> bool:
     return bool(settings.REDIS_URL) and settings.LOCAL_INVALIDATION
 
 
-def _ensure_listener() -> None:
-    if _state["started"]:
+def ensure_listener() -> None:
+    if state["started"]:
         return
     with _lock:
-        if _state["started"]:
+        if state["started"]:
             return
-        _state["started"] = True
+        state["started"] = True
     thread = threading.Thread(target=_listen, name="confighub-invalidation", daemon=True)
     thread.start()
 
@@ -63,24 +88,24 @@ def _listen() -> None:
     while True:
         pubsub = None
         try:
-            epoch = _state["epoch"]
+            epoch = state["epoch"]
             pubsub = get_redis_connection("default").pubsub(ignore_subscribe_messages=False)
             pubsub.subscribe(CHANNEL)
             while True:
                 message = pubsub.get_message(timeout=1.0)
-                if _state["epoch"] != epoch:
+                if state["epoch"] != epoch:
                     raise ConnectionError("the cache settings changed: subscribe again")
                 if message is None:
                     continue
                 if message["type"] == "subscribe":
                     _clear()
-                    _state["connected"] = True
+                    state["connected"] = True
                     continue
                 if message["type"] == "message":
                     data = message["data"]
                     _drop(data.decode() if isinstance(data, bytes) else str(data))
         except Exception:  # noqa: BLE001 - any failure: stop trusting local values
-            _state["connected"] = False
+            state["connected"] = False
             _clear()
             logger.info("invalidation listener disconnected; reads go to Redis until it is back")
             time.sleep(1.0)
@@ -92,48 +117,33 @@ def _listen() -> None:
                     pass
 
 
-def _clear() -> None:
+def _count() -> None:
     with _lock:
-        _values.clear()
-        _state["messages"] += 1
+        state["messages"] += 1
+
+
+def _clear() -> None:
+    _count()
+    for cache in _subscribers:
+        cache.clear()
 
 
 def _drop(name: str) -> None:
-    """Drop one name, or every name starting with a prefix given as ``"prefix*"``."""
-    with _lock:
-        if name.endswith("*"):
-            prefix = name[:-1]
-            for stale in [n for n in _values if n.startswith(prefix)]:
-                del _values[stale]
-        else:
-            _values.pop(name, None)
-        _state["messages"] += 1
-
-
-def cached(name: str, load: Callable[[], Any], ttl: float | None = None,
-           keep: Callable[[Any], bool] | None = None) -> Any:
-    """The value of ``name``: from this process while the listener is connected,
-    else (and on a miss) from ``load()``. ``ttl`` (default LOCAL_INVALIDATION_TTL)
-    bounds how long this process keeps it even without a message; a loaded value
-    for which ``keep`` answers False is returned but not kept."""
-    if not enabled():
-        return load()
-    _ensure_listener()
-    if _state["connected"]:
-        hit = _values.get(name)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-    before = _state["messages"]
-    value = load()
-    if _state["connected"] and value is not None and (keep is None or keep(value)):
-        with _lock:
-            if _state["messages"] == before:
-                _values.pop(name, None)
-                while len(_values) >= MAX_ITEMS:
-                    _values.popitem(last=False)
-                # A bound on staleness even if a message were ever lost.
-                _values[name] = (time.monotonic() + (settings.LOCAL_INVALIDATION_TTL if ttl is None else ttl), value)
-    return value
+    """Drop one name, or every name starting with a prefix given as ``"prefix*"``,
+    from the push caches it belongs to. Counted first: a reader that loaded before
+    this drop and stores after it sees the count changed and keeps nothing."""
+    _count()
+    if name.endswith("*"):
+        prefix = name[:-1]
+        for cache in _subscribers:
+            if prefix.startswith(cache.name):
+                cache.delete_prefix(prefix)
+            elif cache.name.startswith(prefix):
+                cache.clear()
+    else:
+        for cache in _subscribers:
+            if name.startswith(cache.name):
+                cache.delete(name)
 
 
 def invalidate(*names: str) -> None:
@@ -155,7 +165,7 @@ def invalidate(*names: str) -> None:
 
 
 def reset() -> None:
-    """Forget every local value (tests)."""
+    """Forget every pushed value of this process (tests)."""
     _clear()
 
 
@@ -164,8 +174,8 @@ def _on_setting_changed(*, setting: str, **_: Any) -> None:
     # Another Redis (tests switch to one of their own): trust nothing local and
     # let the listener subscribe on the new server.
     if setting in ("CACHES", "REDIS_URL"):
-        _state["connected"] = False
-        _state["epoch"] += 1
+        state["connected"] = False
+        state["epoch"] += 1
         _clear()
 
 

@@ -10,7 +10,6 @@ down the token cannot be read; a compiled state is then reused for at most
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -31,12 +30,15 @@ from .engine import CompiledState, Evaluation, compile_state
 from .models import Flag, FlagEnvironment, Segment
 
 _LOCAL_TTL = 5.0
-_lock = threading.Lock()
-_compiled: dict[tuple[int, str], tuple[str | None, float, CompiledState]] = {}
+# "tenant_id:environment" -> (generation token, built at, compiled state). No TTL:
+# each use compares the token (see _state_and_token).
+_compiled = LocalCache("flags.compiled", max_items=10_000)
+# A tenant's flag generation token, dropped over pub/sub by every flag write.
+_generations = LocalCache("flags:gen:", push=True, max_items=10_000)
 # Shaped evaluate-all answers (see flags_evaluate_all_shaped). Keys carry the flag
 # generation, so the TTL only bounds memory of contexts no longer asked for; an
 # answer of 100 flags is some tens of KB, hence the bounds.
-_answers = LocalCache(ttl=60.0, max_items=2_000)
+_answers = LocalCache("flags.answers", ttl=60.0, max_items=2_000)
 _ANSWER_MAX_FLAGS = 1_000
 
 
@@ -77,18 +79,16 @@ def compiled_state(*, tenant_id: int, environment: str) -> CompiledState:
 def _state_and_token(*, tenant_id: int, environment: str) -> tuple[CompiledState, str | None]:
     """The compiled state and the generation token it is current for (None when
     the token cannot be read: Redis down)."""
-    from core import invalidation
-
-    token = invalidation.cached(generation_key(tenant_id), lambda: cache.get(generation_key(tenant_id)))
-    key = (tenant_id, environment)
+    token = _generations.get_or_load(generation_key(tenant_id), lambda: cache.get(generation_key(tenant_id)))
+    key = f"{tenant_id}:{environment}"
     hit = _compiled.get(key)
-    now = time.monotonic()
     if hit is not None:
         hit_token, built_at, state = hit
         if token is not None and hit_token == token:
             return state, token
-        if token is None and now - built_at < _LOCAL_TTL:
+        if token is None and time.monotonic() - built_at < _LOCAL_TTL:
             return state, None
+    now = time.monotonic()
     # The token is read before the state: a write committed while compiling
     # leaves this state under the older token, so the next request rebuilds it.
     state = compile_state(flag_state_document(tenant_id=tenant_id, environment=environment))
@@ -98,8 +98,7 @@ def _state_and_token(*, tenant_id: int, environment: str) -> tuple[CompiledState
         token = str(time.time_ns())
         if not cache.add(generation_key(tenant_id), token, None):
             token = cache.get(generation_key(tenant_id))
-    with _lock:
-        _compiled[key] = (token, now, state)
+    _compiled.set(key, (token, now, state))
     return state, token
 
 
@@ -107,15 +106,7 @@ def forget_tenant(tenant_id: int) -> None:
     """Drop this process's compiled states of a tenant (after a write of its flags):
     the writing process sees its write at once even when the generation token
     cannot be bumped (Redis down); other processes within ``_LOCAL_TTL``."""
-    with _lock:
-        for key in [k for k in _compiled if k[0] == tenant_id]:
-            del _compiled[key]
-
-
-def local_cache_clear() -> None:
-    with _lock:
-        _compiled.clear()
-    _answers.clear()
+    _compiled.delete_prefix(f"{tenant_id}:")
 
 
 def environment_slug(slug: str | None) -> str:

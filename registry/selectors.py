@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from core import invalidation
+from core.cache import LocalCache
 from core.errors import DependencyDown, NotFound
 
 from .models import HEALTHY, Instance, Service
@@ -41,6 +42,9 @@ def _matches(row: dict[str, Any], filters: dict[str, str]) -> bool:
 # ``response_time`` are as of when it was taken, at most
 # REGISTRY_DISCOVERY_CACHE_TTL seconds ago. With Redis down every read goes to
 # the database.
+
+
+_snapshots = LocalCache("reg:disc:", push=True, max_items=10_000)
 
 
 def _discovery_name(tenant_id: int, service_name: str) -> str:
@@ -111,8 +115,8 @@ def instance_discover(*, tenant_id: int, service_name: str, filters: dict[str, s
     404 for a service the tenant never registered; 503 when none is healthy
     (or none matches the metadata filters).
     """
-    snapshot = invalidation.cached(_discovery_name(tenant_id, service_name), lambda: _load_snapshot(tenant_id, service_name),
-                                   ttl=settings.REGISTRY_DISCOVERY_CACHE_TTL)
+    snapshot = _snapshots.get_or_load(_discovery_name(tenant_id, service_name), lambda: _load_snapshot(tenant_id, service_name),
+                                      ttl=settings.REGISTRY_DISCOVERY_CACHE_TTL)
     if not snapshot["registered"]:
         raise NotFound(f"service '{service_name}' is not registered")
     candidates = [row for row in snapshot["instances"] if _matches(row, filters or {})] if filters else snapshot["instances"]
@@ -129,6 +133,9 @@ def instances_healthy(*, tenant_id: int) -> list[Instance]:
 
 def metadata_filters(query_params) -> dict[str, str]:
     return {k: v for k, v in query_params.items() if k not in _NOT_METADATA}
+
+
+_owners = LocalCache("registry:instance-owner:", push=True, max_items=50_000)
 
 
 def _instance_tenant_key(instance_id: int | str) -> str:
@@ -150,7 +157,7 @@ def instance_owner(*, instance_id: int) -> tuple[int, str] | None:
                 cache.set(key, owner, 300)
         return owner
 
-    return invalidation.cached(key, load)
+    return _owners.get_or_load(key, load)
 
 
 def instance_tenant(*, instance_id: int) -> int | None:
@@ -197,6 +204,9 @@ _STATE_REDIS_TTL = 300
 _STATE_GENERATION = "reg:inst-gen"
 
 
+_states = LocalCache("reg:inst:", push=True, max_items=50_000)
+
+
 def _instance_state_name(instance_id: int | str) -> str:
     return f"reg:inst:{instance_id}"
 
@@ -227,7 +237,7 @@ def instance_state(*, instance_id: int) -> tuple[int, str] | None:
             cache.add(key, list(row), _STATE_REDIS_TTL)
         return None if row is None else tuple(row)
 
-    return invalidation.cached(name, load)
+    return _states.get_or_load(name, load)
 
 
 def instance_state_forget(*instance_ids: int) -> None:

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import invalidation
+from core.cache import LocalCache
 from core.errors import ValidationFailed
 from events.services import event_record
 from tenants.models import Tenant
@@ -21,6 +22,9 @@ from tenants.models import Tenant
 from .models import ServiceTokenSecret
 
 # --- reads ------------------------------------------------------------------------------
+
+# Each tenant's active secrets, in this process only; dropped over pub/sub.
+_secrets = LocalCache("registry:service-token-secrets:", push=True, max_items=10_000)
 
 
 def _token_secrets_name(tenant_id: int) -> str:
@@ -35,7 +39,7 @@ def service_token_secrets(*, tenant_id: int) -> dict[str, Any]:
         return {"tenant": Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first(),
                 "secrets": {kid: (pk, secret) for pk, kid, secret in rows}}
 
-    return invalidation.cached(_token_secrets_name(tenant_id), load)
+    return _secrets.get_or_load(_token_secrets_name(tenant_id), load)
 
 
 def service_token_candidates(*, tenant_id: int, kid: str | None) -> list[tuple[Any, str]]:

@@ -24,7 +24,12 @@ from collections.abc import Iterable
 from django.core.cache import cache
 from django.db import transaction
 
+from core import invalidation
+from core.cache import LocalCache
+
 GLOBAL = "g"
+# The generation tokens in this process, dropped over pub/sub by every bump.
+_generations = LocalCache("cfg:", push=True, max_items=50_000)
 
 
 def _gen_key(tenant_id: int | None, key: str) -> str:
@@ -36,12 +41,10 @@ def _bundle_gen_key(tenant_id: int | None) -> str:
 
 
 def _pair(tkey: str, gkey: str) -> tuple[str, str]:
-    from core import invalidation
-
     if invalidation.enabled():
         return (
-            invalidation.cached(tkey, lambda: _one(tkey)) or "0",
-            invalidation.cached(gkey, lambda: _one(gkey)) or "0",
+            _generations.get_or_load(tkey, lambda: _one(tkey)) or "0",
+            _generations.get_or_load(gkey, lambda: _one(gkey)) or "0",
         )
     return _pair_from_redis(tkey, gkey)
 
@@ -92,8 +95,6 @@ def invalidate_keys(tenant_id: int | None, keys: Iterable[str]) -> None:
         values = {_gen_key(tenant_id, k): token for k in keys}
         values[_bundle_gen_key(tenant_id)] = token
         cache.set_many(values, timeout=None)
-        from core import invalidation
-
         invalidation.invalidate(*values)
 
     transaction.on_commit(bump)

@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from core import directory, invalidation
+from core import directory
 from core.api.principal import API_KEY_PREFIX, Principal
 from core.cache import LocalCache
 from core.errors import NotFound, ValidationFailed
@@ -31,8 +31,12 @@ from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 _TENANT_TTL = 30
 # Every request needs its tenant: a process keeps it for a few seconds, so a
 # deactivation reaches every process within TENANT_LOCAL_TTL (this process: at once).
-_local_tenants = LocalCache(ttl=5.0)
-_local_resolved = LocalCache(ttl=300.0, max_items=50_000)
+_local_tenants = LocalCache("tenants.by-slug", ttl=5.0, max_items=10_000)
+# Resolved values and bundles, keyed by their generation tokens (read on every
+# request), so a write anywhere is seen at once; the TTL only bounds memory.
+_local_resolved = LocalCache("tenants.resolved", ttl=300.0, max_items=50_000)
+# Environment pks by slug, dropped over pub/sub when one is created or deleted.
+_environments = LocalCache("env:", push=True, max_items=1_000)
 _CACHE_HIT, _CACHE_MISS = CONFIG_CACHE.labels("hit"), CONFIG_CACHE.labels("miss")
 
 
@@ -75,7 +79,7 @@ def environment_get(*, slug: str) -> Environment:
             cache.set(ck, pk, 300)
         return pk
 
-    pk = invalidation.cached(ck, load)
+    pk = _environments.get_or_load(ck, load)
     return Environment(pk=pk, slug=slug, name=slug)
 
 
@@ -362,7 +366,12 @@ def api_key_hash(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-_local_used = LocalCache(ttl=60.0)
+# An API key's last use is written at most once a minute: this process asks Redis
+# at most once a minute per key.
+_local_used = LocalCache("tenants.api-key-used", ttl=60.0, max_items=10_000)
+# Valid API keys' principals, dropped over pub/sub when a key is revoked or
+# changed (an unknown key is never kept here: ``_keep_locally``).
+_api_keys = LocalCache("apikey:", push=True, max_items=50_000)
 
 
 def api_key_cache_key(key_hash: str) -> str:
@@ -394,7 +403,7 @@ def api_key_principal(*, raw_key: str, allow_query: bool = True) -> Principal | 
         return None
     digest = api_key_hash(raw_key)
     ck = api_key_cache_key(digest)
-    data = invalidation.cached(ck, lambda: _api_key_data(ck, digest, allow_query), keep=_keep_locally)
+    data = _api_keys.get_or_load(ck, lambda: _api_key_data(ck, digest, allow_query), keep=_keep_locally)
     if data is None:
         return UNCHECKED
     if not data["valid"]:

@@ -31,7 +31,8 @@ def tenant_for_principal(principal: Principal):
     return _tenant_by_id(principal.tenant_id)
 
 
-_slugs = LocalCache(ttl=300.0)
+# Tenant slugs by id: a tenant's slug never changes (checked on every use below).
+_slugs = LocalCache("tenancy.slug-by-id", ttl=300.0, max_items=10_000)
 
 
 def _tenant_by_id(tenant_id: int):

@@ -32,7 +32,7 @@ SERVICE_SCOPES = frozenset({"registry:read", "registry:write"})
 # verified can hit; each hit still checks ``exp``, that the secret that verified
 # it is still accepted for the tenant (revocation) and that its instance still
 # belongs to that tenant.
-_verified = LocalCache(ttl=300.0, max_items=20_000)
+_verified = LocalCache("registry.verified-tokens", ttl=300.0, max_items=20_000)
 _INVALID = "Invalid or expired service token"
 
 

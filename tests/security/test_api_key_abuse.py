@@ -12,10 +12,14 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.cache import LocalCache
 from tests import factories as make
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
+
+# A push-invalidated cache with a small bound (registered for the life of the process).
+_bounded = LocalCache("probe-bound:", push=True, max_items=50)
 
 
 def unknown_key() -> str:
@@ -30,44 +34,36 @@ def key_queries(ctx) -> list[str]:
 def _listener_connected() -> bool:
     from core import invalidation
 
-    return wait_until(lambda: invalidation._state["connected"], timeout=10, step=0.05)
+    return wait_until(invalidation.connected, timeout=10, step=0.05)
 
 
 def test_unknown_keys__5000_distinct__per_process_cache_stays_bounded(settings, tenant, make_key, client_for):
-    from core import invalidation
+    from tenants.selectors import _api_keys
 
     settings.API_AUTH_FAILURE_RATE = "off"
     valid = client_for(make_key(tenant=tenant, scopes=["configs:read"]))
     assert valid.get("/api/v1/configs/").status_code == 200
     assert _listener_connected()  # local values are kept only while it is
     assert valid.get("/api/v1/configs/").status_code == 200
-    before = len(invalidation._values)
+    before = len(_api_keys)
 
     codes = {client_for(unknown_key()).get("/api/v1/configs/").status_code for _ in range(5000)}
 
     assert codes == {401}
     assert before >= 1  # the valid key is kept locally
-    assert len(invalidation._values) == before
+    assert len(_api_keys) == before
 
 
 def test_local_invalidation_cache__more_names_than_its_bound__oldest_dropped(settings):
-    from core import invalidation
-
-    assert _listener_connected() or invalidation.cached("warm", lambda: 1) == 1
+    _bounded.get_or_load("probe-bound:warm", lambda: 1)
     assert _listener_connected()
-    bound = invalidation.MAX_ITEMS
-    invalidation.MAX_ITEMS = 50
-    try:
-        for i in range(120):
-            invalidation.cached(f"name:{i}", lambda i=i: i)
-        size = len(invalidation._values)
-        newest = invalidation._values.get("name:119")
-    finally:
-        invalidation.MAX_ITEMS = bound
 
-    assert size == 50
-    assert newest is not None and newest[1] == 119
-    assert "name:0" not in invalidation._values
+    for i in range(120):
+        _bounded.get_or_load(f"probe-bound:{i}", lambda i=i: i)
+
+    assert len(_bounded) == 50
+    assert _bounded.get("probe-bound:119") == 119
+    assert "probe-bound:0" not in _bounded
 
 
 @pytest.mark.parametrize("header", [
