@@ -77,6 +77,8 @@ def bench_env() -> dict[str, str]:
     env.update({
         "DJANGO_SETTINGS_MODULE": "config_hub.settings.base", "DJANGO_DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50), "FERNET_KEYS": Fernet.generate_key().decode(),
+        # Production refuses a missing or shared signing secret: one of each, distinct.
+        "JWT_SIGNING_KEY": secrets.token_urlsafe(50), "SERVICE_JWT_SECRET": secrets.token_urlsafe(50),
         "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}", "REDIS_URL": REDIS_URL,
         "CELERY_BROKER_URL": REDIS_URL, "BENCH_ROUTES": "true", "API_THROTTLE_RATE": "off", "LOG_LEVEL": "WARNING",

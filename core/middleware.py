@@ -1,9 +1,11 @@
-"""Middleware that turns a dead database into a clear 503 instead of a 500 page."""
+"""Middleware: a dead database as a clear 503 instead of a 500 page; the
+Content-Security-Policy on the pages a browser renders."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
+from csp.middleware import CSPMiddleware
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -36,3 +38,18 @@ class DependencyErrorMiddleware:
             logger.exception("database error")
             return dependency_down_response("the database")
         return None
+
+
+class HtmlCSPMiddleware(CSPMiddleware):
+    """django-csp's policy on HTML answers only (the admin, /docs, /redoc).
+
+    A policy governs what a rendered page may load and run; a JSON answer renders
+    nothing, and django-csp builds the header anew for every response (about a
+    third of a cached config read's own time, measured with bench/inprocess.py).
+    The API's answers therefore go without it.
+    """
+
+    def process_response(self, request, response):
+        if not response.get("Content-Type", "").startswith("text/html"):
+            return response
+        return super().process_response(request, response)

@@ -25,9 +25,11 @@ from core.api.renderers import dumps
 from core.cache import LocalCache
 from core.errors import NotFound
 from tenants.models import Environment, Tenant
+from tenants.selectors import environment_get
 
 from .engine import CompiledState, Evaluation, compile_state
 from .models import Flag, FlagEnvironment, Segment
+from .usage import usage_record
 
 _LOCAL_TTL = 5.0
 # "tenant_id:environment" -> (generation token, built at, compiled state). No TTL:
@@ -111,7 +113,6 @@ def forget_tenant(tenant_id: int) -> None:
 
 def environment_slug(slug: str | None) -> str:
     """Check an environment slug exists (cached) and return it."""
-    from tenants.selectors import environment_get
 
     if not slug:
         raise NotFound("no environment given")
@@ -124,7 +125,6 @@ def flag_evaluate(*, tenant: Tenant, environment: str, name: str, context: dict)
     ctx.setdefault("environment", environment)
     result = compiled_state(tenant_id=tenant.pk, environment=environment).evaluate(name, ctx)
     if result.reason != "FLAG_NOT_FOUND":
-        from .usage import usage_record
 
         usage_record(tenant_id=tenant.pk, environment=environment, names=(name,))
     return result
@@ -135,7 +135,6 @@ def flags_evaluate_all(*, tenant: Tenant, environment: str, context: dict) -> di
     ctx.setdefault("environment", environment)
     results = compiled_state(tenant_id=tenant.pk, environment=environment).evaluate_all(ctx)
     if results:
-        from .usage import usage_record
 
         usage_record(tenant_id=tenant.pk, environment=environment, names=tuple(results))
     return results
@@ -181,7 +180,6 @@ def flags_evaluate_all_shaped(
         if key is not None and len(names) <= _ANSWER_MAX_FLAGS:
             _answers.set(key, (names, shaped))
     if names:
-        from .usage import usage_record
 
         usage_record(tenant_id=tenant.pk, environment=environment, names=names)
     return shaped

@@ -9,8 +9,9 @@ class TenantsConfig(AppConfig):
         # Core's API plumbing reaches API keys and tenants through these (it imports no app).
         from core import directory
 
+        from .credentials import api_key_principal
         from .models import DEFAULT_TENANT_SLUG, Environment
-        from .selectors import api_key_principal, tenant_get, tenant_slug
+        from .selectors import tenant_get, tenant_slug
 
         directory.install(api_key_principal=api_key_principal, tenant_get=tenant_get, tenant_slug=tenant_slug,
                           default_tenant_slug=lambda: DEFAULT_TENANT_SLUG,

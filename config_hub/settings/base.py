@@ -100,7 +100,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files under gunicorn (collectstatic into STATIC_ROOT), cached and compressed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "core.middleware.HtmlCSPMiddleware",  # django-csp, on HTML answers only
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -320,7 +320,7 @@ EVENTS_WAIT_MAX_PER_KEY = env_int("EVENTS_WAIT_MAX_PER_KEY", 4)
 EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 0.2)
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
 BENCH_ROUTES = env_bool("BENCH_ROUTES", False)
-# Per-process caches of hot lookups, invalidated by Redis pub/sub (config_hub/invalidation.py).
+# Per-process caches of hot lookups, invalidated by Redis pub/sub (core/invalidation.py, core/cache.py).
 LOCAL_INVALIDATION = env_bool("LOCAL_INVALIDATION", True)
 LOCAL_INVALIDATION_TTL = env_float("LOCAL_INVALIDATION_TTL", 60)
 BEAT_STALE_AFTER = env_float("BEAT_STALE_AFTER", 120)

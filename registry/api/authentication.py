@@ -23,6 +23,8 @@ from rest_framework import authentication, exceptions
 
 from core.api.principal import API_KEY_PREFIX, Principal, PrincipalUser
 from core.cache import LocalCache
+from registry.selectors import instance_owner
+from registry.tokens import service_token_candidates, service_token_secret_accepted
 
 SERVICE_SCOPES = frozenset({"registry:read", "registry:write"})
 
@@ -61,8 +63,6 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1].startswith(API_KEY_PREFIX):
             return None
         token = parts[1].strip()
-        from registry.selectors import instance_owner
-        from registry.tokens import service_token_secret_accepted
 
         hit = _verified.get(token)
         if hit is None:
@@ -87,8 +87,6 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         """(verified claims, tenant id, the secret's reference) of a service token;
         None when the token is not one (another Bearer token); 401 when it is one
         that does not verify with a secret of its instance's tenant."""
-        from registry.selectors import instance_owner
-        from registry.tokens import service_token_candidates
 
         try:
             parsed = jwt.decode_complete(token, options={"verify_signature": False})

@@ -19,8 +19,8 @@ from core.audit import set_actor
 from core.errors import ValidationFailed
 from events.services import event_record
 
+from ..credentials import api_key_cache_key, api_key_hash
 from ..models import ApiKey, Environment, Tenant
-from ..selectors import api_key_cache_key, api_key_hash
 
 
 def api_key_create(

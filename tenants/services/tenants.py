@@ -8,8 +8,9 @@ from core.audit import set_actor
 from core.errors import Conflict, ValidationFailed
 from events.services import event_record
 
+from ..credentials import api_key_cache_key
 from ..models import ApiKey, Tenant
-from ..selectors import api_key_cache_key, tenant_cache_clear
+from ..selectors import tenant_cache_clear
 from .api_keys import api_key_forget
 from .common import full_clean
 

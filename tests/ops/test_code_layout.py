@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("core", "config_hub", "tenants", "flags", "registry", "events")
@@ -38,9 +43,9 @@ def test_production_code__no_class_or_function_named_after_a_seed():
     assert named == []
 
 
-def test_registry_and_events_modules__at_most_400_lines_or_say_why():
+def test_application_modules__at_most_400_lines_or_say_why():
     too_long = [f"{p.relative_to(ROOT)}: {len(p.read_text().splitlines())} lines"
-                for p in _production_modules("registry", "events")
+                for p in _production_modules(*APPS)
                 if len(p.read_text().splitlines()) > MAX_LINES
                 and LONG_REASON not in (ast.get_docstring(ast.parse(p.read_text())) or "")]
 
@@ -79,3 +84,47 @@ def test_celery_task_names__unchanged_and_registered():
     }
 
     assert {name: app.tasks[name].__module__ for name in expected if name in app.tasks} == expected
+
+
+# --- the import contract (.importlinter) ------------------------------------------------
+
+
+def _lint_imports(tree: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).with_name("lint-imports"))], cwd=tree, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def tree_copy(tmp_path_factory) -> Path:
+    """The packages and the contract, copied: a test may break them there."""
+    tree = tmp_path_factory.mktemp("tree")
+    for app in APPS:
+        shutil.copytree(ROOT / app, tree / app, ignore=shutil.ignore_patterns("__pycache__", "static"))
+    shutil.copy(ROOT / ".importlinter", tree / ".importlinter")
+    return tree
+
+
+def test_import_contract__the_tree_as_it_is__kept(tree_copy):
+    result = _lint_imports(tree_copy)
+
+    assert result.returncode == 0, result.stdout
+    assert "Contracts: 3 kept, 0 broken." in result.stdout
+
+
+@pytest.mark.parametrize(("module", "line", "broken"), [
+    ("core/errors.py", "import tenants.models", "core imports no app of the project BROKEN"),
+    ("registry/sweep.py", "from flags import models", "all on core BROKEN"),  # registry and flags are independent
+    ("events/services.py", "from tenants import selectors", "all on core BROKEN"),  # events sits below tenants
+    ("core/api/renderers.py", "from core.api import lean", "No import cycle between the modules of an app BROKEN"),
+])
+def test_import_contract__an_import_added_on_purpose__fails_the_check(tree_copy, module, line, broken):
+    path = tree_copy / module
+    original = path.read_text()
+    path.write_text(original + f"\n{line}  # added by the test\n")
+    try:
+        result = _lint_imports(tree_copy)
+    finally:
+        path.write_text(original)
+
+    assert result.returncode != 0
+    assert broken in result.stdout.replace("\n", " ")

@@ -100,7 +100,11 @@ def test_gunicorn_production__admin_and_docs__carry_a_content_security_policy(pr
     docs = requests.get(f"{base}/docs", headers=auth, timeout=10)
     docs_script = requests.get(f"{base}/docs?script=", headers=auth, timeout=10)
     redoc = requests.get(f"{base}/redoc", headers=auth, timeout=10)
+    api = requests.get(f"{base}/api/v1/configs/", headers=auth, timeout=10)
 
+    # A JSON answer renders nothing: the policy is for pages (HtmlCSPMiddleware).
+    assert api.status_code == 200 and api.headers["Content-Type"] == "application/json"
+    assert "Content-Security-Policy" not in api.headers
     for page in (login, docs, redoc):
         assert page.status_code == 200, page.url
         policy = page.headers["Content-Security-Policy"]

@@ -38,7 +38,7 @@ def _listener_connected() -> bool:
 
 
 def test_unknown_keys__5000_distinct__per_process_cache_stays_bounded(settings, tenant, make_key, client_for):
-    from tenants.selectors import _api_keys
+    from tenants.credentials import _api_keys
 
     settings.API_AUTH_FAILURE_RATE = "off"
     valid = client_for(make_key(tenant=tenant, scopes=["configs:read"]))
