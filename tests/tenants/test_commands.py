@@ -162,6 +162,28 @@ def test_seed_demo__printed_tenant_key__reads_the_readme_examples(client_for):
 
 
 @pytest.mark.django_db
+def test_seed_demo__printed_service_token_secret__signs_a_heartbeat_of_the_demo_tenant(client_for):
+    import jwt
+
+    from tenants.models import Tenant
+
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    line = next(line for line in out.getvalue().splitlines() if line.startswith("service-token secret (tenant123, kid "))
+    kid = line.split("kid ", 1)[1].split(")", 1)[0]
+    secret = line.split("): ", 1)[1].strip()
+    instance = make.instance(Tenant.objects.get(slug="tenant123"), "user-service", "http://user-service:8080")
+    again = io.StringIO()
+    call_command("seed_demo", stdout=again)
+
+    for headers in ({"kid": kid}, None):  # named by its kid, or found among the tenant's secrets
+        token = jwt.encode({"service_id": instance.pk}, secret, algorithm="HS256", headers=headers)
+        beat = client_for(token, scheme="Bearer").post("/heartbeat", {"service_id": instance.pk}, format="json")
+        assert beat.status_code == 200, beat.json()
+    assert "service-token secret" not in again.getvalue()  # shown once
+
+
+@pytest.mark.django_db
 def test_seed_demo__printed_login__passes_the_admin_login_form_and_runs_twice(client):
     out = io.StringIO()
     call_command("seed_demo", stdout=out)

@@ -1,5 +1,6 @@
 """``manage.py seed_demo``: a demo tenant with schemas, configs (one secret), an admin
-user and a demo API key. Idempotent: running it again keeps what exists."""
+user, demo API keys and a service-token secret. Idempotent: running it again keeps
+what exists (keys and secrets are shown only when created)."""
 from __future__ import annotations
 
 import secrets
@@ -9,6 +10,8 @@ from django.core.management.base import BaseCommand
 
 from flags.models import Flag
 from flags.services.flags import flag_create
+from registry.models import ServiceTokenSecret
+from registry.tokens import service_token_secret_create
 from tenants.models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
 from tenants.services.api_keys import api_key_create
 from tenants.services.configs import config_create
@@ -91,6 +94,11 @@ class Command(BaseCommand):
         if not ApiKey.objects.filter(name="demo-platform").exists():
             _, raw = api_key_create(name="demo-platform", tenant=None, actor=ACTOR, scopes=["admin"])
             key_lines.append(f"platform API key (all tenants, admin scope): {raw}")
+        if not ServiceTokenSecret.objects.filter(tenant=tenant, name="demo").exists():
+            # Services that call /heartbeat and /services/{name} with a signed token
+            # (HS256, claim service_id) sign it with this; the kid header may name it.
+            row, raw = service_token_secret_create(tenant=tenant, name="demo", actor=ACTOR)
+            key_lines.append(f"service-token secret (tenant123, kid {row.kid}): {raw}")
         if not key_lines:
             key_lines.append("demo API keys: created on the first run and shown only then; make another with\n"
                              "  .venv/bin/python manage.py create_api_key --name me --tenant tenant123 --scopes configs:read,flags:read")
