@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 import core.metrics  # noqa: F401  (the counters and histograms, registered on import)
+from events.selectors import webhook_subscription_counts
+from registry.selectors import instance_counts_by_status
 
 
 class DatabaseCollector:
@@ -20,8 +22,6 @@ class DatabaseCollector:
     def collect(self):
         if apps.is_installed("registry"):
             try:
-                from registry.selectors import instance_counts_by_status
-
                 family = GaugeMetricFamily("confighub_registry_instances", "Registry instances by status", labels=["status"])
                 for status, count in sorted(instance_counts_by_status().items()):
                     family.add_metric([status], count)
@@ -29,8 +29,6 @@ class DatabaseCollector:
             except Exception:  # noqa: BLE001 - a scrape must not fail because of one figure
                 pass
         try:
-            from events.selectors import webhook_subscription_counts
-
             family = GaugeMetricFamily("confighub_webhook_subscriptions", "Webhook subscriptions by state", labels=["state"])
             for state, count in sorted(webhook_subscription_counts().items()):
                 family.add_metric([state], count)

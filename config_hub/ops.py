@@ -7,10 +7,12 @@ import time
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django_redis import get_redis_connection
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework.request import Request
 
 import config_hub
+from config_hub.celery import app
 from core.api.authentication import ApiKeyAuthentication, JWTAuthentication
 from core.errors import error_body
 
@@ -33,8 +35,6 @@ def _check_redis() -> str:
     if not settings.REDIS_URL:
         return "not_configured"
     try:
-        from django_redis import get_redis_connection
-
         get_redis_connection("default").ping()
         return "healthy"
     except Exception:  # noqa: BLE001
@@ -46,8 +46,6 @@ def _check_broker() -> str:
     if url.startswith("filesystem://"):
         return "healthy"
     try:
-        from config_hub.celery import app
-
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=0, timeout=1)
         return "healthy"

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django_redis import get_redis_connection
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ def ensure_listener() -> None:
 
 
 def _listen() -> None:
-    from django_redis import get_redis_connection
-
     while True:
         pubsub = None
         try:
@@ -153,8 +152,6 @@ def invalidate(*names: str) -> None:
     if not enabled():
         return
     try:
-        from django_redis import get_redis_connection
-
         client = get_redis_connection("default")
         pipe = client.pipeline(transaction=False)
         for name in names:
