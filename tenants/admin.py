@@ -242,6 +242,9 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
                 history_id=int(version_id), actor=actor, user_id=uid,
             )
             return
+        if change and not form.has_changed():
+            # Saved as it was: no new version, no event, no history row.
+            return
         try:
             if change:
                 kwargs = {}

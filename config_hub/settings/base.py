@@ -96,6 +96,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.middleware.DependencyErrorMiddleware",
+    "core.middleware.JsonNotFoundMiddleware",
     "core.limits.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files under gunicorn (collectstatic into STATIC_ROOT), cached and compressed.
@@ -103,7 +104,7 @@ MIDDLEWARE = [
     "core.middleware.HtmlCSPMiddleware",  # django-csp, on HTML answers only
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "core.middleware.ApiCommonMiddleware",  # CommonMiddleware; no slash redirect for a write
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -1,6 +1,7 @@
 """Scope checks: each view names the scope each method needs."""
 from __future__ import annotations
 
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import BasePermission
 
 from core.api.tenancy import request_tenant
@@ -25,6 +26,11 @@ class HasScope(BasePermission):
         if not isinstance(principal, Principal):
             return False
         _refuse_foreign_tenant_header(request, principal)
+        if request.method.lower() not in view.http_method_names or not hasattr(view, request.method.lower()):
+            # A method the route does not have: 405 with Allow (for a known caller;
+            # no credential stays 401), not a scope refusal that sends the caller
+            # looking for a key it does not need.
+            raise MethodNotAllowed(request.method)
         scope = required_scope(view, request.method)
         if scope is None:
             return False

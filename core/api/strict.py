@@ -166,5 +166,6 @@ def int_param(request, name: str, default: int, *, minimum: int = 0, maximum: in
     except ValueError as exc:
         raise ValidationFailed(f"{name} must be an integer", details={name: ["must be an integer"]}) from exc
     if value < minimum or (maximum is not None and value > maximum):
-        raise ValidationFailed(f"{name} must be between {minimum} and {maximum}", details={name: ["out of range"]})
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ValidationFailed(f"{name} must be {bounds}", details={name: ["out of range"]})
     return value

@@ -156,3 +156,45 @@ def test_tenant_import__unsafe_flag_name__refused_before_anything_is_written(ten
     with pytest.raises(ValidationFailed, match=r"flags\[0\] \(a/b\)"):
         tenant_import(tenant=tenant, document=document, actor="t")
     assert not Flag.objects.exists()
+
+
+# --- routes and methods a caller gets wrong ---------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "url"), [
+    ("post", "/api/v1/registry/user-service"),
+    ("delete", "/api/v1/events/"),
+    ("post", "/api/v1/config/service/user-service"),
+    ("patch", "/api/v1/registry/healthy"),
+])
+def test_wrong_method__known_caller__405_with_allow_not_a_scope_refusal(tenant, make_key, client_for, method, url):
+    client = client_for(make_key(tenant=None, scopes=sorted(ALL_SCOPES)))
+
+    response = getattr(client, method)(url, {}, format="json")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert method.upper() not in response["Allow"]
+
+
+def test_wrong_method__no_credential__still_401(client_for):
+    assert client_for().post("/api/v1/registry/user-service", {}, format="json").status_code == 401
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_write_without_trailing_slash__json_404_never_a_redirect_or_500(api, settings, debug):
+    settings.DEBUG = debug  # make run serves in debug, where Django would raise a RuntimeError page
+
+    created = api.post("/api/v1/config", {"key": "k", "value": 1}, format="json")
+    unknown = api.get("/api/v1/nope")
+
+    assert (created.status_code, created["Content-Type"]) == (404, "application/json")
+    assert created.json()["error"]["code"] == "not_found"
+    assert (unknown.status_code, unknown["Content-Type"]) == (404, "application/json")
+
+
+def test_events__negative_cursor__400_saying_the_bound(api):
+    response = api.get("/api/v1/events/?after=-1")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "after must be at least 0"

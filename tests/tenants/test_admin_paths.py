@@ -301,6 +301,27 @@ def test_config_entry_secret__description_saved_with_the_mask_untouched__value_k
         "the relay's password", "hunter2", True, 2)
 
 
+@pytest.mark.parametrize("secret", [False, True])
+def test_config_entry__saved_unchanged__no_new_version_no_event(secret, tenant, admin_user, client,
+                                                                django_capture_on_commit_callbacks):
+    from core.admin import MASK
+    from tenants.models import ConfigEntry
+
+    entry = make.config(tenant, "database.url", "postgresql://db/users", is_secret=secret, description="the users db")
+    client.force_login(admin_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/tenants/configentry/{entry.pk}/change/", {
+            "value": MASK if secret else '"postgresql://db/users"', "description": "the users db",
+            "is_secret": "on" if secret else "",
+        })
+
+    assert response.status_code == 302
+    assert ConfigEntry.objects.get(pk=entry.pk).version == 1
+    assert _events("config", "updated", key="database.url") == []
+    assert entry.history.count() == 1
+
+
 # --- compare / promote, import / export: permissions ---------------------------------
 
 
