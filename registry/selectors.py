@@ -121,6 +121,12 @@ def instance_discover(*, tenant_id: int, service_name: str, filters: dict[str, s
         raise NotFound(f"service '{service_name}' is not registered")
     candidates = [row for row in snapshot["instances"] if _matches(row, filters or {})] if filters else snapshot["instances"]
     if not candidates:
+        if filters and snapshot["instances"]:
+            # Healthy instances exist; the metadata filters left none: say so.
+            wanted = ", ".join(f"{k}={v}" for k, v in sorted(filters.items()))
+            raise DependencyDown(f"no healthy instance of '{service_name}' has metadata {wanted} "
+                                 f"(query parameters of discovery filter on metadata)", code="no_healthy_instance",
+                                 details={"filters": filters})
         raise DependencyDown(f"no healthy instance of '{service_name}'", code="no_healthy_instance")
     return random.choice(candidates)
 

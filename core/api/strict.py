@@ -169,3 +169,20 @@ def int_param(request, name: str, default: int, *, minimum: int = 0, maximum: in
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise ValidationFailed(f"{name} must be {bounds}", details={name: ["out of range"]})
     return value
+
+
+_TRUE, _FALSE = frozenset({"1", "true", "yes"}), frozenset({"0", "false", "no", ""})
+
+
+def bool_param(request, name: str) -> bool:
+    """A boolean query parameter (``true``/``false``, ``1``/``0``, ``yes``/``no``;
+    absent is false), else 400 naming it: ``explain=maybe`` is not silently false."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValidationFailed(f"{name} must be true or false", details={name: ["must be true or false"]})

@@ -181,3 +181,16 @@ def test_service_token__service_id_not_an_ascii_integer__401_never_500(settings,
 
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "not_authenticated"
+
+
+def test_discovery__metadata_filter_matches_none__503_says_the_filter(tenant, reader, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        make.instance(tenant, "pay", "http://pay-1:8080", metadata={"zone": "eu"})
+
+    found = reader.get("/api/v1/registry/pay?zone=eu")
+    none = reader.get("/api/v1/registry/pay?zone=us")
+
+    assert found.status_code == 200 and found.json()["service_url"] == "http://pay-1:8080"
+    assert none.status_code == 503
+    assert none.json()["error"]["message"] == (
+        "no healthy instance of 'pay' has metadata zone=us (query parameters of discovery filter on metadata)")

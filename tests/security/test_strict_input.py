@@ -342,3 +342,15 @@ def test_webhook_service__unknown_resource_type__refused_for_the_admin_too(tenan
 
     with pytest.raises(ValidationFailed, match="unknown resource type 'flags'"):
         webhook_create(tenant=tenant, url="http://127.0.0.1:9/hook", resource_types=["flags"], actor="t")
+
+
+@pytest.mark.parametrize(("value", "status"), [("true", 200), ("0", 200), ("maybe", 400)])
+def test_config_read__explain_not_a_boolean__400_naming_it(api, tenant, value, status):
+    make.config(tenant, "retry.max", 3)
+
+    response = api.get(f"/api/v1/config/retry.max?explain={value}")
+
+    assert response.status_code == status
+    assert ("explain" in response.json()) is (value == "true")
+    if status == 400:
+        assert response.json()["error"]["message"] == "explain must be true or false"

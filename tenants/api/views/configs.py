@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from core.api.conditional import conditional_response, expected_version, not_modified, version_etag
 from core.api.lean import json_response, lean_route, not_modified_response
 from core.api.pagination import Pagination
-from core.api.strict import refuse_unknown, validated_body
+from core.api.strict import bool_param, refuse_unknown, validated_body
 from core.api.tenancy import request_tenant, tenant_for_principal
 from core.errors import NotFound, ValidationFailed
 from core.metrics import CONFIG_FETCH_SECONDS
@@ -84,7 +84,7 @@ class ConfigKeyView(APIView):
         environment = request.query_params.get("environment") or None
         service_name = request.query_params.get("service_name") or ""
         reveal = reveal_allowed(request)
-        if request.query_params.get("explain") in ("1", "true", "yes"):
+        if bool_param(request, "explain"):
             res = selectors.config_resolve(
                 tenant=tenant, key=key, environment=environment, service_name=service_name, explain=True, reveal=reveal
             )
