@@ -17,6 +17,21 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+# What each app's ``api/docs.py`` takes with ``from core.api.docs import *``.
+__all__ = [
+    "AnyJSON",
+    "NOT_MODIFIED",
+    "NO_CONTENT",
+    "OFREP_OR_API_ERROR",
+    "conditional",
+    "enum_field",
+    "error",
+    "errors",
+    "nullable_str",
+    "ofrep_error",
+    "when",
+]
+
 
 class AnyJSON(serializers.JSONField):
     """Any JSON value: object, array, string, number, boolean or null."""

@@ -35,21 +35,31 @@ def admit(principal: Principal) -> float | None:
     if limit is None:
         return None
     count_max, window = limit
+    count, wait = _window_count(f"thr:{principal.kind}:{principal.ident}", window)
+    if count is None or count <= count_max:
+        return None
+    return wait
+
+
+def _window_count(name: str, window: int, *, record: bool = True) -> tuple[int | None, float]:
+    """The count of ``name`` in the current fixed window (one more first with
+    ``record``) and the seconds until the window ends. None: the cache is down
+    (callers fail open)."""
     now = time.time()
     bucket = int(now // window)
-    key = f"thr:{principal.kind}:{principal.ident}:{bucket}"
+    key = f"{name}:{bucket}"
     try:
-        if cache.add(key, 1, window + 1):
+        if not record:
+            count = cache.get(key) or 0
+        elif cache.add(key, 1, window + 1):
             count = 1
         else:
             count = cache.incr(key)
     except ValueError:
         count = 1  # the key expired between add and incr
     except Exception:  # noqa: BLE001 - cache down: fail open
-        return None
-    if count is None or count <= count_max:
-        return None
-    return (bucket + 1) * window - now
+        return None, 0.0
+    return count, (bucket + 1) * window - now
 
 
 class PrincipalRateThrottle(BaseThrottle):
@@ -107,19 +117,8 @@ def auth_failures_wait(address: str, *, record: bool = False) -> float | None:
     if limit is None:
         return None
     count_max, window = limit
-    now = time.time()
-    bucket = int(now // window)
-    key = f"authfail:{address}:{bucket}"
-    try:
-        if not record:
-            count = cache.get(key) or 0
-        elif cache.add(key, 1, window + 1):
-            count = 1
-        else:
-            count = cache.incr(key)
-    except ValueError:
-        count = 1  # the key expired between add and incr
-    except Exception:  # noqa: BLE001 - cache down: fail open
+    count, wait = _window_count(f"authfail:{address}", window, record=record)
+    if count is None:
         return None
     over = count > count_max if record else count >= count_max
-    return (bucket + 1) * window - now if over else None
+    return wait if over else None

@@ -6,19 +6,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from core.api.docs import (  # noqa: F401  (the shared helpers, re-exported for the views)
-    NO_CONTENT,
-    NOT_MODIFIED,
-    OFREP_OR_API_ERROR,
-    AnyJSON,
-    conditional,
-    enum_field,
-    error,
-    errors,
-    nullable_str,
-    ofrep_error,
-    when,
-)
+from core.api.docs import *  # noqa: F403  (the shared helpers: the views write docs.errors, docs.conditional, ...)
 
 
 class EventDataSerializer(serializers.Serializer):

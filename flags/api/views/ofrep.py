@@ -76,6 +76,22 @@ def _ofrep_bulk_shape(results: dict[str, Evaluation], environment: str) -> tuple
     return body, etag_for(body)
 
 
+def _ofrep_request(request, key: str | None):
+    """(context, environment, None), or (None, None, the INVALID_CONTEXT answer)."""
+    try:
+        ctx, env = _ofrep_context(request)
+    except ValueError as exc:
+        return None, None, _ofrep_error(key, "INVALID_CONTEXT", str(exc), 400)
+    if not env:
+        return None, None, _ofrep_error(
+            key, "INVALID_CONTEXT", "no environment: send X-Environment, context.environment, or use an API key with an environment", 400)
+    try:
+        environment_get(slug=env)
+    except NotFound:
+        return None, None, _ofrep_error(key, "INVALID_CONTEXT", f"environment '{env}' does not exist", 400)
+    return ctx, env, None
+
+
 class OfrepSingleView(APIView):
     """``POST /ofrep/v1/evaluate/flags/{key}`` (OpenFeature Remote Evaluation Protocol)."""
 
@@ -90,16 +106,9 @@ class OfrepSingleView(APIView):
         },
     )
     def post(self, request, key: str):
-        try:
-            ctx, env = _ofrep_context(request)
-        except ValueError as exc:
-            return _ofrep_error(key, "INVALID_CONTEXT", str(exc), 400)
-        if not env:
-            return _ofrep_error(key, "INVALID_CONTEXT", "no environment: send X-Environment, context.environment, or use an API key with an environment", 400)
-        try:
-            environment_get(slug=env)
-        except NotFound:
-            return _ofrep_error(key, "INVALID_CONTEXT", f"environment '{env}' does not exist", 400)
+        ctx, env, refused = _ofrep_request(request, key)
+        if refused is not None:
+            return refused
         tenant = request_tenant(request)
         result = selectors.flag_evaluate(tenant=tenant, environment=env, name=key, context=ctx)
         if result.reason == "FLAG_NOT_FOUND":
@@ -120,16 +129,9 @@ class OfrepBulkView(APIView):
         },
     )
     def post(self, request):
-        try:
-            ctx, env = _ofrep_context(request)
-        except ValueError as exc:
-            return _ofrep_error(None, "INVALID_CONTEXT", str(exc), 400)
-        if not env:
-            return _ofrep_error(None, "INVALID_CONTEXT", "no environment: send X-Environment, context.environment, or use an API key with an environment", 400)
-        try:
-            environment_get(slug=env)
-        except NotFound:
-            return _ofrep_error(None, "INVALID_CONTEXT", f"environment '{env}' does not exist", 400)
+        ctx, env, refused = _ofrep_request(request, None)
+        if refused is not None:
+            return refused
         tenant = request_tenant(request)
         body, etag = selectors.flags_evaluate_all_shaped(tenant=tenant, environment=env, context=ctx, shape=_ofrep_bulk_shape)
         if not_modified(request, etag):
