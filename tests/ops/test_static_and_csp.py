@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def production_gunicorn(tmp_path):
-    """``collectstatic``, then a gunicorn of this checkout with DJANGO_DEBUG=false, on the test database."""
+    """``collectstatic``, then the Procfile's ``web`` process (gunicorn) of this checkout with
+    DJANGO_DEBUG=false, on the test database."""
     from cryptography.fernet import Fernet
     from django.conf import settings
     from django.db import connection
@@ -48,8 +50,10 @@ def production_gunicorn(tmp_path):
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True,
                    timeout=300)
     log = open(tmp_path / "gunicorn.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen([str(bindir / "gunicorn"), "-c", "config_hub/gunicorn.conf.py", "config_hub.wsgi"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # The Procfile's own web command: what a process manager runs in production.
+    web = next(line.split(":", 1)[1] for line in (REPO / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    program, *args = shlex.split(web)
+    proc = subprocess.Popen([str(bindir / program), *args], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
