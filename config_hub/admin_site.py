@@ -50,6 +50,7 @@ def dashboard(user) -> dict:
 class HubAdminSite(admin.AdminSite):
     site_header = "Config hub"
     site_title = "Config hub"
+    site_url = None  # the hub has no public site: no "View site" link to a 404
     index_title = "Operations"
 
     def index(self, request, extra_context=None):

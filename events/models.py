@@ -137,3 +137,7 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        answer = f"HTTP {self.response_code}" if self.response_code else (self.error or "no answer")
+        return f"attempt at {self.at:%Y-%m-%d %H:%M:%S}: {answer} in {self.duration_ms:.0f} ms"

@@ -171,8 +171,9 @@ def test_admin_send_again__redelivers_with_same_webhook_id(celery_worker_process
     delivery.refresh_from_db()
     assert (delivery.status, [a.response_code for a in delivery.attempt_log.all()]) == ("succeeded", [200, 200])
     page = admin.get(f"/admin/events/webhookdelivery/{delivery.pk}/change/")
-    # The last response code and the two attempts of the log.
+    # The last response code and the two attempts of the log, each captioned by what happened.
     assert page.status_code == 200 and page.content.decode().count(">200<") == 3
+    assert page.content.decode().count(": HTTP 200 in ") == 2 and "DeliveryAttempt object" not in page.content.decode()
 
 
 @pytest.mark.django_db

@@ -116,6 +116,14 @@ def test_admin_home__superuser__every_panel(tenant, environments, admin_user, cl
     assert {name for name, text in panels.items() if text in body} == set(panels)
 
 
+def test_admin_home__no_view_site_link_to_a_page_the_hub_does_not_have(admin_user, client):
+    client.force_login(admin_user)
+
+    body = client.get("/admin/").content.decode()
+
+    assert "View site" not in body and client.get("/").status_code == 404
+
+
 # --- a config entry's page ----------------------------------------------------------------------
 
 
