@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from core.api.conditional import etag_for
 from core.api.renderers import dumps
 from core.cache import LocalCache
 from core.errors import NotFound
@@ -29,7 +30,7 @@ from tenants.selectors import environment_get
 
 from .engine import CompiledState, Evaluation, compile_state
 from .models import Flag, FlagEnvironment, Segment
-from .usage import usage_record
+from .usage import usage_add, usage_record
 
 _LOCAL_TTL = 5.0
 # "tenant_id:environment" -> (generation token, built at, compiled state). No TTL:
@@ -42,6 +43,9 @@ _generations = LocalCache("flags:gen:", push=True, max_items=10_000)
 # answer of 100 flags is some tens of KB, hence the bounds.
 _answers = LocalCache("flags.answers", ttl=60.0, max_items=2_000)
 _ANSWER_MAX_FLAGS = 1_000
+# The Unleash client API's documents with their ETags, under the flag generation
+# they were built at (see unleash_client_features).
+_unleash_documents = LocalCache("flags.unleash", ttl=60.0, max_items=1_000)
 
 
 def generation_key(tenant_id: int) -> str:
@@ -71,6 +75,39 @@ def flag_state_document(*, tenant_id: int, environment: str) -> dict[str, Any]:
         for seg in Segment.objects.filter(tenant_id=tenant_id)
     ]
     return {"version": 1, "features": features, "segments": segments}
+
+
+def unleash_client_features(*, tenant_id: int, environment: str) -> tuple[dict[str, Any], str]:
+    """The Unleash client API's ``/client/features`` document (format version 2) of a
+    tenant in an environment, and its ETag.
+
+    The same flags, strategies, variants, dependencies and segments the hub's own
+    engine evaluates (:func:`flag_state_document`), so an Unleash SDK evaluating
+    locally gives the hub's answers. SDKs poll it every few seconds: the document
+    is kept per process under the tenant's flag generation (any flag or segment
+    write bumps it), so an unchanged poll costs one cache read.
+    """
+    token = _generations.get_or_load(generation_key(tenant_id), lambda: cache.get(generation_key(tenant_id)))
+    key = (tenant_id, environment, token)
+    hit = _unleash_documents.get(key) if token is not None else None
+    if hit is not None:
+        return hit
+    document = {**flag_state_document(tenant_id=tenant_id, environment=environment), "version": 2}
+    answer = (document, etag_for(document))
+    if token is not None:
+        _unleash_documents.set(key, answer)
+    return answer
+
+
+def unleash_metrics_record(*, tenant: Tenant, environment: str, toggles: dict[str, int]) -> int:
+    """Count the evaluations an Unleash SDK reports (flag name -> yes + no) as the
+    hub's own evaluations of those flags; names that are not flags of the tenant
+    are ignored. Returns the number of evaluations counted."""
+    state = compiled_state(tenant_id=tenant.pk, environment=environment)
+    counts = {name: n for name, n in toggles.items() if n > 0 and name in state}
+    if counts:
+        usage_add(tenant_id=tenant.pk, environment=environment, counts=counts)
+    return sum(counts.values())
 
 
 def compiled_state(*, tenant_id: int, environment: str) -> CompiledState:

@@ -69,20 +69,26 @@ def usage_record(*, tenant_id: int, environment: str, names: tuple[str, ...]) ->
     Counts gather in the process and go to Redis at most once a second, so an
     evaluation costs no network round trip of its own.
     """
+    usage_add(tenant_id=tenant_id, environment=environment, counts=dict.fromkeys(names, 1))
 
-    FLAG_EVALUATIONS.inc(len(names))
+
+def usage_add(*, tenant_id: int, environment: str, counts: dict[str, int]) -> None:
+    """Count ``counts[name]`` evaluations of each flag (:func:`usage_record`, and the
+    evaluations an Unleash SDK reports in its metrics)."""
+
+    FLAG_EVALUATIONS.inc(sum(counts.values()))
     if settings.REDIS_URL:
         with _pending_lock:
-            for name in names:
-                _pending[f"{tenant_id}|{environment}|{name}"] += 1
+            for name, n in counts.items():
+                _pending[f"{tenant_id}|{environment}|{name}"] += n
             due = time.monotonic() - _last_push >= PUSH_EVERY
         if due:
             usage_push()
         return
     global _last_local_flush
     with _local_lock:
-        for name in names:
-            _local[(tenant_id, environment, name)] += 1
+        for name, n in counts.items():
+            _local[(tenant_id, environment, name)] += n
         due = time.monotonic() - _last_local_flush > _LOCAL_FLUSH_EVERY
         if due:
             _last_local_flush = time.monotonic()

@@ -20,6 +20,15 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
                 "description": f"`ApiKey {API_KEY_PREFIX}...` (or `Bearer {API_KEY_PREFIX}...`), a service key from the admin"}
 
 
+class BareApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "core.api.authentication.BareApiKeyAuthentication"
+    name = "UnleashApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": f"`{API_KEY_PREFIX}...` alone, as Unleash SDKs send it (the /unleash/ routes only)"}
+
+
 class OperatorJWTScheme(OpenApiAuthenticationExtension):
     target_class = "core.api.authentication.JWTAuthentication"
     name = "OperatorJWT"

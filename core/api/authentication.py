@@ -62,6 +62,22 @@ def api_key_authenticate(request, token: str) -> Principal:
     return principal
 
 
+class BareApiKeyAuthentication(authentication.BaseAuthentication):
+    """An API key alone in ``Authorization`` (``chk_...``, no scheme), as Unleash
+    SDKs send their token. Only the views that list it accept it (the Unleash
+    client API); everywhere else a header without a scheme stays a 401."""
+
+    def authenticate(self, request):
+        raw = request.META.get("HTTP_AUTHORIZATION", "").strip()
+        if not raw.startswith(API_KEY_PREFIX) or len(raw.split()) != 1:
+            return None
+        principal = api_key_authenticate(request, raw)
+        return PrincipalUser(principal), principal
+
+    def authenticate_header(self, request) -> str:
+        return 'ApiKey realm="config-hub"'
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """An API key as ``ApiKey <key>``, or as ``Bearer <key>`` (the static-token clients)."""
 

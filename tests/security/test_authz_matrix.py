@@ -92,6 +92,7 @@ def _params(data) -> dict:
         "flag_id": data["flag_id"],
         "instance_id": data["instance_id"],
         "webhook_id": data["webhook_id"],
+        "environment": "production",
     }
 
 
@@ -140,6 +141,7 @@ def _bad_credentials(admin_user) -> dict[str, str]:
         "malformed_apikey": "ApiKey",
         "unknown_scheme": "Basic dXNlcjpwYXNz",
         "unknown_api_key": "ApiKey chk_00000000_" + "A" * 43,  # well formed: reaches the look-up
+        "bare_unknown_api_key": "chk_00000000_" + "A" * 43,  # as Unleash SDKs send it: 401 everywhere
         "expired_jwt": f"Bearer {expired}",
         "jwt_other_key": f"Bearer {other_key}",
         "jwt_alg_none": f"Bearer {alg_none}",
