@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests import factories as make
 
@@ -12,6 +13,22 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def _text(browser) -> str:
     return browser.find_element(By.TAG_NAME, "body").text
+
+
+def _shows(browser, text: str, timeout: float = 10) -> bool:
+    """Whether the page shows ``text`` within ``timeout``: after a click that
+    navigates, the old page's body may still be there (or go stale mid-read)."""
+    def found(driver) -> bool:
+        try:
+            return text in driver.find_element(By.TAG_NAME, "body").text
+        except StaleElementReferenceException:
+            return False
+
+    try:
+        WebDriverWait(browser, timeout, poll_frequency=0.1).until(found)
+    except TimeoutException:
+        return False
+    return True
 
 
 def _type(browser, name: str, text: str) -> None:
@@ -105,7 +122,7 @@ def test_compare__two_environments__promote_a_key_after_preview(logged_in, live_
     screenshot("preview")
     b.find_element(By.ID, "confirm-promote").click()
 
-    assert "Promoted 1 key(s) from staging to production" in _text(b)
+    assert _shows(b, "Promoted 1 key(s) from staging to production"), _text(b)
     assert config_resolve(tenant=tenant, key="search.replicas", environment="production").value == 3
 
 
@@ -123,7 +140,7 @@ def test_flags__bulk_set_rollout__then_preview_shows_the_answer(logged_in, live_
     screenshot("bulk-form")
     b.find_element(By.ID, "bulk-apply").click()
 
-    assert "Set rollout: 1 flag(s) in production" in _text(b)
+    assert _shows(b, "Set rollout: 1 flag(s) in production"), _text(b)
     assert FlagEnvironment.objects.get(flag__name="new_checkout").rollout_percentage == 100.0
 
     flag = Flag.objects.get(name="new_checkout")
@@ -147,7 +164,7 @@ def test_registry__drain_an_instance__never_discovered(logged_in, live_server, s
     b.find_element(By.NAME, "index").click()
 
     screenshot("drained")
-    assert "Drained 1 instance(s)" in _text(b)
+    assert _shows(b, "Drained 1 instance(s)"), _text(b)
     assert b.find_element(By.CSS_SELECTOR, ".status-badge").text == "out_of_service"
     assert Instance.objects.get(pk=inst.pk).status == "out_of_service"
 
