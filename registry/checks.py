@@ -92,10 +92,11 @@ def instance_active_checks(*, now=None) -> dict[str, Any]:
                            [HEALTHY, *passed, UNHEALTHY, settings.REGISTRY_CHECK_SUCCESSES, fresh])
             up = cursor.fetchall()
         names = service_names(cursor, {row[1] for row in down} | {row[1] for row in up})
+        # Caches before the events (a listener woken by one must discover the new state).
+        discovery_changed((names[sid][1], names[sid][0]) for sid in names)
+        instance_state_forget(*(row[0] for row in down), *(row[0] for row in up))
         events_record_many(
             batched_events(down, names, "status_changed", {"reason": "active_check", "from": HEALTHY, "to": UNHEALTHY})
             + batched_events(up, names, "status_changed", {"reason": "active_check", "from": UNHEALTHY, "to": HEALTHY})
         )
-        discovery_changed((names[sid][1], names[sid][0]) for sid in names)
-        instance_state_forget(*(row[0] for row in down), *(row[0] for row in up))
     return {"probed": len(targets), "down": len(down), "up": len(up), "blocked": blocked}

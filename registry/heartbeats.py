@@ -173,8 +173,8 @@ def instance_heartbeat(
             instance.status = wanted
         instance.save(update_fields=["last_heartbeat", "response_time_ms", "status"])
         if instance.status != old:
+            discovery_changed([(instance.service.tenant_id, instance.service.name)])  # caches before the event
             instance_status_event(instance, old=old, new=instance.status, actor=actor, reason="heartbeat")
-            discovery_changed([(instance.service.tenant_id, instance.service.name)])
         # Also when nothing changed: the buffered path took a stale status for
         # this one (or had none), and asks again next time.
         instance_state_forget(instance.pk)

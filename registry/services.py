@@ -61,13 +61,15 @@ def instance_register(
         instance.save()
         instance.service = service
         service.tenant = tenant
+        # Caches before the event: after commit, callbacks run in registration order,
+        # and a listener woken by the event must discover the new state.
+        discovery_changed([(tenant.pk, service_name)])
+        instance_state_forget(instance.pk)
         event_record(
             tenant=tenant, resource_type="instance", action="registered" if created else "refreshed", actor=actor,
             key=service_name, service_name=service_name,
             data={"id": instance.pk, "url": url, "status": instance.status, "metadata": instance.metadata},
         )
-        discovery_changed([(tenant.pk, service_name)])
-        instance_state_forget(instance.pk)
     return instance, created
 
 
@@ -86,9 +88,9 @@ def instance_set_status(*, instance: Instance, status: str, actor: str, user_id:
             # Restored: it gets a full TTL to beat before the sweep judges it.
             locked.last_heartbeat = timezone.now()
         locked.save(update_fields=["status", "last_heartbeat"])
-        instance_status_event(locked, old=old, new=status, actor=actor, reason="drained" if status == OUT_OF_SERVICE else "restored")
-        discovery_changed([(locked.service.tenant_id, locked.service.name)])
+        discovery_changed([(locked.service.tenant_id, locked.service.name)])  # caches before the event
         instance_state_forget(locked.pk)
+        instance_status_event(locked, old=old, new=status, actor=actor, reason="drained" if status == OUT_OF_SERVICE else "restored")
     return locked
 
 
@@ -108,14 +110,14 @@ def instance_deregister(*, instance_id: int, tenant_id: int | None, actor: str) 
         instance = qs.first()
         if instance is None:
             raise NotFound("instance not found")
+        instance_tenant_forget(instance.pk)
+        instance_state_forget(instance.pk)
+        discovery_changed([(instance.service.tenant_id, instance.service.name)])  # before the event, as above
         event_record(
             tenant=instance.service.tenant, resource_type="instance", action="deregistered", actor=actor,
             key=instance.service.name, service_name=instance.service.name, data={"id": instance.pk, "url": instance.url},
         )
-        instance_tenant_forget(instance.pk)
-        instance_state_forget(instance.pk)
         instance.delete()
-        discovery_changed([(instance.service.tenant_id, instance.service.name)])
 
 
 def service_delete(*, service: Service, actor: str) -> int:

@@ -97,12 +97,14 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
                 "registry sweep: more than %.0f%% of the live instances of %d service(s) went silent at once; "
                 "marked unhealthy, nothing removed this round (network trouble?)", ratio * 100, len(mass),
             )
+        # Caches before the events: after commit, callbacks run in registration order,
+        # and a listener woken by an event must discover the new state.
+        discovery_changed((names[sid][1], names[sid][0]) for sid in service_ids)
+        instance_tenant_forget(*(iid for iid, _sid, _url in removed))
+        instance_state_forget(*(iid for iid, _sid, _url in marked), *(iid for iid, _sid, _url in removed))
         events_record_many(
             batched_events(marked, names, "status_changed", {"reason": "heartbeat_ttl", "from": "live", "to": UNHEALTHY})
             + batched_events(removed, names, "deregistered", {"reason": "deregister_after"})
         )
-        discovery_changed((names[sid][1], names[sid][0]) for sid in service_ids)
-        instance_tenant_forget(*(iid for iid, _sid, _url in removed))
-        instance_state_forget(*(iid for iid, _sid, _url in marked), *(iid for iid, _sid, _url in removed))
     return {"marked": len(marked), "removed": len(removed), "grace": False, "mass_services": len(mass)}
 

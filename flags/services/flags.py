@@ -34,11 +34,13 @@ def _check_percentage(value: Any) -> float:
 
 
 def _announce(flag: Flag, *, action: str, actor: str, environment: str = "", data: dict | None = None) -> None:
+    # Caches first: after commit, callbacks run in the order they were registered,
+    # and a listener woken by the event must read the new state, never the cached one.
+    generation_bump(flag.tenant_id)
     event_record(
         tenant=flag.tenant, resource_type="flag", action=action, actor=actor, key=flag.name,
         environment=environment, version=flag.version, data=data or {"id": flag.pk},
     )
-    generation_bump(flag.tenant_id)
 
 
 def flag_create(

@@ -23,8 +23,8 @@ def segment_set(*, tenant: Tenant, name: str, constraints: list, description: st
         seg.constraints, seg.description = constraints, description or seg.description
         set_actor(seg, actor, user_id=user_id)
         seg.save()
+        generation_bump(tenant.pk)  # before the event: see flags.services.flags._announce
         event_record(tenant=tenant, resource_type="segment", action="updated", actor=actor, key=name)
-        generation_bump(tenant.pk)
     return seg
 
 
@@ -53,8 +53,8 @@ def segment_delete(*, segment: Segment, actor: str, user_id: int | None = None) 
                 + (" ..." if len(users) > 10 else "") + "; remove it from their strategies first",
                 details={"used_by": users}, code="segment_in_use",
             )
+        generation_bump(seg.tenant_id)  # before the event: see flags.services.flags._announce
         event_record(tenant=seg.tenant, resource_type="segment", action="deleted", actor=actor, key=seg.name,
                      data={"id": seg.pk})
         set_actor(seg, actor, user_id=user_id)
         seg.delete()
-        generation_bump(seg.tenant_id)

@@ -97,11 +97,11 @@ def flags_import_unleash(*, tenant: Tenant, environment: Environment, document: 
             else:
                 _written(where, flag_update, flag=flag, **fields)
                 updated += 1
+        generation_bump(tenant.pk)  # before the event: see flags.services.flags._announce
         event_record(
             tenant=tenant, resource_type="flag", action="imported", actor=actor, environment=environment.slug,
             data={"created": created, "updated": updated, "segments": len(id_map)},
         )
-        generation_bump(tenant.pk)
     return {"created": created, "updated": updated, "segments": len(id_map)}
 
 

@@ -34,6 +34,10 @@ def _event_data(entry: ConfigEntry, *, value_changed: bool) -> dict[str, Any]:
 
 
 def _announce(entry: ConfigEntry, *, action: str, actor: str, value_changed: bool = True) -> None:
+    # Caches first: after commit, callbacks run in the order they were registered,
+    # and a listener woken by the event (long poll, stream, a client re-fetching its
+    # bundle) must read the new value, never the one cached before the change.
+    cfg_cache.invalidate_keys(entry.tenant_id, [entry.key])
     event_record(
         tenant=entry.tenant,
         resource_type="config",
@@ -45,7 +49,6 @@ def _announce(entry: ConfigEntry, *, action: str, actor: str, value_changed: boo
         version=entry.version,
         data=_event_data(entry, value_changed=value_changed),
     )
-    cfg_cache.invalidate_keys(entry.tenant_id, [entry.key])
 
 
 def _locked_version(entry: ConfigEntry, expected_version: int | None) -> int:

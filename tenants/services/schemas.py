@@ -50,12 +50,13 @@ def schema_set(
         full_clean(obj, exclude=["schema", "metadata", "default_value"])
         set_actor(obj, actor, user_id=user_id)
         obj.save()
+        # The default value takes part in resolution of every tenant. Caches before
+        # the event: a listener woken by it must read the new default.
+        _invalidate_everywhere(key)
         event_record(
             tenant=None, resource_type="schema", action="created" if created else "updated", actor=actor,
             key=key, version=obj.version, data={"required": required},
         )
-        # The default value takes part in resolution of every tenant.
-        _invalidate_everywhere(key)
     return obj, created
 
 
@@ -64,10 +65,10 @@ def schema_delete(*, key: str, actor: str, user_id: int | None = None) -> None:
         obj = ConfigSchema.objects.filter(key=key).first()
         if obj is None:
             raise NotFound(f"no schema for '{key}'")
+        _invalidate_everywhere(key)  # before the event, as in schema_set
         event_record(tenant=None, resource_type="schema", action="deleted", actor=actor, key=key, version=obj.version)
         set_actor(obj, actor, user_id=user_id)
         obj.delete()
-        _invalidate_everywhere(key)
 
 
 def _invalidate_everywhere(key: str) -> None:

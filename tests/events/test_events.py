@@ -195,3 +195,30 @@ def test_revert__old_value_breaks_current_schema__refused(tenant, make_key, clie
 
     assert r.status_code == 400
     assert r.json()["error"]["details"] == [{"path": "$", "message": "'lots' is not of type 'integer'"}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_after_commit__listener_woken_by_it__reads_the_new_value_not_the_cached_one(tenant, environments):
+    """A listener (long poll, stream, a client re-fetching its bundle) runs on the
+    event's after-commit hook: the caches must already be invalidated by then."""
+    from events import services as events_services
+    from tenants.models import ConfigEntry
+    from tenants.selectors import config_bundle_cached
+    from tenants.services.configs import config_update
+
+    entry = make.config(tenant, "billing.timeout", 30, service_name="billing")
+    assert {row["key"]: row["value"] for row in config_bundle_cached(
+        tenant=tenant, environment="production", service_name="billing").rows}["billing.timeout"] == 30  # now cached
+    seen = []
+
+    def listener(event_id):
+        bundle = config_bundle_cached(tenant=tenant, environment="production", service_name="billing")
+        seen.append({row["key"]: row["value"] for row in bundle.rows}["billing.timeout"])
+
+    events_services.register_after_commit_hook(listener)
+    try:
+        config_update(entry=ConfigEntry.objects.get(pk=entry.pk), value=45, actor="t")
+    finally:
+        events_services._after_commit_hooks.remove(listener)
+
+    assert seen == [45]
