@@ -76,7 +76,6 @@ def frame(event_id: int | None, event: str, data: dict) -> str:
 
 
 def _events_after(visibility: tuple, cursor: int) -> list[tuple[Event, str]]:
-    close_old_connections()
     tenant_id, all_tenants, tenant_filter = visibility
     events = selectors.events_after(tenant_id=tenant_id, all_tenants=all_tenants, after=cursor, limit=BATCH,
                                     tenant_filter=tenant_filter)
@@ -84,14 +83,17 @@ def _events_after(visibility: tuple, cursor: int) -> list[tuple[Event, str]]:
 
 
 def _bounds() -> tuple[int | None, int | None]:
-    close_old_connections()
     row = Event.objects.aggregate(oldest=Min("id"), latest=Max("id"))
     return row["oldest"], row["latest"]
 
 
 def _latest() -> int | None:
-    close_old_connections()
     return Event.objects.order_by("-id").values_list("id", flat=True).first()
+
+
+def _on_hub_thread(fn, *args):
+    close_old_connections()  # this thread's connection, as at a request's start
+    return fn(*args)
 
 
 class Hub:
@@ -132,7 +134,8 @@ class Hub:
     # --- the database, on the hub's threads -------------------------------------------
 
     def run_sync(self, fn, *args):
-        return self.loop.run_in_executor(self.executor, functools.partial(fn, *args))
+        """``fn(*args)`` on one of the hub's threads (each keeps its database connection)."""
+        return self.loop.run_in_executor(self.executor, functools.partial(_on_hub_thread, fn, *args))
 
     async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, str]]:
         """The events after ``cursor`` that ``plan``'s caller may see, with their frames;
@@ -148,7 +151,9 @@ class Hub:
     # --- the one source of wake-ups -----------------------------------------------------
 
     async def _watch(self) -> None:
-        while self.listeners:
+        # Runs for the life of the process once a listener came (one subscription;
+        # stopping when the last one leaves would race with the next one's arrival).
+        while True:
             if settings.REDIS_URL:
                 try:
                     await self._subscribed()
@@ -169,7 +174,7 @@ class Hub:
             await pubsub.subscribe(watch.CHANNEL)
             # Whatever committed while (re)connecting is found by id.
             self.wake_all()
-            while self.listeners:
+            while True:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is not None and message.get("type") == "message":
                     self.wake_all()
@@ -182,15 +187,17 @@ class Hub:
 
     async def _poll(self, seconds: float | None) -> None:
         until = None if seconds is None else time.monotonic() + seconds
-        seen = await self.run_sync(_latest)
-        while self.listeners and (until is None or time.monotonic() < until):
+        seen = None
+        while until is None or time.monotonic() < until:
             await asyncio.sleep(settings.EVENTS_POLL_INTERVAL)
+            if not self.listeners:
+                continue
             try:
                 latest = await self.run_sync(_latest)
             except Exception:  # noqa: BLE001 - database away: listeners keep their cursor
                 logger.info("stream: outbox poll failed", exc_info=True)
                 continue
-            if latest != seen:
+            if latest != seen:  # (the first look wakes them too: nothing slips between)
                 seen = latest
                 self.wake_all()
 
@@ -238,9 +245,7 @@ class StreamBody:
                 yield ": connected\n\n"
                 if reset_needed(cursor, oldest, latest):
                     cursor = latest or 0
-                    yield frame(cursor, "reset", {"cursor": cursor,
-                                                  "reason": "the cursor is older than the events the hub keeps; "
-                                                            "fetch everything again, then follow from this id"})
+                    yield reset_frame(cursor)
             last_sent = time.monotonic()
             while True:
                 wake.clear()
@@ -265,6 +270,33 @@ class StreamBody:
                     last_sent = time.monotonic()
         finally:
             hub.leave(wake)
+
+
+def answer_once(plan: Plan) -> str:
+    """The stream as one finite answer (served without ASGI): the opening, a reset if
+    due, the events after the cursor (one batch), and ``retry:`` one second."""
+    oldest, latest = _bounds()
+    parts = ["retry: 1000\n"]
+    if plan.after is None:
+        parts.append(f": connected\nid: {latest or 0}\n\n")
+        return "".join(parts)
+    parts.append(": connected\n\n")
+    cursor = plan.after
+    if reset_needed(cursor, oldest, latest):
+        cursor = latest or 0
+        parts.append(reset_frame(cursor))
+        return "".join(parts)
+    batch = _events_after(plan.visibility, cursor)
+    parts += [text for event, text in batch if plan.matches(event)]
+    if batch and not plan.matches(batch[-1][0]):
+        parts.append(f"id: {batch[-1][0].pk}\n\n")  # the cursor moved past filtered-out events
+    return "".join(parts)
+
+
+def reset_frame(cursor: int) -> str:
+    return frame(cursor, "reset", {"cursor": cursor,
+                                   "reason": "the cursor is older than the events the hub keeps; "
+                                             "fetch everything again, then follow from this id"})
 
 
 def reset_needed(cursor: int, oldest: int | None, latest: int | None) -> bool:

@@ -376,3 +376,29 @@ def test_stream__procfile_web_process__serves_the_api_and_the_stream_on_one_base
         make.config(tenant, "via.gunicorn", 1)
         assert wait_until(lambda: listener.events, timeout=10)
     assert json.loads(listener.events[0]["data"])["data"]["key"] == "via.gunicorn"
+
+
+def test_stream__served_without_asgi__answers_once_with_the_events_after_the_cursor_and_retry(tenant, make_key):
+    from rest_framework.test import APIClient
+
+    from events.models import Event
+
+    key = make_key(tenant=tenant, scopes=["events:read"])
+    make.config(tenant, "a", 1)
+    after = Event.objects.latest("id").pk
+    make.config(tenant, "b", 2)
+    latest = Event.objects.latest("id")
+    client = APIClient()  # Django's own (WSGI-style) handler, as under manage.py runserver
+
+    response = client.get(f"/api/v1/stream?after={after}", HTTP_AUTHORIZATION=f"ApiKey {key}")
+    fresh = client.get("/api/v1/stream", HTTP_AUTHORIZATION=f"ApiKey {key}")
+    denied = client.get("/api/v1/stream", HTTP_AUTHORIZATION=f"ApiKey {make_key(tenant=tenant, scopes=['configs:read'])}")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    text = response.content.decode()
+    assert text.startswith("retry: 1000\n: connected\n\n")
+    assert f"id: {latest.pk}\nevent: config.created\n" in text
+    assert text.count("event: ") == 1
+    assert fresh.content.decode() == f"retry: 1000\n: connected\nid: {latest.pk}\n\n"
+    assert denied.status_code == 403
