@@ -15,6 +15,9 @@ import os
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 worker_class = "uvicorn_worker.UvicornWorker"
+# Uvicorn would otherwise take the client address from X-Forwarded-For sent via
+# 127.0.0.1; the hub decides that itself (TRUSTED_PROXY_COUNT, core/api/throttling.py).
+forwarded_allow_ips = ""
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 # Long polls last up to EVENTS_MAX_WAIT (60 s): the timeout must exceed it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "90"))
