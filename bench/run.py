@@ -122,6 +122,9 @@ def routes(seed: dict, base: str = "") -> list[tuple[str, str, str, dict, dict |
     ]
 
 
+WORKER_CLASS = "gthread" if os.environ.get("BENCH_GTHREAD") else "uvicorn+a2wsgi"
+
+
 def main() -> int:
     env = bench_env()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -130,7 +133,10 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     env.update({"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": str(THREADS), "GUNICORN_BIND": f"127.0.0.1:{port}",
                 "PROMETHEUS_MULTIPROC_DIR": str(work / "prom")})
-    server = subprocess.Popen([str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "config_hub/gunicorn.conf.py", "config_hub.wsgi"],
+    # The Procfile's web process (uvicorn workers, config_hub/asgi.py); BENCH_GTHREAD=1: the
+    # former gthread WSGI server, to compare the synchronous API on both.
+    app = ["-k", "gthread", "config_hub.wsgi"] if os.environ.get("BENCH_GTHREAD") else ["config_hub.asgi:application"]
+    server = subprocess.Popen([str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "config_hub/gunicorn.conf.py", *app],
                               env=env, cwd=REPO, stdout=open(work / "gunicorn.log", "w"), stderr=subprocess.STDOUT)
     try:
         for _ in range(100):
@@ -184,7 +190,7 @@ def main() -> int:
     machine = {"cpus": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(), "platform": platform.platform()}
     report = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": SECONDS, "concurrency": CONCURRENCY,
               "rounds": ROUNDS,
-              "gunicorn": {"workers": 2, "worker_class": "gthread", "threads": THREADS}, "machine": machine, "results": results}
+              "gunicorn": {"workers": 2, "worker_class": WORKER_CLASS, "threads": THREADS}, "machine": machine, "results": results}
     print()
     print(f"{'route':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'target':>7} {'ratio met':>9} {'p99 met':>8}")
     for r in results:
@@ -194,7 +200,7 @@ def main() -> int:
         print(f"{r['route']:34} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['ratio']:6.2f} {target:>7} {ratio_met:>9} "
               f"{'yes' if r['p99_met'] else 'NO':>8}{extra}")
     print(f"\nconcurrency {CONCURRENCY}; each route {ROUNDS} x {SECONDS}s alternating with the bare view, medians; ratio = route / the bare "
-          f"view measured beside it; gunicorn 2 x gthread({THREADS}); p99 target < {P99_TARGET_MS} ms; {machine['cpus']} CPUs ({machine['cpu']})")
+          f"view measured beside it; gunicorn 2 x {WORKER_CLASS}({THREADS}); p99 target < {P99_TARGET_MS} ms; {machine['cpus']} CPUs ({machine['cpu']})")
     results_dir = REPO / "bench" / "results"
     results_dir.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

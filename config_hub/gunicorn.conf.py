@@ -1,6 +1,8 @@
-"""Gunicorn settings for the hub: ``gunicorn -c config_hub/gunicorn.conf.py config_hub.wsgi``.
+"""Gunicorn settings for the hub: ``gunicorn -c config_hub/gunicorn.conf.py config_hub.asgi:application``.
 
-Worker class gthread: each process serves ``GUNICORN_THREADS`` requests at once.
+Uvicorn workers (config_hub/asgi.py): the change stream's listeners are coroutines;
+every other route runs on a pool of ``GUNICORN_THREADS`` threads per process, as
+gthread workers ran it: each process serves ``GUNICORN_THREADS`` requests at once.
 The hot paths are short and mostly wait on Redis, so threads keep a process
 busy without the memory of more processes; and the long-poll watch
 (``/api/v1/events/?wait=``) holds one thread per waiting caller, not a whole
@@ -12,7 +14,10 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "gthread"
+worker_class = "uvicorn_worker.UvicornWorker"
+# Uvicorn would otherwise take the client address from X-Forwarded-For sent via
+# 127.0.0.1; the hub decides that itself (TRUSTED_PROXY_COUNT, core/api/throttling.py).
+forwarded_allow_ips = ""
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 # Long polls last up to EVENTS_MAX_WAIT (60 s): the timeout must exceed it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "90"))

@@ -58,6 +58,19 @@ class Event(models.Model):
         return self.tenant_id is None and not self.tenant_slug and self.resource_type in GLOBAL_RESOURCE_TYPES
 
 
+def event_matches(event: Event, *, resource_types, key_prefix: str, environment: str, service_name: str) -> bool:
+    """Whether an event passes a filter (a webhook subscription's, a stream's); empty: anything."""
+    if resource_types and event.resource_type not in resource_types:
+        return False
+    if key_prefix and not event.key.startswith(key_prefix):
+        return False
+    if environment and event.environment != environment:
+        return False
+    if service_name and event.service_name != service_name:
+        return False
+    return True
+
+
 class WebhookSubscription(models.Model):
     """A receiver of a tenant's events, with a filter and a Standard Webhooks secret."""
 
@@ -86,15 +99,8 @@ class WebhookSubscription(models.Model):
 
     def matches(self, event: Event) -> bool:
         """Whether an event passes this subscription's filter."""
-        if self.resource_types and event.resource_type not in self.resource_types:
-            return False
-        if self.key_prefix and not event.key.startswith(self.key_prefix):
-            return False
-        if self.environment and event.environment != self.environment:
-            return False
-        if self.service_name and event.service_name != self.service_name:
-            return False
-        return True
+        return event_matches(event, resource_types=self.resource_types, key_prefix=self.key_prefix,
+                             environment=self.environment, service_name=self.service_name)
 
 
 class WebhookDelivery(models.Model):

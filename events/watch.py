@@ -76,6 +76,14 @@ def held_wait(caller: str) -> Iterator[None]:
 
 _changed = threading.Condition()
 _generation = [0]
+# Callables run on every commit in this process (the stream's hub: events.stream).
+_on_commit: list = []
+
+
+def on_commit_notify(callback) -> None:
+    """Run ``callback()`` (from the committing thread, so it must be thread-safe
+    and quick) each time an event commits in this process."""
+    _on_commit.append(callback)
 
 
 def notify_committed() -> None:
@@ -83,6 +91,11 @@ def notify_committed() -> None:
     with _changed:
         _generation[0] += 1
         _changed.notify_all()
+    for callback in list(_on_commit):
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - a closed loop: that hub is gone
+            logger.debug("watch: a commit callback failed", exc_info=True)
 
 
 class Waiter:

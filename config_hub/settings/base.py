@@ -319,6 +319,12 @@ EVENTS_WAIT_MAX_PER_PROCESS = env_int("EVENTS_WAIT_MAX_PER_PROCESS", max(1, env_
 EVENTS_WAIT_MAX_PER_KEY = env_int("EVENTS_WAIT_MAX_PER_KEY", 4)
 # Without Redis pub/sub, a waiter looks for other processes' events this often.
 EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 0.2)
+# The change stream (GET /api/v1/stream, events/stream.py): listeners per process
+# (503 with Retry-After beyond), seconds between keepalive comments, and the
+# threads (each with its database connection) that read the outbox for them.
+EVENTS_STREAM_MAX_PER_PROCESS = env_int("EVENTS_STREAM_MAX_PER_PROCESS", 10000)
+EVENTS_STREAM_KEEPALIVE = env_float("EVENTS_STREAM_KEEPALIVE", 15)
+EVENTS_STREAM_DB_THREADS = env_int("EVENTS_STREAM_DB_THREADS", 4)
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
 BENCH_ROUTES = env_bool("BENCH_ROUTES", False)
 # Per-process caches of hot lookups, invalidated by Redis pub/sub (core/invalidation.py, core/cache.py).

@@ -1,0 +1,124 @@
+"""``GET /api/v1/stream``: the change stream (server-sent events), an async view under ASGI.
+
+Everything that can refuse a request runs before the stream starts, in DRF's
+own machinery (:class:`StreamGate`: the API's authentication classes, the
+``events:read`` scope, throttles, strict query parameters, the long poll's
+tenant rules), on one of the hub's threads: a bad key is the API's 401 JSON, a
+missing scope its 403 JSON, an unknown parameter its 400. Then the listener cap
+(503 with Retry-After), then ``text/event-stream`` (events.stream).
+"""
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api.strict import int_param
+from core.api.tenancy import request_tenant
+from core.errors import ValidationFailed, error_body
+
+from .. import services, stream
+
+
+class JsonAnswers(BaseContentNegotiation):
+    """The gate's answers are JSON errors, whatever the client accepts (``text/event-stream``)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def _cursor(request) -> int | None:
+    """``Last-Event-ID`` (what an EventSource sends when it reconnects) wins over
+    ``?after=``; neither: None (from the latest event on)."""
+    raw = request.META.get("HTTP_LAST_EVENT_ID", "").strip()
+    if not raw:
+        if request.query_params.get("after", "") == "":
+            return None
+        return int_param(request, "after", 0)
+    if not raw.isdigit():
+        raise ValidationFailed("Last-Event-ID must be an event id (an integer of at least 0)",
+                               details={"Last-Event-ID": ["must be an integer"]})
+    return int(raw)
+
+
+class StreamGate(APIView):
+    """The checks of the stream, as a DRF view whose answer is the listener's plan."""
+
+    read_scope = "events:read"
+    query_parameters = frozenset({"after", "types", "environment", "service", "key_prefix", "tenant"})
+    content_negotiation_class = JsonAnswers
+
+    def get(self, request):
+        principal = request.auth
+        after = _cursor(request)
+        tenant_filter = None
+        if principal.all_tenants and (request.query_params.get("tenant") or request.META.get("HTTP_X_TENANT_ID")):
+            tenant_filter = request_tenant(request, request.query_params.get("tenant")).pk
+        elif not principal.all_tenants:
+            request_tenant(request)
+        types = [t.strip() for t in request.query_params.get("types", "").split(",") if t.strip()]
+        environment = request.query_params.get("environment", "").strip()
+        problems = services.webhook_filter_problems(resource_types=types, environment=environment)
+        if problems:
+            details = {"types" if name == "resource_types" else name: value for name, value in problems.items()}
+            raise ValidationFailed("Invalid stream filter", details=details)
+        plan = stream.Plan(tenant_id=principal.tenant_id, all_tenants=principal.all_tenants, tenant_filter=tenant_filter,
+                           after=after, resource_types=tuple(types), environment=environment,
+                           service_name=request.query_params.get("service", "").strip(),
+                           key_prefix=request.query_params.get("key_prefix", ""))
+        return Response(plan)
+
+
+_gate = StreamGate.as_view()
+
+
+def _check(request):
+    response = _gate(request)
+    if response.status_code != 200:
+        response.render()
+    return response
+
+
+async def stream_view(request):
+    if not isinstance(request, ASGIRequest):
+        return await _answer_once(request)
+    hub = stream.hub()
+    checked = await hub.run_sync(_check, request)
+    if checked.status_code != 200:
+        return checked
+    if not hub.has_room():
+        refused = stream.StreamRefused
+        return JsonResponse(error_body(refused.code, "this server holds as many stream listeners as it allows "
+                                                     "(EVENTS_STREAM_MAX_PER_PROCESS); try again shortly"),
+                            status=refused.status, headers={"Retry-After": str(refused.retry_after)})
+    return _event_stream_response(StreamingHttpResponse(stream.StreamBody(hub, checked.data)))
+
+
+# The route's checks, for whoever inspects routes (the authorization matrix, docs).
+stream_view.view_class = StreamGate
+
+
+async def _answer_once(request):
+    """Under a WSGI server (``manage.py runserver``, the test client) a response cannot
+    stay open without holding a thread: the same checks, then what is there after the
+    cursor (at most one batch) and the end, with ``retry:`` so an EventSource comes
+    back in a second: a poll. The Procfile's server and ``make run`` serve the real stream."""
+    checked = await sync_to_async(_check)(request)
+    if checked.status_code != 200:
+        return checked
+    text = await sync_to_async(stream.answer_once)(checked.data)
+    return _event_stream_response(HttpResponse(text))
+
+
+def _event_stream_response(response):
+    response["Content-Type"] = "text/event-stream"
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    response["X-Content-Type-Options"] = "nosniff"  # (the async routes skip SecurityMiddleware: config_hub/asgi.py)
+    return response

@@ -1,0 +1,310 @@
+"""The change stream (``GET /api/v1/stream``, server-sent events): one hub per process.
+
+A process (one event loop under uvicorn) has one :class:`Hub`. It holds that
+process's listeners and ONE source of wake-ups for all of them:
+- with Redis, one pub/sub subscription to :data:`events.watch.CHANNEL` (the id of
+  each committed event, published by ``watchers_wake``); when the subscription
+  breaks, every listener is woken on reconnect and, meanwhile, the hub polls;
+- without Redis (the embedded default), the in-process commit notification
+  (``watch.on_commit_notify``) and a look at the outbox's latest id every
+  ``EVENTS_POLL_INTERVAL`` seconds for other processes' events.
+
+A wake-up carries no event: each listener reads the outbox after its own cursor
+with the long poll's selector (``selectors.events_after``, the same visibility
+rules), so nothing is lost and the order is the outbox's. Listeners at the same
+cursor with the same visibility share one query and one serialisation
+(:meth:`Hub.fetch`). The queries run on a few threads of the hub
+(``EVENTS_STREAM_DB_THREADS``), each keeping its database connection, never one
+per listener. A listener that does not read blocks only its own task: nothing is
+queued for it (the socket's buffer is the bound); it resumes by id.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.db.models import Max, Min
+
+from . import selectors, watch
+from .messages import event_payload
+from .models import Event, event_matches
+
+logger = logging.getLogger(__name__)
+
+BATCH = 100
+
+
+class StreamRefused(Exception):
+    status = 503
+    code = "stream_capacity"
+    retry_after = 5
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One listener: who may see what (the long poll's rules), its filter and its cursor."""
+
+    tenant_id: int | None
+    all_tenants: bool
+    tenant_filter: int | None
+    after: int | None  # None: from the latest event on
+    resource_types: tuple[str, ...] = ()
+    environment: str = ""
+    service_name: str = ""
+    key_prefix: str = ""
+
+    @property
+    def visibility(self) -> tuple:
+        return (self.tenant_id, self.all_tenants, self.tenant_filter)
+
+    def matches(self, event: Event) -> bool:
+        return event_matches(event, resource_types=self.resource_types, key_prefix=self.key_prefix,
+                             environment=self.environment, service_name=self.service_name)
+
+
+def frame(event_id: int | None, event: str, data: dict) -> str:
+    """One server-sent event; the JSON is on one line, as the webhook body is (sorted keys)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'), sort_keys=True)}\n\n"
+
+
+def _events_after(visibility: tuple, cursor: int) -> list[tuple[Event, str]]:
+    tenant_id, all_tenants, tenant_filter = visibility
+    events = selectors.events_after(tenant_id=tenant_id, all_tenants=all_tenants, after=cursor, limit=BATCH,
+                                    tenant_filter=tenant_filter)
+    return [(e, frame(e.pk, f"{e.resource_type}.{e.action}", event_payload(e))) for e in events]
+
+
+def _bounds() -> tuple[int | None, int | None]:
+    row = Event.objects.aggregate(oldest=Min("id"), latest=Max("id"))
+    return row["oldest"], row["latest"]
+
+
+def _latest() -> int | None:
+    return Event.objects.order_by("-id").values_list("id", flat=True).first()
+
+
+def _on_hub_thread(fn, *args):
+    close_old_connections()  # this thread's connection, as at a request's start
+    return fn(*args)
+
+
+class Hub:
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.listeners: set[asyncio.Event] = set()
+        self.executor = ThreadPoolExecutor(max_workers=settings.EVENTS_STREAM_DB_THREADS, thread_name_prefix="stream-db")
+        self._inflight: dict[tuple, asyncio.Future] = {}
+        self._task: asyncio.Task | None = None
+        watch.on_commit_notify(self._wake_threadsafe)
+
+    # --- listeners ---------------------------------------------------------------
+
+    def has_room(self) -> bool:
+        return len(self.listeners) < settings.EVENTS_STREAM_MAX_PER_PROCESS
+
+    def admit(self) -> asyncio.Event:
+        if not self.has_room():
+            raise StreamRefused("this server holds as many stream listeners as it allows "
+                                "(EVENTS_STREAM_MAX_PER_PROCESS); try again shortly")
+        wake = asyncio.Event()
+        self.listeners.add(wake)
+        if self._task is None or self._task.done():
+            self._task = self.loop.create_task(self._watch())
+        return wake
+
+    def leave(self, wake: asyncio.Event) -> None:
+        self.listeners.discard(wake)
+
+    def wake_all(self) -> None:
+        for wake in self.listeners:
+            wake.set()
+
+    def _wake_threadsafe(self) -> None:
+        if self.listeners and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.wake_all)
+
+    # --- the database, on the hub's threads -------------------------------------------
+
+    def run_sync(self, fn, *args):
+        """``fn(*args)`` on one of the hub's threads (each keeps its database connection)."""
+        return self.loop.run_in_executor(self.executor, functools.partial(_on_hub_thread, fn, *args))
+
+    async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, str]]:
+        """The events after ``cursor`` that ``plan``'s caller may see, with their frames;
+        concurrent listeners asking the same share one query."""
+        key = (plan.visibility, cursor)
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self.run_sync(_events_after, plan.visibility, cursor))
+            self._inflight[key] = future
+            future.add_done_callback(lambda _f: self._inflight.pop(key, None))
+        return await asyncio.shield(future)
+
+    # --- the one source of wake-ups -----------------------------------------------------
+
+    async def _watch(self) -> None:
+        # Runs for the life of the process once a listener came (one subscription;
+        # stopping when the last one leaves would race with the next one's arrival).
+        while True:
+            if settings.REDIS_URL:
+                try:
+                    await self._subscribed()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - Redis down: poll meanwhile, then subscribe again
+                    logger.info("stream: Redis pub/sub unavailable, polling the outbox", exc_info=True)
+                await self._poll(seconds=2.0)
+            else:
+                await self._poll(seconds=None)
+
+    async def _subscribed(self) -> None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1.0, health_check_interval=15)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(watch.CHANNEL)
+            # Whatever committed while (re)connecting is found by id.
+            self.wake_all()
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None and message.get("type") == "message":
+                    self.wake_all()
+        finally:
+            try:
+                await pubsub.aclose()
+                await client.aclose()
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def _poll(self, seconds: float | None) -> None:
+        until = None if seconds is None else time.monotonic() + seconds
+        seen = None
+        while until is None or time.monotonic() < until:
+            await asyncio.sleep(settings.EVENTS_POLL_INTERVAL)
+            if not self.listeners:
+                continue
+            try:
+                latest = await self.run_sync(_latest)
+            except Exception:  # noqa: BLE001 - database away: listeners keep their cursor
+                logger.info("stream: outbox poll failed", exc_info=True)
+                continue
+            if latest != seen:  # (the first look wakes them too: nothing slips between)
+                seen = latest
+                self.wake_all()
+
+
+_hub: list[Hub] = []
+
+
+def hub() -> Hub:
+    """This process's hub (one per event loop)."""
+    loop = asyncio.get_running_loop()
+    if not _hub or _hub[0].loop is not loop:
+        _hub[:] = [Hub(loop)]
+    return _hub[0]
+
+
+class StreamBody:
+    """The response body of one listener: replay from the outbox, then live.
+
+    Django closes the body (``close``) when the response ends, even if it never
+    started, so the listener's place is always given back."""
+
+    def __init__(self, hub: Hub, plan: Plan):
+        self.hub = hub
+        self.plan = plan
+        self.wake = hub.admit()
+
+    def close(self) -> None:
+        self.hub.leave(self.wake)
+
+    def __aiter__(self):
+        return self._frames()
+
+    async def _frames(self):
+        hub, plan, wake = self.hub, self.plan, self.wake
+        keepalive = settings.EVENTS_STREAM_KEEPALIVE
+        try:
+            oldest, latest = await hub.run_sync(_bounds)
+            if plan.after is None:
+                # No cursor: from now on. The id line sets the client's Last-Event-ID,
+                # so a reconnect resumes from here.
+                cursor = latest or 0
+                yield f": connected\nid: {cursor}\n\n"
+            else:
+                cursor = plan.after
+                yield ": connected\n\n"
+                if reset_needed(cursor, oldest, latest):
+                    cursor = latest or 0
+                    yield reset_frame(cursor)
+            last_sent = time.monotonic()
+            while True:
+                wake.clear()
+                batch = await hub.fetch(plan, cursor)
+                out = []
+                for event, text in batch:
+                    cursor = event.pk
+                    if plan.matches(event):
+                        out.append(text)
+                if out:
+                    yield "".join(out)
+                    last_sent = time.monotonic()
+                if len(batch) >= BATCH:
+                    continue
+                left = keepalive - (time.monotonic() - last_sent)
+                try:
+                    if left <= 0:
+                        raise TimeoutError
+                    await asyncio.wait_for(wake.wait(), left)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    last_sent = time.monotonic()
+        finally:
+            hub.leave(wake)
+
+
+def answer_once(plan: Plan) -> str:
+    """The stream as one finite answer (served without ASGI): the opening, a reset if
+    due, the events after the cursor (one batch), and ``retry:`` one second."""
+    oldest, latest = _bounds()
+    parts = ["retry: 1000\n"]
+    if plan.after is None:
+        parts.append(f": connected\nid: {latest or 0}\n\n")
+        return "".join(parts)
+    parts.append(": connected\n\n")
+    cursor = plan.after
+    if reset_needed(cursor, oldest, latest):
+        cursor = latest or 0
+        parts.append(reset_frame(cursor))
+        return "".join(parts)
+    batch = _events_after(plan.visibility, cursor)
+    parts += [text for event, text in batch if plan.matches(event)]
+    if batch and not plan.matches(batch[-1][0]):
+        parts.append(f"id: {batch[-1][0].pk}\n\n")  # the cursor moved past filtered-out events
+    return "".join(parts)
+
+
+def reset_frame(cursor: int) -> str:
+    return frame(cursor, "reset", {"cursor": cursor,
+                                   "reason": "the cursor is older than the events the hub keeps; "
+                                             "fetch everything again, then follow from this id"})
+
+
+def reset_needed(cursor: int, oldest: int | None, latest: int | None) -> bool:
+    """Whether a resuming listener's cursor can no longer be replayed: events right
+    after it are gone (the outbox starts later), or it is ahead of the outbox (a
+    restored database)."""
+    if cursor <= 0:
+        return False
+    if latest is None or cursor > latest:
+        return True
+    return oldest is not None and oldest > cursor + 1
