@@ -1,8 +1,13 @@
 """Waiting for something a real worker or process does, without sleeping blindly."""
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 20.0, step: float = 0.2) -> bool:
@@ -40,3 +45,31 @@ def wait_until_worker_idle(timeout: float = 20.0) -> bool:
         return twice
 
     return wait_until(settled, timeout=timeout, step=0.1)
+
+
+@contextmanager
+def serving(args: list[str], *, base: str, cwd: Path, env: dict[str, str], log_path: Path,
+            timeout: float = 60) -> Iterator[subprocess.Popen]:
+    """A server process of this checkout (gunicorn, uvicorn): started, waited for until
+    ``{base}/health`` answers 200, stopped afterwards (killed if it does not stop)."""
+    log = open(log_path, "ab")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2) as answer:
+                return answer.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    try:
+        assert wait_until(up, timeout=timeout), log_path.read_text()[-3000:]
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

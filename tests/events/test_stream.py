@@ -10,7 +10,6 @@ import itertools
 import json
 import os
 import queue
-import subprocess
 import sys
 import threading
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from tests import factories as make
 from tests.conftest import ensure_builtin_rows
 from tests.faults.conftest import free_port
 from tests.ops.test_static_and_csp import production_gunicorn  # noqa: F401 - a fixture
-from tests.waiting import wait_until
+from tests.waiting import serving, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_LISTENERS = 3
@@ -69,29 +68,11 @@ def _threads(base: str) -> int:
 def _uvicorn(log_path: Path, env: dict[str, str]):
     """``uvicorn config_hub.asgi:application`` of this checkout on a free port; yields its base URL."""
     port = free_port()
-    log = open(log_path, "ab")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "config_hub.asgi:application", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    _PIDS[base] = proc.pid
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        assert wait_until(up, timeout=60), log_path.read_text()[-3000:]
+    with serving([sys.executable, "-m", "uvicorn", "config_hub.asgi:application", "--host", "127.0.0.1",
+                  "--port", str(port)], base=base, cwd=REPO, env=env, log_path=log_path) as proc:
+        _PIDS[base] = proc.pid
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import requests
 
 from tests.conftest import REPO
 from tests.faults.conftest import free_port
-from tests.waiting import wait_until
+from tests.waiting import serving
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,30 +49,12 @@ def production_gunicorn(tmp_path):
     bindir = Path(sys.executable).parent
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True,
                    timeout=300)
-    log = open(tmp_path / "gunicorn.log", "ab")  # noqa: SIM115
     # The Procfile's own web command: what a process manager runs in production.
     web = next(line.split(":", 1)[1] for line in (REPO / "Procfile").read_text().splitlines() if line.startswith("web:"))
     program, *args = shlex.split(web)
-    proc = subprocess.Popen([str(bindir / program), *args], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(f"{base}/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        assert wait_until(up, timeout=60), (tmp_path / "gunicorn.log").read_text()[-3000:]
+    with serving([str(bindir / program), *args], base=base, cwd=REPO, env=env, log_path=tmp_path / "gunicorn.log"):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_gunicorn_production__static_files__served_by_whitenoise_with_cache_headers(production_gunicorn):
