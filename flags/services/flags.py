@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from core.audit import set_actor
 from core.errors import Conflict, NotFound, StaleVersion, ValidationFailed
 from events.services import event_record
+from tenants.guard import write_check
 from tenants.models import Environment, Tenant
 
 from ..models import Flag, FlagEnvironment, flag_name_problem
@@ -63,6 +64,8 @@ def flag_create(
 
     ``strict=False`` (the Unleash import) keeps unknown constraint operators
     (see :mod:`flags.validation`)."""
+    write_check(tenant=tenant, environment=environment, resource="flag", action="create", key=name,
+                actor=actor, user_id=user_id)
     problem = flag_name_problem(name)
     if problem:
         raise ValidationFailed(problem, details={"name": [problem]})
@@ -110,6 +113,12 @@ def flag_update(
     """
     env = environment or flag.default_environment
     touches_state = is_enabled is not None or rollout_percentage is not None or strategies is not None
+    touches_flag = any(v is not None for v in (variants, dependencies, kind))
+    # Variants, dependencies and kind reach every environment, a state its own; a
+    # description alone changes no evaluation ("describe").
+    write_check(tenant=flag.tenant, environment=env if touches_state and not touches_flag else None,
+                resource="flag", action="update" if touches_flag or touches_state else "describe",
+                key=flag.name, actor=actor, user_id=user_id)
     if touches_state and env is None:
         raise ValidationFailed("name an environment: this flag has none yet", details={"environment": ["required"]})
     if rollout_percentage is not None:
@@ -156,6 +165,8 @@ def flag_update(
 
 
 def flag_delete(*, flag: Flag, actor: str, user_id: int | None = None) -> None:
+    write_check(tenant=flag.tenant, environment=None, resource="flag", action="delete", key=flag.name,
+                actor=actor, user_id=user_id)
     with transaction.atomic():
         _announce(flag, action="deleted", actor=actor)
         set_actor(flag, actor, user_id=user_id)

@@ -6,6 +6,7 @@ from django.db import transaction
 from core.audit import set_actor
 from core.errors import NotFound, ValidationFailed
 from events.services import event_record
+from tenants.guard import write_check
 from tenants.models import Tenant
 
 from ..models import FlagEnvironment, Segment
@@ -17,6 +18,8 @@ def segment_set(*, tenant: Tenant, name: str, constraints: list, description: st
                 user_id: int | None = None, strict: bool = True) -> Segment:
     """Create or replace the segment ``name`` of a tenant (``strict=False``: the
     Unleash import, unknown constraint operators kept)."""
+    write_check(tenant=tenant, environment=None, resource="segment", action="update", key=name,
+                actor=actor, user_id=user_id)
     segment_validate(name=name, constraints=constraints, strict=strict)
     with transaction.atomic():
         seg = Segment.objects.filter(tenant=tenant, name=name).first() or Segment(tenant=tenant, name=name)
@@ -38,6 +41,8 @@ def segment_delete(*, segment: Segment, actor: str, user_id: int | None = None) 
     ``segment.deleted`` event, the audit actor, and the tenant's flag generation
     bumped after commit so every process recompiles without it.
     """
+    write_check(tenant=segment.tenant, environment=None, resource="segment", action="delete", key=segment.name,
+                actor=actor, user_id=user_id)
     with transaction.atomic():
         seg = Segment.objects.select_for_update().select_related("tenant").filter(pk=segment.pk).first()
         if seg is None:

@@ -15,6 +15,7 @@ from core.logging import register_secret
 from events.services import event_record
 
 from .. import cache as cfg_cache
+from ..guard import write_check
 from ..history import config_history_scrub
 from ..models import ConfigEntry, Environment, Tenant
 from ..schemas import config_validate
@@ -87,6 +88,8 @@ def config_create(
     user_id: int | None = None,
 ) -> ConfigEntry:
     """Create an entry in one scope; 409 when the scope already holds the key."""
+    write_check(tenant=tenant, environment=environment, resource="config", action="create", key=key,
+                actor=actor, user_id=user_id, service_name=service_name)
     entry = ConfigEntry(
         tenant=tenant, environment=environment, service_name=service_name or "", key=key,
         description=description or "", is_secret=is_secret,
@@ -136,6 +139,8 @@ def config_update(
     get :class:`StaleVersion` (412). A secret becomes plain only for a caller that
     ``can_read_secrets`` (:func:`config_secrecy_check`), whatever the path.
     """
+    write_check(tenant=entry.tenant, environment=entry.environment, resource="config", action="update",
+                key=entry.key, actor=actor, user_id=user_id, service_name=entry.service_name)
     config_secrecy_check(entry=entry, is_secret=is_secret, can_read_secrets=can_read_secrets)
     current = entry.plain_value
     new_value = current if value is _UNSET else value
@@ -204,6 +209,8 @@ def config_set(
 
 
 def config_delete(*, entry: ConfigEntry, expected_version: int | None = None, actor: str, user_id: int | None = None) -> None:
+    write_check(tenant=entry.tenant, environment=entry.environment, resource="config", action="delete",
+                key=entry.key, actor=actor, user_id=user_id, service_name=entry.service_name)
     with transaction.atomic():
         _locked_version(entry, expected_version)
         _announce(entry, action="deleted", actor=actor)

@@ -13,6 +13,7 @@ from core.errors import NotFound, StaleVersion
 from events.services import event_record
 
 from .. import cache as cfg_cache
+from ..guard import write_check
 from ..models import ConfigSchema
 from ..schemas import schema_validate
 from .common import full_clean
@@ -36,6 +37,7 @@ def schema_set(
     values of the key that would break it (the refusal lists those entries and
     their violations, never a secret).
     """
+    write_check(tenant=None, environment=None, resource="schema", action="update", key=key, actor=actor, user_id=user_id)
     schema_validate(key=key, schema=schema, metadata=metadata, default_value=default_value)
     with transaction.atomic():
         obj = ConfigSchema.objects.select_for_update().filter(key=key).first()
@@ -61,6 +63,7 @@ def schema_set(
 
 
 def schema_delete(*, key: str, actor: str, user_id: int | None = None) -> None:
+    write_check(tenant=None, environment=None, resource="schema", action="delete", key=key, actor=actor, user_id=user_id)
     with transaction.atomic():
         obj = ConfigSchema.objects.filter(key=key).first()
         if obj is None:
