@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
-from core.admin import PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
+from core.admin import ChangeReasonMixin, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
 from core.errors import DomainError
 
 from . import services
@@ -41,7 +41,7 @@ class SubscriptionForm(forms.ModelForm):
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(ShownOnceMixin, ServiceDeleteMixin, admin.ModelAdmin):
+class WebhookSubscriptionAdmin(ChangeReasonMixin, ShownOnceMixin, ServiceDeleteMixin, admin.ModelAdmin):
     shown_once_title, shown_once_label, shown_once_element_id = "Webhook subscription created", "signing secret", "webhook-secret"
     form = SubscriptionForm
     list_display = ("url", "tenant", "state", "failing_since", "created_at")

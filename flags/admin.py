@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import PrettyJSONField, ServiceDeleteMixin, actor_of
+from core.admin import ChangeReasonMixin, PrettyJSONField, ServiceDeleteMixin, actor_of
 from core.errors import DomainError, ValidationFailed
 from tenants.models import Environment
 
@@ -85,7 +85,7 @@ class BulkForm(forms.Form):
 
 
 @admin.register(Flag)
-class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class FlagAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = FlagForm
     inlines = [FlagEnvironmentInline]
     list_display = ("name", "tenant", "kind", "states", "version", "updated_at")
@@ -227,7 +227,7 @@ class SegmentForm(forms.ModelForm):
 
 
 @admin.register(Segment)
-class SegmentAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class SegmentAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = SegmentForm
     list_display = ("name", "tenant", "updated_at")
     list_filter = ("tenant",)

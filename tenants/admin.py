@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import MASK, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
+from core.admin import MASK, ChangeReasonMixin, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
 from core.api.principal import ALL_SCOPES
 from core.errors import DomainError, ValidationFailed
 
@@ -64,7 +64,7 @@ def _domain_error_to_form(form: forms.Form, field: str, exc: DomainError) -> Non
 
 
 @admin.register(Tenant)
-class TenantAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class TenantAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
@@ -84,7 +84,7 @@ class TenantAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class EnvironmentAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "created_at")
 
     def get_readonly_fields(self, request, obj=None):
@@ -153,7 +153,7 @@ class ConfigEntryForm(forms.ModelForm):
 
 
 @admin.register(ConfigEntry)
-class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class ConfigEntryAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigEntryForm
 
     def get_historical_record_context_helper(self, request, historical_record):
@@ -242,7 +242,7 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
                 history_id=int(version_id), actor=actor, user_id=uid,
             )
             return
-        if change and not form.has_changed():
+        if change and not [name for name in form.changed_data if name != "change_reason"]:
             # Saved as it was: no new version, no event, no history row.
             return
         try:
@@ -300,7 +300,7 @@ class ConfigSchemaForm(forms.ModelForm):
 
 
 @admin.register(ConfigSchema)
-class ConfigSchemaAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class ConfigSchemaAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigSchemaForm
 
     class Media:
@@ -336,7 +336,7 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class ApiKeyAdmin(ChangeReasonMixin, ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     shown_once_title, shown_once_label, shown_once_element_id = "API key created", "API key", "new-api-key"
     form = ApiKeyForm
     list_display = ("name", "prefix", "tenant_label", "scope_list", "state", "last_used_at", "expires_at")
