@@ -16,8 +16,9 @@ from core.admin import MASK
 from core.audit import change_reason
 from core.errors import DomainError
 from registry.models import Service
+from tenants.compare import environments_compare
 from tenants.models import ConfigEntry, Environment, Tenant
-from tenants.selectors import SOURCE_DEFAULT, config_resolve, environments_compare
+from tenants.selectors import SOURCE_DEFAULT, config_resolve
 from tenants.services.configs import config_set
 
 # What each page needs beyond being staff (the model permissions of what it reads or writes).

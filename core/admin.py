@@ -6,10 +6,11 @@ import json
 
 from django import forms
 from django.contrib import messages
-from django.db import router, transaction
+from django.db import models, router, transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from core.audit import REASON_MAX, change_reason
 from core.errors import DomainError
@@ -80,6 +81,31 @@ class ChangeReasonMixin:
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         with change_reason(request.POST.get(CHANGE_REASON) if request.method == "POST" else None):
             return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class JSONHistoryHelper(HistoricalRecordContextHelper):
+    """History changes shown as JSON (``{"a": 1}``, ``true``, ``null``), never as
+    Python's repr (``{'a': 1}``, ``True``, ``None``)."""
+
+    def prepare_delta_change_value(self, change, value):
+        field = self.model._meta.get_field(change.field)
+        if isinstance(field, models.JSONField) or isinstance(value, bool) or value is None:
+            return json.dumps(value, ensure_ascii=False)
+        return super().prepare_delta_change_value(change, value)
+
+
+class HistoryDisplayMixin:
+    """For ``SimpleHistoryAdmin``s: the history list of templates/simple_history
+    (dates linking to their version, human column names, changes as JSON).
+    ``history_columns``: extra ``(attribute, label)`` columns of the historical rows."""
+
+    history_columns: tuple[tuple[str, str], ...] = ()
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return JSONHistoryHelper(self.model, historical_record)
+
+    def history_view(self, request, object_id, extra_context=None):
+        return super().history_view(request, object_id, {**(extra_context or {}), "history_columns": self.history_columns})
 
 
 class ServiceDeleteMixin:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import MASK, ChangeReasonMixin, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
+from core.admin import MASK, ChangeReasonMixin, HistoryDisplayMixin, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
 from core.api.principal import ALL_SCOPES
 from core.errors import DomainError, ValidationFailed
 
@@ -64,7 +64,7 @@ def _domain_error_to_form(form: forms.Form, field: str, exc: DomainError) -> Non
 
 
 @admin.register(Tenant)
-class TenantAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class TenantAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
@@ -84,7 +84,7 @@ class TenantAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class EnvironmentAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "created_at")
 
     def get_readonly_fields(self, request, obj=None):
@@ -153,7 +153,7 @@ class ConfigEntryForm(forms.ModelForm):
 
 
 @admin.register(ConfigEntry)
-class ConfigEntryAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class ConfigEntryAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigEntryForm
 
     def get_historical_record_context_helper(self, request, historical_record):
@@ -165,7 +165,6 @@ class ConfigEntryAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin
     search_fields = ("key", "service_name", "description")
     list_select_related = ("tenant", "environment")
     readonly_fields = ("version", "created_at", "updated_at")
-    history_list_display = ("history_actor",)
     change_form_template = "admin/tenants/configentry/change_form.html"
 
     class Media:
@@ -300,7 +299,7 @@ class ConfigSchemaForm(forms.ModelForm):
 
 
 @admin.register(ConfigSchema)
-class ConfigSchemaAdmin(ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class ConfigSchemaAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigSchemaForm
 
     class Media:
@@ -336,7 +335,7 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ChangeReasonMixin, ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class ApiKeyAdmin(HistoryDisplayMixin, ChangeReasonMixin, ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     shown_once_title, shown_once_label, shown_once_element_id = "API key created", "API key", "new-api-key"
     form = ApiKeyForm
     list_display = ("name", "prefix", "tenant_label", "scope_list", "state", "last_used_at", "expires_at")

@@ -6,7 +6,6 @@ read makes no database query.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,6 +241,17 @@ def resolved_value(data: dict[str, Any], *, reveal: bool) -> tuple[Any, bool]:
     return decrypt_json(data["secret_token"]), False
 
 
+def resolved_entries(*, tenant_id: int, environment_id: int | None, service_name: str) -> dict[str, ConfigEntry]:
+    """The winning entry of every key a service (or, ``service_name`` empty, the tenant)
+    reads in an environment: one query. Schema defaults are not included."""
+    best: dict[str, ConfigEntry] = {}
+    for entry in _candidates(tenant_id=tenant_id, environment_id=environment_id, service_name=service_name, key=None):
+        current = best.get(entry.key)
+        if current is None or _rank(entry) > _rank(current):
+            best[entry.key] = entry
+    return best
+
+
 def config_bundle(*, tenant: Tenant, environment: str | None, service_name: str) -> list[dict[str, Any]]:
     """Every key visible to a service, each resolved: one query (plus schema defaults).
 
@@ -249,11 +259,7 @@ def config_bundle(*, tenant: Tenant, environment: str | None, service_name: str)
     ``"<service_name>."`` adds its ``default_value`` when no entry holds the key.
     """
     env_id = environment_get(slug=environment).pk if environment else None
-    best: dict[str, ConfigEntry] = {}
-    for entry in _candidates(tenant_id=tenant.pk, environment_id=env_id, service_name=service_name, key=None):
-        current = best.get(entry.key)
-        if current is None or _rank(entry) > _rank(current):
-            best[entry.key] = entry
+    best = resolved_entries(tenant_id=tenant.pk, environment_id=env_id, service_name=service_name)
     items = []
     for key in sorted(best):
         e = best[key]
@@ -358,61 +364,3 @@ def tenant_slug(*, tenant_id: int) -> str | None:
     """The slug of a tenant by id, active or not (None: no such tenant)."""
     return Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first()
 
-
-# --- comparing environments -----------------------------------------------------------
-
-
-def _resolved_in(*, tenant: Tenant, environment: Environment, service_name: str) -> dict[str, ConfigEntry]:
-    """The winning entry of every key for (tenant, environment, service): one query."""
-    best: dict[str, ConfigEntry] = {}
-    for entry in _candidates(tenant_id=tenant.pk, environment_id=environment.pk, service_name=service_name, key=None):
-        current = best.get(entry.key)
-        if current is None or _rank(entry) > _rank(current):
-            best[entry.key] = entry
-    return best
-
-
-def _json_text(value: Any) -> str:
-    # As JSON, not as Python: 1, 1.0 and true are three different values.
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-
-def environments_compare(*, tenant: Tenant, source: Environment, target: Environment, service_name: str = "",
-                         reveal: bool = False) -> list[dict[str, Any]]:
-    """Every key whose resolved value differs between two environments, for one
-    service (its service-scoped entries included) or, with ``service_name`` empty,
-    for the tenant (entries of no service). Sorted by key.
-
-    Each difference is ``{"key", "from": side, "to": side}``, a side being
-    ``{"value", "source", "is_secret"}`` (``source`` None: the key does not resolve
-    there) plus ``"masked": True`` with ``value`` None for a secret the caller may
-    not read. Secrets are compared by their plain values, which are never returned
-    unless ``reveal``. A schema's ``default_value`` stands in where no entry holds
-    the key. Three queries whatever the number of keys. The admin's compare page,
-    its promotion and ``GET /api/v1/environments/compare`` all use this.
-    """
-    left = _resolved_in(tenant=tenant, environment=source, service_name=service_name)
-    right = _resolved_in(tenant=tenant, environment=target, service_name=service_name)
-    keys = sorted(set(left) | set(right))
-    only_one_side = [k for k in keys if (k in left) != (k in right)]
-    defaults = dict(ConfigSchema.objects.filter(key__in=only_one_side, default_value__isnull=False)
-                    .values_list("key", "default_value")) if only_one_side else {}
-
-    def side(entry: ConfigEntry | None, key: str) -> tuple[Any, dict[str, Any]]:
-        if entry is None:
-            if key in defaults:
-                return defaults[key], {"value": defaults[key], "source": SOURCE_DEFAULT, "is_secret": False}
-            return None, {"value": None, "source": None, "is_secret": False}
-        value = entry.plain_value
-        if entry.is_secret and not reveal:
-            return value, {"value": None, "source": entry.scope_label, "is_secret": True, "masked": True}
-        return value, {"value": value, "source": entry.scope_label, "is_secret": entry.is_secret}
-
-    out = []
-    for key in keys:
-        (lv, ls), (rv, rs) = side(left.get(key), key), side(right.get(key), key)
-        if ls["source"] is None and rs["source"] is None:
-            continue
-        if ls["source"] is None or rs["source"] is None or _json_text(lv) != _json_text(rv):
-            out.append({"key": key, "from": ls, "to": rs})
-    return out

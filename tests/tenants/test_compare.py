@@ -24,7 +24,7 @@ def user_service_db(tenant, environments):
 
 
 def _compare(tenant, environments, source, target, **kwargs):
-    from tenants.selectors import environments_compare
+    from tenants.compare import environments_compare
 
     return environments_compare(tenant=tenant, source=environments[source], target=environments[target], **kwargs)
 

@@ -11,8 +11,9 @@ from core.api.strict import validated_body
 from core.api.tenancy import request_tenant
 from core.errors import ValidationFailed
 from tenants.api import docs
+from tenants.compare import environments_compare
 from tenants.models import Environment
-from tenants.selectors import environment_named, environments_compare
+from tenants.selectors import environment_named
 from tenants.services.environments import environment_create
 
 from .. import serializers as s
