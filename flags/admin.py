@@ -90,7 +90,7 @@ class FlagAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, Simp
     form = FlagForm
     inlines = [FlagEnvironmentInline]
     list_display = ("name", "tenant", "kind", "states", "version", "updated_at")
-    list_filter = ("tenant", "kind")
+    list_filter = ("tenant", "kind", ("states__environment", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "description")
     actions = ["bulk_enable", "bulk_disable", "bulk_rollout"]
     change_form_template = "admin/flags/flag/change_form.html"

@@ -160,8 +160,8 @@ class ConfigEntryAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixi
         # A secret's value changes show as "changed", never the values
         # (also for rows written before the entry became secret).
         return secret_aware_history_helper(ConfigEntry, historical_record)
-    list_display = ("key", "tenant_label", "environment", "service_label", "shown_value", "is_secret", "version", "updated_at")
-    list_filter = ("tenant", "environment", "is_secret")
+    list_display = ("key", "tenant_label", "environment", "service_label", "shown_value", "is_secret", "version", "updated")
+    list_filter = ("tenant", "environment", "service_name", "is_secret")
     search_fields = ("key", "service_name", "description")
     list_select_related = ("tenant", "environment")
     readonly_fields = ("version", "created_at", "updated_at")
@@ -214,7 +214,11 @@ class ConfigEntryAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixi
         if obj.is_secret:
             return MASK
         text = json.dumps(obj.value, ensure_ascii=False)
-        return text if len(text) < 80 else text[:77] + "…"
+        return text if len(text) < 60 else text[:57] + "…"
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj):
+        return f"{obj.updated_at:%Y-%m-%d %H:%M}"
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change, **kwargs)
@@ -338,8 +342,8 @@ class ApiKeyForm(forms.ModelForm):
 class ApiKeyAdmin(HistoryDisplayMixin, ChangeReasonMixin, ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     shown_once_title, shown_once_label, shown_once_element_id = "API key created", "API key", "new-api-key"
     form = ApiKeyForm
-    list_display = ("name", "prefix", "tenant_label", "scope_list", "state", "last_used_at", "expires_at")
-    list_filter = ("tenant",)
+    list_display = ("name", "prefix", "tenant_label", "environment", "scope_list", "state", "last_used_at", "expires_at")
+    list_filter = ("tenant", "environment")
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_at", "created_by", "last_used_at", "revoked_at")
     actions = ["revoke"]
