@@ -22,39 +22,25 @@ from .models import Flag, FlagEnvironment, Segment, flag_name_validator
 from .selectors import flag_state_document
 from .services.flags import flag_create, flag_delete, flag_revert, flag_update, flags_bulk_set
 from .services.segments import segment_delete, segment_set
-from .validation import flag_validate, segment_validate, tenant_segment_ids
+from .strategy_form import FlagEnvironmentForm
+from .validation import flag_validate, segment_validate
 
 
-class FlagEnvironmentForm(forms.ModelForm):
-    strategies = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 6, "cols": 70, "class": "json-editor"}),
-                                 help_text="Unleash strategies: [] enables for everyone.")
-
-    class Meta:
-        model = FlagEnvironment
-        fields = ("environment", "enabled", "strategies")
-
-    def clean_strategies(self):
-        value = self.cleaned_data.get("strategies") or []
-        if not isinstance(value, list):
-            raise forms.ValidationError("strategies must be a JSON list")
-        # flag_update's own rule, on the form: refused before anything of the page is
-        # saved (the segments a strategy names must be the flag's tenant's).
-        tenant_id = getattr(getattr(self.instance, "flag", None), "tenant_id", None)
-        try:
-            flag_validate(name="f", strategies=value, variants=None, dependencies=None,
-                          segment_ids=tenant_segment_ids(tenant_id) if tenant_id is not None else None)
-        except ValidationFailed as exc:
-            raise forms.ValidationError(exc.message) from exc
-        return value
-
-
-class FlagEnvironmentInline(admin.TabularInline):
+class FlagEnvironmentInline(admin.StackedInline):
     model = FlagEnvironment
     form = FlagEnvironmentForm
     extra = 0
     can_delete = False  # a flag's state is switched off, not deleted (no service deletes one)
-    fields = ("environment", "enabled", "strategies", "version", "evaluation_count", "last_evaluated_at")
     readonly_fields = ("version", "evaluation_count", "last_evaluated_at")
+    fieldsets = [
+        (None, {"fields": ("environment", "enabled", ("version", "evaluation_count", "last_evaluated_at"))}),
+        ("Strategy", {"fields": ("strategy_type", "rollout", "stickiness", "group_id", "user_ids", "constraints"),
+                      "classes": ("strategy-fields",)}),
+        ("Raw strategies", {"fields": ("strategies",), "classes": ("collapse",)}),
+    ]
+
+    class Media:
+        js = ("config_hub/json-editor.js", "config_hub/flag-strategy.js")
 
 
 class FlagForm(forms.ModelForm):
