@@ -74,6 +74,8 @@ class HubAdminSite(admin.AdminSite):
     site_title = "Config hub"
     site_url = "/docs"  # the hub has no public site: the header's link ("API docs") leads to the API's docs
     index_title = "Operations"
+    # Lists get the page's whole width (the home page lists every app already).
+    enable_nav_sidebar = False
 
     def index(self, request, extra_context=None):
         # The login-lockout tables (django-axes) are security's, not the operators'

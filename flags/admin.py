@@ -133,6 +133,8 @@ class FlagAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, Simp
             flag_revert(flag=Flag.objects.get(pk=obj.pk), history_id=int(version_id), actor=actor_of(request),
                         user_id=request.user.pk)
             return
+        if change and not [name for name in form.changed_data if name != "change_reason"]:
+            return  # only the states changed (save_formset): no empty flag version before theirs
         if change:
             flag_update(flag=obj, description=data.get("description"), kind=data.get("kind"),
                                  variants=data.get("variants") or [], dependencies=data.get("dependencies") or [],

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _form(flag, env, **data):
-    from flags.strategy_form import FlagEnvironmentForm
     from flags.models import FlagEnvironment
+    from flags.strategy_form import FlagEnvironmentForm
 
     instance = FlagEnvironment.objects.filter(flag=flag, environment=env).first() or FlagEnvironment(flag=flag, environment=env)
     base = {"environment": env.pk, "enabled": "on", "stickiness": "default", "constraints": "[]", "strategies": "[]"}
@@ -100,3 +100,5 @@ def test_flag_page__set_a_rollout_with_the_form__saved_through_the_service(tenan
     assert state.rollout_percentage == 60.0 and state.version == 2
     assert state.strategies[0]["parameters"] == {"rollout": "60", "stickiness": "default", "groupId": "checkout"}
     assert state.history.latest("history_id").history_change_reason == "ramp up"
+    flag.refresh_from_db()
+    assert flag.version == 2  # one new version: the state's change, no empty one before it
