@@ -7,16 +7,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from config_hub.transfer import dumps, loads, tenant_export, tenant_import
 from core.admin import MASK
+from core.audit import change_reason
 from core.errors import DomainError
+from registry.models import Service
+from tenants.compare import environments_compare
 from tenants.models import ConfigEntry, Environment, Tenant
-from tenants.selectors import config_resolve
+from tenants.selectors import SOURCE_DEFAULT, config_resolve
 from tenants.services.configs import config_set
 
 # What each page needs beyond being staff (the model permissions of what it reads or writes).
@@ -35,10 +37,21 @@ def _require_any(user, perms: tuple[str, ...]) -> None:
         raise PermissionDenied(f"this needs one of the permissions {', '.join(perms)}")
 
 
+def _service_choices() -> list[tuple[str, str]]:
+    names = set(ConfigEntry.objects.exclude(service_name="").values_list("service_name", flat=True).distinct())
+    names |= set(Service.objects.values_list("name", flat=True).distinct())
+    return [("", "(no service: the tenant's own values)")] + [(n, n) for n in sorted(names)]
+
+
 class CompareForm(forms.Form):
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.all())
     source = forms.ModelChoiceField(queryset=Environment.objects.all(), label="from")
     target = forms.ModelChoiceField(queryset=Environment.objects.all(), label="to")
+    service = forms.ChoiceField(required=False, help_text="Resolve as this service does: its own entries included.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["service"].choices = _service_choices()
 
     def clean(self):
         cleaned = super().clean()
@@ -47,25 +60,35 @@ class CompareForm(forms.Form):
         return cleaned
 
 
-def _differences(tenant: Tenant, source: Environment, target: Environment, *, reveal: bool) -> list[dict]:
+def _shown(side: dict) -> str:
+    if side["source"] is None:
+        return "—"
+    return MASK if side.get("masked") else json.dumps(side["value"], ensure_ascii=False)
 
 
-    keys = sorted(set(ConfigEntry.objects.filter(Q(tenant=tenant) | Q(tenant__isnull=True)).values_list("key", flat=True)))
-    rows = []
-    for key in keys:
-        left = config_resolve(tenant=tenant, key=key, environment=source.slug)
-        right = config_resolve(tenant=tenant, key=key, environment=target.slug)
-        if left.found and (not right.found or left.value != right.value):
-            secret = left.is_secret or right.is_secret
-            show = (lambda r: (json.dumps(r.value, ensure_ascii=False) if r.found else "—")) if (reveal or not secret) else (lambda r: MASK if r.found else "—")
-            rows.append({"key": key, "source": show(left), "target": show(right), "source_scope": left.source,
-                         "target_scope": right.source if right.found else "(none)", "secret": secret})
-    return rows
+def _rows(differences: list[dict]) -> list[dict]:
+    """The page's rows of :func:`tenants.selectors.environments_compare`'s differences."""
+    return [{"key": d["key"], "source": _shown(d["from"]), "target": _shown(d["to"]),
+             "source_scope": d["from"]["source"] or "(not set)", "target_scope": d["to"]["source"] or "(not set)",
+             "secret": d["from"]["is_secret"] or d["to"]["is_secret"],
+             "promotable": d["from"]["source"] not in (None, SOURCE_DEFAULT)} for d in differences]
+
+
+def _promote_scope(service_name: str, difference: dict) -> str:
+    """The service name of the entry a promotion writes in the target environment:
+    the service's own scope when the value comes from a service-scoped entry or the
+    target's winner is one (a broader entry would not change what the service
+    reads); else the tenant's environment-wide scope, as without a service."""
+    if not service_name:
+        return ""
+    scoped = any("service" in (difference[side]["source"] or "").split("+") for side in ("from", "to"))
+    return service_name if scoped else ""
 
 
 @require_http_methods(["GET", "POST"])
 def compare_environments(request):
-    """Pick a tenant and two environments, see what differs, copy chosen keys after a preview.
+    """Pick a tenant, two environments and optionally a service; see every key whose
+    resolved value differs; copy chosen keys after a preview.
 
     Seeing the differences needs the view (or change) permission of config entries;
     any POST (preview or promote: it writes config entries) needs their add and
@@ -81,26 +104,31 @@ def compare_environments(request):
     context = {**admin.site.each_context(request), "title": "Compare and promote environments", "form": form}
     if form.is_valid():
         tenant, source, target = form.cleaned_data["tenant"], form.cleaned_data["source"], form.cleaned_data["target"]
-        rows = _differences(tenant, source, target, reveal=reveal)
-        context.update(rows=rows, tenant=tenant, source=source, target=target)
+        service_name = form.cleaned_data.get("service") or ""
+        differences = environments_compare(tenant=tenant, source=source, target=target, service_name=service_name,
+                                           reveal=reveal)
+        rows = _rows(differences)
+        context.update(rows=rows, tenant=tenant, source=source, target=target, service_name=service_name)
         if request.method == "POST":
-            chosen = [k for k in request.POST.getlist("keys") if k in {r["key"] for r in rows}]
+            promotable = {r["key"] for r in rows if r["promotable"]}
+            chosen = [k for k in request.POST.getlist("keys") if k in promotable]
             if not chosen:
                 messages.error(request, "Choose at least one key to promote.")
             elif "confirm" in request.POST:
-
-
+                by_key = {d["key"]: d for d in differences}
                 try:
-                    with transaction.atomic():
+                    with transaction.atomic(), change_reason(request.POST.get("change_reason")):
                         for key in chosen:
-                            res = config_resolve(tenant=tenant, key=key, environment=source.slug)
+                            res = config_resolve(tenant=tenant, key=key, environment=source.slug, service_name=service_name)
                             config_set(tenant=tenant, key=key, value=res.value, environment=target,
+                                       service_name=_promote_scope(service_name, by_key[key]),
                                        is_secret=res.is_secret, actor=f"user:{request.user.get_username()}",
                                        user_id=request.user.pk, can_read_secrets=reveal)
                 except DomainError as exc:
                     messages.error(request, f"Nothing was promoted: {exc.message}")
                 else:
-                    messages.success(request, f"Promoted {len(chosen)} key(s) from {source} to {target} for {tenant}.")
+                    messages.success(request, f"Promoted {len(chosen)} key(s) from {source} to {target} for {tenant}"
+                                              f"{f' ({service_name})' if service_name else ''}.")
                     return redirect(f"{request.path}?{request.GET.urlencode()}")
             else:
                 context.update(preview=[r for r in rows if r["key"] in chosen], chosen=chosen)

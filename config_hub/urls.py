@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from events.api.urls import root_urlpatterns as events_root_urls
@@ -13,6 +13,7 @@ from registry.api.urls import root_urlpatterns as registry_root_urls
 from tenants.api.urls import tenant_config_urlpatterns
 
 from . import ops
+from .api.docs_pages import DocsView, RedocView
 from .api.history import HistoryView
 from .api.tokens import StrictTokenObtainPairSerializer, StrictTokenRefreshSerializer
 
@@ -38,9 +39,11 @@ urlpatterns = [
     path("", include(events_root_urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start script from /docs?script= (no inline script: CSP).
-    path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    path("docs", DocsView.as_view(url_name="schema"), name="docs"),
     path("docs/", RedirectView.as_view(pattern_name="docs", permanent=True)),
-    path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("redoc", RedocView.as_view(url_name="schema"), name="redoc"),
+    # No public site: "/" leads operators to the admin (which asks them to log in).
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="home"),
 ]
 
 if settings.BENCH_ROUTES:

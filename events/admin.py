@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
-from core.admin import PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
+from core.admin import ChangeReasonMixin, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
 from core.errors import DomainError
 
 from . import services
@@ -41,11 +41,17 @@ class SubscriptionForm(forms.ModelForm):
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(ShownOnceMixin, ServiceDeleteMixin, admin.ModelAdmin):
+class WebhookSubscriptionAdmin(ChangeReasonMixin, ShownOnceMixin, ServiceDeleteMixin, admin.ModelAdmin):
     shown_once_title, shown_once_label, shown_once_element_id = "Webhook subscription created", "signing secret", "webhook-secret"
     form = SubscriptionForm
-    list_display = ("url", "tenant", "state", "failing_since", "created_at")
-    list_filter = ("tenant", "is_active")
+    list_display = ("url", "filter", "tenant", "state", "failing_since", "created_at")
+    list_filter = ("tenant", "is_active", "environment", "service_name")
+    search_fields = ("url", "description", "key_prefix")
+    list_select_related = ("tenant",)
+
+    @admin.display(description="filter")
+    def filter(self, obj):
+        return obj.filter_label
     readonly_fields = ("failing_since", "disabled_at")
 
     @admin.display(description="state")
@@ -79,7 +85,11 @@ class AttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    readonly_fields = ("at", "response_code", "error", "duration_ms")
+    fields = readonly_fields = ("at", "response_code", "error", "duration")
+
+    @admin.display(description="duration")
+    def duration(self, obj):
+        return f"{obj.duration_ms:.0f} ms"
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -87,8 +97,17 @@ class AttemptInline(admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ("id", "event", "subscription", "status", "attempts", "last_response_code", "next_attempt_at", "delivered_at")
-    list_filter = ("status", "subscription__tenant")
+    list_display = ("delivery", "event", "receiver", "status", "attempts", "last_response_code", "next_attempt_at", "delivered_at")
+    list_filter = ("status", "subscription__tenant", "event__environment", "event__service_name")
+    list_select_related = ("event", "subscription")
+
+    @admin.display(description="delivery", ordering="id")
+    def delivery(self, obj):
+        return f"#{obj.pk}"
+
+    @admin.display(description="subscription")
+    def receiver(self, obj):
+        return str(obj.subscription)
     readonly_fields = ("event", "subscription", "status", "attempts", "next_attempt_at", "last_response_code", "last_error",
                        "created_at", "delivered_at")
     inlines = [AttemptInline]
@@ -104,8 +123,21 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         self.message_user(request, f"Queued {queryset.count()} delivery(ies) again.")
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "tenant_slug", "resource_type", "action", "key", "environment", "service_name", "actor", "dispatched_at")
-    list_filter = ("resource_type", "action", "tenant_slug")
+    list_display = ("id", "when", "tenant_slug", "change", "key", "environment", "service_name", "actor", "dispatched")
+    list_filter = ("resource_type", "action", "tenant_slug", "environment", "service_name")
+    ordering = ("-id",)  # newest first
+
+    @admin.display(description="when", ordering="id")
+    def when(self, obj):
+        return f"{obj.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="change", ordering="resource_type")
+    def change(self, obj):
+        return f"{obj.resource_type}.{obj.action}"
+
+    @admin.display(description="dispatched", boolean=True)
+    def dispatched(self, obj):
+        return obj.dispatched_at is not None
     search_fields = ("key", "actor")
     readonly_fields = [f.name for f in Event._meta.fields]
 

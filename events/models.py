@@ -95,7 +95,19 @@ class WebhookSubscription(models.Model):
         ordering = ["tenant_id", "id"]
 
     def __str__(self) -> str:
-        return f"{self.url} ({self.tenant_id})"
+        return f"{self.url} [{self.filter_label}]"
+
+    @property
+    def filter_label(self) -> str:
+        """The filter in words: two subscriptions to one URL differ by it."""
+        parts = [", ".join(self.resource_types) if self.resource_types else "all events"]
+        if self.key_prefix:
+            parts.append(f"keys {self.key_prefix}*")
+        if self.environment:
+            parts.append(f"env {self.environment}")
+        if self.service_name:
+            parts.append(f"service {self.service_name}")
+        return " · ".join(parts)
 
     def matches(self, event: Event) -> bool:
         """Whether an event passes this subscription's filter."""
@@ -131,7 +143,7 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"event {self.event_id} → {self.subscription_id} ({self.status})"
+        return f"delivery #{self.pk} of event #{self.event_id} ({self.status})"
 
 
 class DeliveryAttempt(models.Model):

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 
 from core import directory
-from core.audit import set_actor
+from core.audit import current_reason, set_actor
 from core.errors import ValidationFailed
 from core.jsonvalue import validate_json_value
 from core.outbound import literal_host_blocked
@@ -38,8 +38,12 @@ def event_record(
     so a rolled-back change is never announced and a committed one always is
     (the outbox sweep picks up anything whose after-commit dispatch was lost).
     ``data`` must never hold a secret value: callers pass ``value_changed`` flags
-    for secrets instead.
+    for secrets instead. An operator's change reason (``core.audit.change_reason``)
+    is added as ``data["reason"]``.
     """
+    reason = current_reason()
+    if reason and "reason" not in (data or {}):
+        data = {**(data or {}), "reason": reason}
     event = Event.objects.create(
         tenant=tenant,
         tenant_slug=getattr(tenant, "slug", "") or "",

@@ -12,48 +12,35 @@ from django.shortcuts import render
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import PrettyJSONField, ServiceDeleteMixin, actor_of
+from core.admin import ChangeReasonMixin, HistoryDisplayMixin, PrettyJSONField, ServiceDeleteMixin, actor_of
 from core.errors import DomainError, ValidationFailed
 from tenants.models import Environment
 
 from .engine import compile_state
+from .history import flag_version, flag_versions, rollout_text
 from .models import Flag, FlagEnvironment, Segment, flag_name_validator
 from .selectors import flag_state_document
-from .services.flags import flag_create, flag_delete, flag_update, flags_bulk_set
+from .services.flags import flag_create, flag_delete, flag_revert, flag_update, flags_bulk_set
 from .services.segments import segment_delete, segment_set
-from .validation import flag_validate, segment_validate, tenant_segment_ids
+from .strategy_form import FlagEnvironmentForm
+from .validation import flag_validate, segment_validate
 
 
-class FlagEnvironmentForm(forms.ModelForm):
-    strategies = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 6, "cols": 70, "class": "json-editor"}),
-                                 help_text="Unleash strategies: [] enables for everyone.")
-
-    class Meta:
-        model = FlagEnvironment
-        fields = ("environment", "enabled", "strategies")
-
-    def clean_strategies(self):
-        value = self.cleaned_data.get("strategies") or []
-        if not isinstance(value, list):
-            raise forms.ValidationError("strategies must be a JSON list")
-        # flag_update's own rule, on the form: refused before anything of the page is
-        # saved (the segments a strategy names must be the flag's tenant's).
-        tenant_id = getattr(getattr(self.instance, "flag", None), "tenant_id", None)
-        try:
-            flag_validate(name="f", strategies=value, variants=None, dependencies=None,
-                          segment_ids=tenant_segment_ids(tenant_id) if tenant_id is not None else None)
-        except ValidationFailed as exc:
-            raise forms.ValidationError(exc.message) from exc
-        return value
-
-
-class FlagEnvironmentInline(admin.TabularInline):
+class FlagEnvironmentInline(admin.StackedInline):
     model = FlagEnvironment
     form = FlagEnvironmentForm
     extra = 0
     can_delete = False  # a flag's state is switched off, not deleted (no service deletes one)
-    fields = ("environment", "enabled", "strategies", "version", "evaluation_count", "last_evaluated_at")
     readonly_fields = ("version", "evaluation_count", "last_evaluated_at")
+    fieldsets = [
+        (None, {"fields": ("environment", "enabled", ("version", "evaluation_count", "last_evaluated_at"))}),
+        ("Strategy", {"fields": ("strategy_type", "rollout", "stickiness", "group_id", "user_ids", "constraints"),
+                      "classes": ("strategy-fields",)}),
+        ("Raw strategies", {"fields": ("strategies",), "classes": ("collapse",)}),
+    ]
+
+    class Media:
+        js = ("config_hub/json-editor.js", "config_hub/flag-strategy.js")
 
 
 class FlagForm(forms.ModelForm):
@@ -85,14 +72,37 @@ class BulkForm(forms.Form):
 
 
 @admin.register(Flag)
-class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class FlagAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = FlagForm
     inlines = [FlagEnvironmentInline]
     list_display = ("name", "tenant", "kind", "states", "version", "updated_at")
-    list_filter = ("tenant", "kind")
+    list_filter = ("tenant", "kind", ("states__environment", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "description")
     actions = ["bulk_enable", "bulk_disable", "bulk_rollout"]
     change_form_template = "admin/flags/flag/change_form.html"
+    object_history_form_template = "admin/flags/flag/object_history_form.html"
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
+        # What changed per version, the environments' states included (flags.history),
+        # not only the flag row's own fields.
+        records = list(historical_records)
+        if not records:
+            return
+        changes = {v.history_id: v.changes for v in flag_versions(flag_id=records[0].id)}
+        for record in records:
+            record.history_delta_changes = changes.get(record.history_id, [])
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # The revert page shows every environment's state of that version, and
+        # save_model reverts through flag_revert (the states too, not only the flag row).
+        request._history_version_id = version_id
+        version = flag_version(flag_id=int(object_id), history_id=int(version_id))
+        states = [{"environment": version.environments[env_id], "enabled": state["enabled"],
+                   "rollout": rollout_text(state["strategies"]),
+                   "strategies_text": json.dumps(state["strategies"], ensure_ascii=False)}
+                  for env_id, state in sorted(version.states.items(), key=lambda kv: version.environments[kv[0]])]
+        extra_context = {**(extra_context or {}), "revert_version": version, "revert_states": states}
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("tenant").prefetch_related("states__environment")
@@ -118,6 +128,13 @@ class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
+        version_id = getattr(request, "_history_version_id", None)
+        if change and version_id is not None:
+            flag_revert(flag=Flag.objects.get(pk=obj.pk), history_id=int(version_id), actor=actor_of(request),
+                        user_id=request.user.pk)
+            return
+        if change and not [name for name in form.changed_data if name != "change_reason"]:
+            return  # only the states changed (save_formset): no empty flag version before theirs
         if change:
             flag_update(flag=obj, description=data.get("description"), kind=data.get("kind"),
                                  variants=data.get("variants") or [], dependencies=data.get("dependencies") or [],
@@ -227,7 +244,7 @@ class SegmentForm(forms.ModelForm):
 
 
 @admin.register(Segment)
-class SegmentAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class SegmentAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = SegmentForm
     list_display = ("name", "tenant", "updated_at")
     list_filter = ("tenant",)

@@ -6,7 +6,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core.admin import ServiceDeleteMixin, ShownOnceMixin, actor_of
+from core.admin import ChangeReasonMixin, ServiceDeleteMixin, ShownOnceMixin, actor_of
 
 from . import services, tokens
 from .models import HEALTHY, OUT_OF_SERVICE, STARTING, UNHEALTHY, Instance, Service, ServiceTokenSecret
@@ -71,7 +71,7 @@ class InstanceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(ChangeReasonMixin, admin.ModelAdmin):
     list_display = ("name", "tenant", "owner", "healthy_count", "total_count")
     list_filter = ("tenant",)
     search_fields = ("name", "owner")

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import MASK, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
+from core.admin import MASK, ChangeReasonMixin, HistoryDisplayMixin, PrettyJSONField, ServiceDeleteMixin, ShownOnceMixin, actor_of
 from core.api.principal import ALL_SCOPES
 from core.errors import DomainError, ValidationFailed
 
@@ -64,7 +64,7 @@ def _domain_error_to_form(form: forms.Form, field: str, exc: DomainError) -> Non
 
 
 @admin.register(Tenant)
-class TenantAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class TenantAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("slug", "name")
@@ -84,7 +84,7 @@ class TenantAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class EnvironmentAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "created_at")
 
     def get_readonly_fields(self, request, obj=None):
@@ -153,19 +153,18 @@ class ConfigEntryForm(forms.ModelForm):
 
 
 @admin.register(ConfigEntry)
-class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class ConfigEntryAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigEntryForm
 
     def get_historical_record_context_helper(self, request, historical_record):
         # A secret's value changes show as "changed", never the values
         # (also for rows written before the entry became secret).
         return secret_aware_history_helper(ConfigEntry, historical_record)
-    list_display = ("key", "tenant_label", "environment", "service_label", "shown_value", "is_secret", "version", "updated_at")
-    list_filter = ("tenant", "environment", "is_secret")
+    list_display = ("key", "tenant_label", "environment", "service_label", "shown_value", "is_secret", "version", "updated")
+    list_filter = ("tenant", "environment", "service_name", "is_secret")
     search_fields = ("key", "service_name", "description")
     list_select_related = ("tenant", "environment")
     readonly_fields = ("version", "created_at", "updated_at")
-    history_list_display = ("history_actor",)
     change_form_template = "admin/tenants/configentry/change_form.html"
 
     class Media:
@@ -215,7 +214,11 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
         if obj.is_secret:
             return MASK
         text = json.dumps(obj.value, ensure_ascii=False)
-        return text if len(text) < 80 else text[:77] + "…"
+        return text if len(text) < 60 else text[:57] + "…"
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj):
+        return f"{obj.updated_at:%Y-%m-%d %H:%M}"
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change, **kwargs)
@@ -242,7 +245,7 @@ class ConfigEntryAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
                 history_id=int(version_id), actor=actor, user_id=uid,
             )
             return
-        if change and not form.has_changed():
+        if change and not [name for name in form.changed_data if name != "change_reason"]:
             # Saved as it was: no new version, no event, no history row.
             return
         try:
@@ -300,7 +303,7 @@ class ConfigSchemaForm(forms.ModelForm):
 
 
 @admin.register(ConfigSchema)
-class ConfigSchemaAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class ConfigSchemaAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigSchemaForm
 
     class Media:
@@ -336,11 +339,11 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class ApiKeyAdmin(HistoryDisplayMixin, ChangeReasonMixin, ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     shown_once_title, shown_once_label, shown_once_element_id = "API key created", "API key", "new-api-key"
     form = ApiKeyForm
-    list_display = ("name", "prefix", "tenant_label", "scope_list", "state", "last_used_at", "expires_at")
-    list_filter = ("tenant",)
+    list_display = ("name", "prefix", "tenant_label", "environment", "scope_list", "state", "last_used_at", "expires_at")
+    list_filter = ("tenant", "environment")
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_at", "created_by", "last_used_at", "revoked_at")
     actions = ["revoke"]

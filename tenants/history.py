@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Max
-from simple_history.template_utils import HistoricalRecordContextHelper
 
+from core.admin import JSONHistoryHelper
 from events.models import Event
 
 from .models import ConfigEntry
@@ -58,7 +58,7 @@ def masked(rec, secret_until: dict[int, int]) -> bool:
 
 
 
-class SecretAwareHistoryHelper(HistoricalRecordContextHelper):
+class SecretAwareHistoryHelper(JSONHistoryHelper):
     """The admin history page's field changes for ConfigEntry: a secret's value
     (or a value scrubbed when the entry became secret) shows as "changed", never
     as old → new."""

@@ -241,6 +241,17 @@ def resolved_value(data: dict[str, Any], *, reveal: bool) -> tuple[Any, bool]:
     return decrypt_json(data["secret_token"]), False
 
 
+def resolved_entries(*, tenant_id: int, environment_id: int | None, service_name: str) -> dict[str, ConfigEntry]:
+    """The winning entry of every key a service (or, ``service_name`` empty, the tenant)
+    reads in an environment: one query. Schema defaults are not included."""
+    best: dict[str, ConfigEntry] = {}
+    for entry in _candidates(tenant_id=tenant_id, environment_id=environment_id, service_name=service_name, key=None):
+        current = best.get(entry.key)
+        if current is None or _rank(entry) > _rank(current):
+            best[entry.key] = entry
+    return best
+
+
 def config_bundle(*, tenant: Tenant, environment: str | None, service_name: str) -> list[dict[str, Any]]:
     """Every key visible to a service, each resolved: one query (plus schema defaults).
 
@@ -248,11 +259,7 @@ def config_bundle(*, tenant: Tenant, environment: str | None, service_name: str)
     ``"<service_name>."`` adds its ``default_value`` when no entry holds the key.
     """
     env_id = environment_get(slug=environment).pk if environment else None
-    best: dict[str, ConfigEntry] = {}
-    for entry in _candidates(tenant_id=tenant.pk, environment_id=env_id, service_name=service_name, key=None):
-        current = best.get(entry.key)
-        if current is None or _rank(entry) > _rank(current):
-            best[entry.key] = entry
+    best = resolved_entries(tenant_id=tenant.pk, environment_id=env_id, service_name=service_name)
     items = []
     for key in sorted(best):
         e = best[key]
@@ -356,3 +363,4 @@ def config_entries(*, tenant_id: int | None, all_tenants: bool):
 def tenant_slug(*, tenant_id: int) -> str | None:
     """The slug of a tenant by id, active or not (None: no such tenant)."""
     return Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first()
+

@@ -5,12 +5,13 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from core.audit import set_actor
+from core.audit import current_reason, set_actor
 from core.errors import Conflict, NotFound, StaleVersion, ValidationFailed
 from events.services import event_record
 from tenants.guard import write_check
 from tenants.models import Environment, Tenant
 
+from ..history import flag_version
 from ..models import Flag, FlagEnvironment, flag_name_problem
 from ..validation import flag_validate, tenant_segment_ids
 from .common import generation_bump
@@ -162,6 +163,59 @@ def flag_update(
                   "rollout_percentage": fe.rollout_percentage if fe else None},
         )
     return flag
+
+
+def flag_revert(*, flag: Flag, history_id: int, actor: str, user_id: int | None = None) -> Flag:
+    """Put a flag back to an earlier version of its history: its description, kind,
+    variants and dependencies, and its state in every environment as it was then
+    (an environment the flag had no state in then is switched off, with no strategies).
+
+    One transaction, validated as a write is (a segment deleted since: refused, nothing
+    written); a new flag version with the reason "revert to version N", and one
+    ``flag.updated`` event per environment whose state changes (one for the flag when
+    none does), each with ``data["reverted_to"]``.
+    """
+    target = flag_version(flag_id=flag.pk, history_id=history_id)
+    with transaction.atomic():
+        current = Flag.objects.select_for_update().filter(pk=flag.pk).first()
+        if current is None:
+            raise NotFound("flag not found")
+        for name, value in target.fields.items():
+            setattr(current, name, value)
+        existing = {fe.environment_id: fe for fe in FlagEnvironment.objects.filter(flag=current).select_related("environment")}
+        wanted = dict(target.states)
+        for env_id in existing.keys() - wanted.keys():
+            wanted[env_id] = {"enabled": False, "strategies": []}
+        segment_ids = tenant_segment_ids(current.tenant_id)
+        flag_validate(name=current.name, strategies=None, variants=current.variants,
+                      dependencies=current.dependencies, segment_ids=segment_ids)
+        for state in wanted.values():
+            flag_validate(name=current.name, strategies=state["strategies"], variants=None, dependencies=None,
+                          segment_ids=segment_ids)
+        reason = f"revert to version {target.version}" + (f": {current_reason()}" if current_reason() else "")
+        current.version += 1
+        set_actor(current, actor, user_id=user_id, reason=reason)
+        current.save()
+        environments = {e.pk: e for e in Environment.objects.filter(pk__in=wanted.keys())}
+        changed = []
+        for env_id, state in sorted(wanted.items()):
+            fe = existing.get(env_id)
+            if fe is not None and (fe.enabled, fe.strategies) == (state["enabled"], state["strategies"]):
+                continue
+            if fe is None:
+                fe = FlagEnvironment(flag=current, environment=environments[env_id])
+            else:
+                fe.version += 1
+            fe.enabled, fe.strategies = state["enabled"], state["strategies"]
+            set_actor(fe, actor, user_id=user_id, reason=reason)
+            fe.save()
+            changed.append(fe)
+        for fe in changed or [None]:
+            _announce(current, action="updated", actor=actor, environment=fe.environment.slug if fe else "",
+                      data={"id": current.pk, "reverted_to": target.version,
+                            "enabled": fe.enabled if fe else None,
+                            "rollout_percentage": fe.rollout_percentage if fe else None})
+    return current
 
 
 def flag_delete(*, flag: Flag, actor: str, user_id: int | None = None) -> None:

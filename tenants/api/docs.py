@@ -121,5 +121,26 @@ class EnvironmentOutSerializer(serializers.Serializer):
     name = serializers.CharField(allow_blank=True)
 
 
+class CompareSideSerializer(serializers.Serializer):
+    value = AnyJSON(help_text="null for a secret without secrets:read (then masked is true) or a key that does not resolve")
+    source = nullable_str(help_text="the scope that won; null: the key does not resolve in this environment")
+    is_secret = serializers.BooleanField()
+    masked = serializers.BooleanField(required=False)
+
+
+class CompareDifferenceSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    # "from" is a Python keyword: declared through the fields mapping below.
+
+
+CompareDifferenceSerializer._declared_fields.update({"from": CompareSideSerializer(), "to": CompareSideSerializer()})
+
+
+class CompareOutSerializer(serializers.Serializer):
+    """``GET /api/v1/environments/compare``."""
+
+    differences = CompareDifferenceSerializer(many=True)
+
+
 class RevertSerializer(serializers.Serializer):
     history_id = serializers.IntegerField(help_text="a row of GET /api/v1/history/?resource=config")

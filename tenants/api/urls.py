@@ -15,6 +15,7 @@ urlpatterns = [
     path("tenants/", tenants.TenantListView.as_view(), name="tenant-list"),
     path("tenants/<str:slug>", tenants.TenantDetailView.as_view(), name="tenant-detail"),
     path("environments/", environments.EnvironmentListView.as_view(), name="environment-list"),
+    path("environments/compare", environments.EnvironmentCompareView.as_view(), name="environment-compare"),
 ]
 
 # A tenant's configs addressed by tenant slug in the path (the static-token clients), mounted at /config/.

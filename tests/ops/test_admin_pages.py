@@ -116,12 +116,124 @@ def test_admin_home__superuser__every_panel(tenant, environments, admin_user, cl
     assert {name for name, text in panels.items() if text in body} == set(panels)
 
 
-def test_admin_home__no_view_site_link_to_a_page_the_hub_does_not_have(admin_user, client):
+def test_admin_home__header_links_to_the_api_docs_and_root_leads_to_the_admin(admin_user, client):
+    client.force_login(admin_user)
+
+    body = client.get("/admin/").content.decode()
+    root = client.get("/")
+
+    assert "View site" not in body
+    assert '<a href="/docs" id="api-docs-link">API docs</a>' in body
+    assert (root.status_code, root["Location"]) == (302, "/admin/")
+
+
+def test_docs__no_login__a_page_linking_to_the_login_and_back(client):
+    from django.test import Client
+
+    docs, redoc = client.get("/docs"), Client().get("/redoc")
+    script = client.get("/docs?script=")
+
+    assert docs.status_code == 401 and docs["Content-Type"].startswith("text/html")
+    assert 'id="login-link" href="/admin/login/?next=/docs"' in docs.content.decode()
+    assert 'href="/admin/login/?next=/redoc"' in redoc.content.decode()
+    assert script.status_code == 401 and b"login-link" not in script.content  # a script, not a page
+
+
+def test_redoc__operator_session__no_fonts_from_other_sites(client, admin_user):
+    client.force_login(admin_user)
+
+    html = client.get("/redoc").content.decode()
+
+    assert "fonts.googleapis" not in html and "fonts.gstatic" not in html
+    assert "/static/drf_spectacular_sidecar/redoc/" in html
+
+
+def test_admin_home__login_lockouts__in_their_own_section_not_among_the_apps(admin_user, client):
     client.force_login(admin_user)
 
     body = client.get("/admin/").content.decode()
 
-    assert "View site" not in body and client.get("/").status_code == 404
+    apps, security = body[:body.index('id="security-section"')], body[body.index('id="security-section"'):]
+    assert "Access attempts" not in apps and "Access attempts" in security
+    assert "Config entries" in apps
+
+
+def test_admin_home__latest_changes__each_row_links_to_its_object(tenant, environments, admin_user, client):
+    entry = make.config(tenant, "mail.from", "a@example.com")
+    flag = make.flag(tenant, "beta_banner", environment=environments["production"])
+    client.force_login(admin_user)
+
+    body = client.get("/admin/").content.decode()
+
+    latest = _section(body, "Latest changes")
+    assert f'href="/admin/tenants/configentry/{entry.pk}/change/">config.created mail.from' in latest
+    assert f'href="/admin/flags/flag/{flag.pk}/change/">flag.created beta_banner' in latest
+    assert latest.index("beta_banner") < latest.index("mail.from")  # newest first
+
+
+def test_event_list__newest_first_with_environment_and_service_filters(tenant, environments, admin_user, client):
+    make.config(tenant, "first.key", 1, environment=environments["staging"], service_name="billing")
+    make.config(tenant, "second.key", 2, environment=environments["production"])
+    client.force_login(admin_user)
+
+    everything = client.get("/admin/events/event/").content.decode()
+    billing = client.get("/admin/events/event/?service_name=billing").content.decode()
+
+    assert everything.index("second.key") < everything.index("first.key")
+    assert "first.key" in billing and "second.key" not in billing
+    assert "?environment=staging" in everything and "?service_name=billing" in everything
+
+
+def test_webhook_list__two_subscriptions_to_one_url__told_apart_by_their_filter(tenant, admin_user, client):
+    make.webhook(tenant, "http://127.0.0.1:9/hook", resource_types=["config"], environment="production")
+    make.webhook(tenant, "http://127.0.0.1:9/hook", resource_types=["flag"], key_prefix="checkout.")
+    client.force_login(admin_user)
+
+    body = client.get("/admin/events/webhooksubscription/").content.decode()
+
+    assert "config · env production" in body and "flag · keys checkout.*" in body
+    assert f"({tenant.pk})" not in body
+
+
+def test_history_page__human_column_names_json_values_and_reason(tenant, admin_user, client):
+    from core.audit import change_reason
+    from tenants.services.configs import config_update
+
+    entry = make.config(tenant, "limits", {"rows": 10, "strict": False})
+    with change_reason("OPS-9 more rows"):
+        config_update(entry=entry, value={"rows": 20, "strict": True}, actor="user:ann")
+    client.force_login(admin_user)
+
+    body = client.get(f"/admin/tenants/configentry/{entry.pk}/history/").content.decode()
+
+    assert "history_actor" not in body.lower() and "Change reason" not in body and "None" not in body
+    assert "&quot;strict&quot;: true" in body and "True" not in body
+    assert "OPS-9 more rows" in body and "user:ann" in body
+    record = entry.history.latest("history_id")
+    assert f'href="/admin/tenants/configentry/{entry.pk}/history/{record.history_id}/"' in body
+
+
+def test_change_form__reason_field__kept_in_history_and_event(tenant, admin_user, client):
+    from events.models import Event
+
+    entry = make.config(tenant, "pool.size", 5)
+    client.force_login(admin_user)
+
+    r = client.post(f"/admin/tenants/configentry/{entry.pk}/change/", {
+        "tenant": tenant.pk, "key": "pool.size", "value": "8", "description": "", "change_reason": "INC-12 pool exhausted"})
+
+    assert r.status_code == 302, r.content.decode()[:3000]
+    assert entry.history.latest("history_id").history_change_reason == "INC-12 pool exhausted"
+    assert Event.objects.filter(key="pool.size").latest("id").data["reason"] == "INC-12 pool exhausted"
+
+
+@pytest.mark.parametrize("url", ["/admin/tenants/tenant/add/", "/admin/tenants/environment/add/", "/admin/tenants/configentry/add/",
+                                 "/admin/tenants/configschema/add/", "/admin/tenants/apikey/add/", "/admin/flags/flag/add/",
+                                 "/admin/flags/segment/add/", "/admin/events/webhooksubscription/add/"])
+def test_edit_forms__every_one__has_a_change_reason_field(url, admin_user, client):
+    client.force_login(admin_user)
+
+    assert 'name="change_reason"' in client.get(url).content.decode()
 
 
 # --- a config entry's page ----------------------------------------------------------------------

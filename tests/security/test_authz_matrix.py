@@ -28,8 +28,9 @@ MARKER = "tenant-a-private-marker-7d1f"
 SECRET_MARKER = "tenant-a-secret-marker-93ab"
 
 # Routes any caller may reach: health and metrics (API.md), the login routes, and
-# "docs/", a bare redirect to "docs" (which needs credentials, and is covered).
-PUBLIC = {"health", "metrics", "api/v1/auth/token/", "api/v1/auth/token/refresh/", "docs/"}
+# "docs/", a bare redirect to "docs" (which needs credentials, and is covered), and
+# "", the root, a redirect to the admin (which asks for its own login).
+PUBLIC = {"health", "metrics", "api/v1/auth/token/", "api/v1/auth/token/refresh/", "docs/", ""}
 # Routes served by other means than a DRF view with scopes.
 SKIP_PREFIXES = ("admin/", "static/", "bench/")
 
