@@ -192,6 +192,18 @@ def flag_revert(*, flag: Flag, history_id: int, actor: str, user_id: int | None 
         for state in wanted.values():
             flag_validate(name=current.name, strategies=state["strategies"], variants=None, dependencies=None,
                           segment_ids=segment_ids)
+        # The gate, for what the revert reaches: every environment when the flag's own
+        # fields change, else each environment whose state changes.
+        fields_change = any(getattr(flag, name) != value for name, value in target.fields.items())
+        reached = [None] if fields_change else [
+            env_id for env_id, state in wanted.items()
+            if env_id not in existing or (existing[env_id].enabled, existing[env_id].strategies)
+            != (state["enabled"], state["strategies"])
+        ]
+        gate_envs = {e.pk: e for e in Environment.objects.filter(pk__in=[r for r in reached if r])}
+        for env_id in reached:
+            write_check(tenant=current.tenant, environment=gate_envs.get(env_id), resource="flag", action="update",
+                        key=current.name, actor=actor, user_id=user_id)
         reason = f"revert to version {target.version}" + (f": {current_reason()}" if current_reason() else "")
         current.version += 1
         set_actor(current, actor, user_id=user_id, reason=reason)

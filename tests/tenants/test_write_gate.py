@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import Forbidden
 from flags.models import Flag, Segment
-from flags.services.flags import flag_create, flag_delete, flag_update
+from flags.services.flags import flag_create, flag_delete, flag_revert, flag_update
 from flags.services.segments import segment_delete, segment_set
 from tenants import guard
 from tenants.models import ConfigEntry, ConfigSchema
@@ -44,6 +44,8 @@ def test_every_write_service_asks_the_gate_and_changes_nothing_when_refused(tena
     factories.schema("svc.limit", {"type": "integer"})
     flag = factories.flag(tenant, "beta")
     seg = factories.segment(tenant, "eu", [{"contextName": "region", "operator": "IN", "values": ["eu"]}])
+    first_version = flag.history.earliest("history_date").history_id
+    flag_update(flag=flag, environment=prod, is_enabled=True, actor="t")
     refused = close_production()
 
     attempts = [
@@ -55,6 +57,7 @@ def test_every_write_service_asks_the_gate_and_changes_nothing_when_refused(tena
         lambda: flag_create(tenant=tenant, name="gamma", environment=prod, is_enabled=True, actor="t"),
         lambda: flag_update(flag=flag, environment=prod, is_enabled=True, actor="t"),
         lambda: flag_update(flag=flag, variants=[], actor="t"),
+        lambda: flag_revert(flag=flag, history_id=first_version, actor="t"),
         lambda: flag_delete(flag=flag, actor="t"),
         lambda: segment_set(tenant=tenant, name="us", constraints=[], actor="t"),
         lambda: segment_delete(segment=seg, actor="t"),
@@ -68,6 +71,7 @@ def test_every_write_service_asks_the_gate_and_changes_nothing_when_refused(tena
     assert not ConfigEntry.objects.filter(key="svc.new").exists()
     assert ConfigSchema.objects.get(key="svc.limit").schema == {"type": "integer"}
     assert set(Flag.objects.filter(tenant=tenant).values_list("name", flat=True)) == {"beta"}
+    assert flag.states.get(environment=prod).enabled is True  # the refused revert left production on
     assert set(Segment.objects.filter(tenant=tenant).values_list("name", flat=True)) == {"eu"}
 
     # What the rule lets through goes on as before, and the rule saw who and where.
