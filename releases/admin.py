@@ -66,7 +66,7 @@ class ReleaseAdmin(admin.ModelAdmin):
     @admin.display(description="flag states")
     def flag_states(self, obj: Release):
         return format_html_join("", "<div><strong>{}</strong>: {}</div>", (
-            (name, "on" if state["enabled"] else "off") for name, state in obj.content["flags"].items()))
+            (name, "on" if state["enabled"] else "off") for name, state in sorted(obj.content["flags"].items())))
 
     # Immutable: created through release_create only, never changed, never deleted here.
     def get_form(self, request, obj=None, change=False, **kwargs):

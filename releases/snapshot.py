@@ -174,12 +174,12 @@ def entries_resolve(entries: list[dict[str, Any]], schemas: dict[str, Any], serv
 
 
 def content_view(content: dict[str, Any], service: str) -> dict[str, dict[str, Any]]:
-    """The resolved values of ``service`` ("" = the tenant) in a content: the stored view
-    for a service known at snapshot time, else resolved from the stored entries."""
+    """The resolved values of ``service`` ("" = the tenant) in a content, by key: the
+    stored view for a service known at snapshot time, else resolved from the stored entries."""
     view = content["views"].get(service)
     if view is None:
-        view = entries_resolve(content["entries"], content["schemas"], service)
-    return view
+        return entries_resolve(content["entries"], content["schemas"], service)
+    return dict(sorted(view.items()))  # jsonb keeps no key order
 
 
 def same_value(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
