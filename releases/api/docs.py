@@ -47,26 +47,21 @@ class SideSerializer(serializers.Serializer):
 
 
 class DifferenceSerializer(serializers.Serializer):
+    """``{"key", "from", "to"}`` ("from" is a Python keyword: added in ``get_fields``)."""
+
     key = serializers.CharField()
-    # "from" is a Python keyword: declared under another name, renamed in the schema.
-    from_ = SideSerializer(source="from")
-    to = SideSerializer()
 
     def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
+        return {"key": super().get_fields()["key"], "from": SideSerializer(), "to": SideSerializer()}
 
 
 class FlagDifferenceSerializer(serializers.Serializer):
+    """``{"name", "from", "to"}``: a flag's state in each release (null: absent)."""
+
     name = serializers.CharField()
-    from_ = AnyJSON(source="from", allow_null=True)
-    to = AnyJSON(allow_null=True)
 
     def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
+        return {"name": super().get_fields()["name"], "from": AnyJSON(allow_null=True), "to": AnyJSON(allow_null=True)}
 
 
 class CompareSerializer(serializers.Serializer):

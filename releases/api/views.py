@@ -124,9 +124,9 @@ class ReleasePinView(APIView):
 
     @extend_schema(request=None, responses={200: docs.PinSerializer, **docs.errors(409)})
     def put(self, request, release_id: str, service_name: str):
-        validated_body(NoBodySerializer, request.data if request.data else {})
         tenant = request_tenant(request)
         release = selectors.release_for_tenant(tenant_id=tenant.pk, release_id=release_id)
+        validated_body(NoBodySerializer, request.data if request.data else {})
         release_pin(release=release, service_name=service_name, actor=request.auth.actor,
                     user_id=request.auth.user_id)
         return Response({"release": release.pk, "environment": release.environment.slug,
@@ -149,9 +149,9 @@ class ReleaseRollbackView(APIView):
 
     @extend_schema(request=RollbackSerializer, responses={201: dict, **docs.errors(409)})
     def post(self, request, release_id: str):
-        data = validated_body(RollbackSerializer, request.data if request.data else {})
         tenant = request_tenant(request)
         release = selectors.release_for_tenant(tenant_id=tenant.pk, release_id=release_id)
+        data = validated_body(RollbackSerializer, request.data if request.data else {})
         change_request = release_rollback(release=release, actor=request.auth.actor, user_id=request.auth.user_id,
                                           title=data.get("title"), apply_at=data.get("apply_at"))
         return Response({"change_request": getattr(change_request, "pk", None), "release": release.pk},
