@@ -18,8 +18,12 @@ class ReleaseImmutable(Conflict):
 
 class ReleaseQuerySet(models.QuerySet):
     def update(self, **kwargs):
-        # A bulk UPDATE would go around Release.save: a release never changes.
-        raise ReleaseImmutable("a release is immutable: create a new one instead")
+        # A bulk UPDATE would go around Release.save: a release never changes. The
+        # one exception is the key rotation (``rotate_fernet_keys``), which writes
+        # each row's secrets back unchanged, encrypted with the newest key.
+        if set(kwargs) != {"secrets"} or any(row.secrets != kwargs["secrets"] for row in self.only("secrets")):
+            raise ReleaseImmutable("a release is immutable: create a new one instead")
+        return super().update(**kwargs)
 
 
 class Release(models.Model):

@@ -154,3 +154,21 @@ def test_release_create__event_release_created_without_secret(layered, release_o
     event = Event.objects.get(resource_type="release", action="created")
     assert (event.tenant_id, event.key, event.environment, event.actor) == (layered["tenant"].pk, "r1", "production", "test")
     assert event.data == {"id": release.pk, "name": "r1", "digest": release.digest}
+
+
+def test_fernet_rotation__release_secrets__re_encrypted_with_the_new_key_values_kept(layered, release_of, settings):
+    from cryptography.fernet import Fernet
+
+    from tenants.services.fernet import fernet_rotate
+
+    release = release_of(layered["tenant"], layered["production"], "r1")
+    old = settings.FERNET_KEYS[0]
+    new = Fernet.generate_key().decode()
+    settings.FERNET_KEYS = [new, old]
+
+    fernet_rotate()
+    settings.FERNET_KEYS = [new]
+
+    assert Release.objects.get(pk=release.pk).secrets == release.secrets
+    with pytest.raises(ReleaseImmutable):
+        Release.objects.filter(pk=release.pk).update(secrets={"x": "other"})
