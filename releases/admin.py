@@ -16,6 +16,7 @@ from core.admin import MASK, ServiceDeleteMixin, actor_of
 from core.errors import DomainError
 
 from .models import Pin, Release
+from .rollback import release_rollback
 from .selectors import release_values, releases_compare
 from .services import release_create, release_name_check, release_pin, release_unpin
 
@@ -43,7 +44,7 @@ class ReleaseAdmin(admin.ModelAdmin):
     list_display = ("name", "tenant", "environment", "short_digest", "created_by", "created_at")
     list_filter = ("environment", "tenant")
     search_fields = ("name", "digest")
-    actions = ["compare_selected"]
+    actions = ["compare_selected", "rollback_to_selected"]
     readonly_fields = ("name", "tenant", "environment", "digest", "created_by", "created_at", "pinned_services",
                        "values", "flag_states")
     fields = readonly_fields
@@ -101,6 +102,24 @@ class ReleaseAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly two releases to compare.", messages.ERROR)
             return None
         return HttpResponseRedirect(f"{reverse('admin:releases_release_compare')}?a={ids[0]}&b={ids[1]}")
+
+    @admin.action(description="Roll its environment back to the selected release (opens a change request)")
+    def rollback_to_selected(self, request, queryset):
+        if not request.user.has_perms(("tenants.add_configentry", "tenants.change_configentry")):
+            raise PermissionDenied
+        releases = list(queryset[:2])
+        if len(releases) != 1:
+            self.message_user(request, "Select exactly one release to roll back to.", messages.ERROR)
+            return None
+        release = releases[0]
+        try:
+            change_request = release_rollback(release=release, actor=actor_of(request), user_id=request.user.pk)
+        except DomainError as exc:
+            self.message_user(request, f"No change request opened: {exc.message}", messages.ERROR)
+            return None
+        self.message_user(request, f"Change request {getattr(change_request, 'pk', '')} opened to roll "
+                                   f"{release.environment} back to '{release.name}'.", messages.SUCCESS)
+        return None
 
     def get_urls(self):
         return [path("compare/", self.admin_site.admin_view(self.compare_view), name="releases_release_compare"),

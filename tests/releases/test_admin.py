@@ -129,3 +129,23 @@ def test_admin_pin_add_and_delete__through_the_services(layered, release_of, adm
     assert not Pin.objects.exists()
     assert list(Event.objects.filter(resource_type="release").order_by("id").values_list("action", "actor")) == [
         ("created", "test"), ("pinned", "user:root"), ("unpinned", "user:root")]
+
+
+def test_admin_rollback_action__nothing_changed__message_nothing_opened(layered, release_of, admin_user, client):
+    release = release_of(layered["tenant"], layered["production"], "a")
+    client.force_login(admin_user)
+
+    r = client.post("/admin/releases/release/", {"action": "rollback_to_selected", "_selected_action": [release.pk]},
+                    follow=True)
+
+    assert "No change request opened" in r.content.decode()
+    assert "already resolves every value" in r.content.decode()
+
+
+def test_admin_rollback_action__view_only_staff__403(layered, release_of, client, django_user_model):
+    release = release_of(layered["tenant"], layered["production"], "a")
+    client.force_login(_staff(django_user_model, "view_release"))
+
+    r = client.post("/admin/releases/release/", {"action": "rollback_to_selected", "_selected_action": [release.pk]})
+
+    assert r.status_code == 403
