@@ -32,17 +32,20 @@ class Pinned(Protocol):
         """The ``?explain=true`` chain of a pinned read."""
 
 
-Lookup = Callable[..., "Pinned | None"]
-_installed: list[Lookup] = []
+# lookup(tenant_id, environment, service_name) -> Pinned | None, positional: it runs on
+# every read of a service, and keyword arguments cost more than the look-up itself.
+Lookup = Callable[[int, str, str], "Pinned | None"]
+_installed: list[Lookup | None] = [None]
 
 
-def pin_lookup_install(lookup: Lookup) -> None:
+def pin_lookup_install(lookup: Lookup | None) -> None:
     """Called once per process by the app that owns pins (installing again replaces it)."""
-    _installed[:] = [lookup]
+    _installed[0] = lookup
 
 
 def pinned(*, tenant_id: int, environment: str | None, service_name: str) -> Pinned | None:
     """The release this read answers from, or None (live)."""
-    if not _installed or not environment or not service_name:
+    lookup = _installed[0]
+    if lookup is None or not environment or not service_name:
         return None
-    return _installed[0](tenant_id=tenant_id, environment=environment, service_name=service_name)
+    return lookup(tenant_id, environment, service_name)
