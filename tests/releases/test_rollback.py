@@ -169,3 +169,42 @@ def test_rollback__changes_app_present__one_change_request_with_the_change_list(
     assert change_request.tenant_id == layered["tenant"].pk
     assert change_request.environment_id == layered["production"].pk
     assert change_request.changes == expected
+
+
+def test_release_after_change_request__inside_the_applying_transaction__release_named_after_it(layered):
+    from django.db import transaction
+
+    from releases.services import release_after_change_request
+
+    with transaction.atomic():
+        config_update(entry=ConfigEntry.objects.get(key="db.url", service_name=""), value="postgres://cr/app",
+                      actor="t")
+        release = release_after_change_request(tenant=layered["tenant"], environment=layered["production"],
+                                               change_request_id=12, actor="change_request:12")
+
+    assert release.name == "change request #12"
+    assert release.content["views"][""]["db.url"]["value"] == "postgres://cr/app"
+
+
+@pytest.mark.skipif(HAS_CHANGES, reason="the real changes app is present: its own signal is tested with it")
+def test_change_request_applied_signal__connected__each_applied_request_makes_a_release(layered, monkeypatch):
+    """The merge glue, with a stand-in for the changes app's signal."""
+    import sys
+    import types
+
+    from django.dispatch import Signal
+
+    from releases.models import Release
+    from releases.rollback import change_request_hook_connect
+
+    signals = types.ModuleType("changes.signals")
+    signals.change_request_applied = Signal()
+    monkeypatch.setitem(sys.modules, "changes", types.ModuleType("changes"))
+    monkeypatch.setitem(sys.modules, "changes.signals", signals)
+    change_request_hook_connect()
+    applied = types.SimpleNamespace(pk=7, tenant=layered["tenant"], environment=layered["production"])
+
+    signals.change_request_applied.send(sender=None, change_request=applied, actor="user:alice")
+
+    release = Release.objects.get()
+    assert (release.name, release.created_by) == ("change request #7", "user:alice")
