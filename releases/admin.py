@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from core.admin import MASK, ServiceDeleteMixin, actor_of
@@ -44,7 +45,7 @@ class ReleaseAdmin(admin.ModelAdmin):
     list_display = ("name", "tenant", "environment", "short_digest", "created_by", "created_at")
     list_filter = ("environment", "tenant")
     search_fields = ("name", "digest")
-    actions = ["compare_selected", "rollback_to_selected"]
+    actions = ["snapshot_again", "compare_selected", "rollback_to_selected"]
     readonly_fields = ("name", "tenant", "environment", "digest", "created_by", "created_at", "pinned_services",
                        "values", "flag_states")
     fields = readonly_fields
@@ -94,6 +95,22 @@ class ReleaseAdmin(admin.ModelAdmin):
         # The admin logs and redirects to the row the service wrote.
         obj.pk, obj.digest, obj.created_at = release.pk, release.digest, release.created_at
         obj._state.adding = False
+
+    @admin.action(description="Make a new release of each selected release's environment, now")
+    def snapshot_again(self, request, queryset):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
+        made = []
+        for tenant, environment in {(r.tenant, r.environment) for r in queryset.select_related("tenant", "environment")}:
+            try:
+                made.append(release_create(tenant=tenant, environment=environment, name=f"{environment} {stamp}",
+                                           actor=actor_of(request), user_id=request.user.pk))
+            except DomainError as exc:
+                self.message_user(request, f"{tenant}/{environment}: {exc.message}", messages.ERROR)
+        if made:
+            self.message_user(request, "Made " + ", ".join(f"'{r.name}' ({r.tenant})" for r in made) + ".",
+                              messages.SUCCESS)
 
     @admin.action(description="Compare the two selected releases")
     def compare_selected(self, request, queryset):

@@ -149,3 +149,18 @@ def test_admin_rollback_action__view_only_staff__403(layered, release_of, client
     r = client.post("/admin/releases/release/", {"action": "rollback_to_selected", "_selected_action": [release.pk]})
 
     assert r.status_code == 403
+
+
+def test_admin_snapshot_again_action__one_new_release_per_environment(layered, release_of, admin_user, client):
+    a = release_of(layered["tenant"], layered["production"], "a")
+    b = release_of(layered["tenant"], layered["production"], "b")
+    s = release_of(layered["tenant"], layered["staging"], "s")
+    client.force_login(admin_user)
+
+    r = client.post("/admin/releases/release/", {"action": "snapshot_again", "_selected_action": [a.pk, b.pk, s.pk]})
+
+    assert r.status_code == 302
+    made = Release.objects.exclude(pk__in=[a.pk, b.pk, s.pk])
+    assert sorted(made.values_list("environment__slug", "created_by")) == [("production", "user:root"),
+                                                                            ("staging", "user:root")]
+    assert made.get(environment__slug="production").digest == a.digest
