@@ -20,6 +20,7 @@ from core.fields import decrypt_json, encrypt_json
 from core.metrics import CONFIG_CACHE
 
 from . import cache as cfg_cache
+from . import pins
 from .models import ConfigEntry, ConfigSchema, Environment, Tenant
 
 # --- tenants and environments -------------------------------------------------
@@ -210,7 +211,11 @@ def config_resolve(
 
 
 def config_resolve_cached(*, tenant: Tenant, key: str, environment: str | None, service_name: str) -> dict[str, Any]:
-    """The cached form of :func:`config_resolve` (secrets stay encrypted in the cache)."""
+    """The cached form of :func:`config_resolve` (secrets stay encrypted in the cache);
+    a service pinned to a release reads the release (:mod:`tenants.pins`)."""
+    pin = pins.pinned(tenant_id=tenant.pk, environment=environment, service_name=service_name)
+    if pin is not None:
+        return pin.resolution(key)
     # One Redis round trip for the generations; the value itself is then taken
     # from this process when it has it (keyed by those generations, so a write
     # anywhere is seen on the next request), else from Redis, else resolved.
@@ -332,7 +337,11 @@ class Bundle:
 
 def config_bundle_cached(*, tenant: Tenant, environment: str | None, service_name: str) -> Bundle:
     """The bundle of :func:`config_bundle`, from this process, else Redis, else the
-    database (secrets stay encrypted in both caches)."""
+    database (secrets stay encrypted in both caches); a service pinned to a release
+    reads the release (:mod:`tenants.pins`)."""
+    pin = pins.pinned(tenant_id=tenant.pk, environment=environment, service_name=service_name)
+    if pin is not None:
+        return pin.bundle()
     gens = cfg_cache.bundle_generations(tenant.pk)
     ck = cfg_cache.bundle_key(tenant.pk, environment or "", service_name, gens)
     bundle = _local_resolved.get(ck) if gens != ("0", "0") else None

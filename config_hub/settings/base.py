@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "flags",
     "registry",
     "events",
+    "releases",
 ]
 
 MIDDLEWARE = [

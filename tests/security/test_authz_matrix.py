@@ -20,6 +20,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from core.api.permissions import IsAuthenticatedPrincipal, required_scope
 from core.api.principal import ALL_SCOPES
+from releases.services import release_create
 from tests import factories as make
 
 from .conftest import MATRIX_COUNTS, MATRIX_ROUTES
@@ -79,7 +80,9 @@ def tenant_a_data(tenant, environments):
     flag = make.flag(tenant, "marker.key", environment=environments["production"], is_enabled=True, description=MARKER)
     instance = make.instance(tenant, "marker-svc", "http://127.0.0.1:9999/marker", metadata={"note": MARKER})
     webhook = make.webhook(tenant, "http://127.0.0.1:9/marker", description=MARKER)
-    return {"tenant": tenant, "config_id": entry.pk, "flag_id": flag.pk, "instance_id": instance.pk, "webhook_id": webhook.pk}
+    release = release_create(tenant=tenant, environment=environments["production"], name=MARKER, actor="test")
+    return {"tenant": tenant, "config_id": entry.pk, "flag_id": flag.pk, "instance_id": instance.pk, "webhook_id": webhook.pk,
+            "release_id": release.pk}
 
 
 def _params(data) -> dict:
@@ -94,6 +97,8 @@ def _params(data) -> dict:
         "instance_id": data["instance_id"],
         "webhook_id": data["webhook_id"],
         "environment": "production",
+        "release_id": data["release_id"],
+        "other_id": data["release_id"],
     }
 
 
@@ -182,7 +187,7 @@ def test_matrix__key_of_another_tenant__never_sees_tenant_a(tenant_a_data, other
     for route, method, _view in ROUTES:
         path = _path(route, params)
         addresses_a = any(tok in route for tok in ("<str:tenant_id>", "<str:slug>", "<int:config_id>", "<str:flag_id>",
-                                                    "<int:instance_id>", "<int:webhook_id>"))
+                                                    "<int:instance_id>", "<int:webhook_id>", "<str:release_id>"))
         for header_case, extra in (("own", {}), ("x_tenant_a", {"HTTP_X_TENANT_ID": "acme"})):
             client = APIClient()
             response = _call(client, method, path, HTTP_AUTHORIZATION=f"ApiKey {raw}", **extra)

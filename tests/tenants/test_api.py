@@ -106,8 +106,9 @@ def test_uncached_read__small_constant_number_of_queries(tenant, reader, environ
         reader.get("/api/v1/config/k1?environment=production&service_name=s")
 
     # Cold cache: API key, its last use, tenant by id, tenant by slug, environment,
+    # the services pinned to releases (one map for every tenant: releases/selectors.py),
     # the candidate entries of all eight scopes, the schema default. Not per entry.
-    assert len(ctx.captured_queries) == 7
+    assert len(ctx.captured_queries) == 8
 
 
 def test_write_paths__each_invalidates_the_cached_value(tenant, writer, django_capture_on_commit_callbacks):

@@ -28,7 +28,9 @@ log = logging.getLogger("confighub")
 ChangeCallback = Callable[[str, Any, Any], None]
 _MISSING = object()
 # Event types after which the bundle may have changed (filtered further by service/environment).
-_BUNDLE_RESOURCES = frozenset({"config", "schema", "environment", "tenant"})
+_BUNDLE_RESOURCES = frozenset({"config", "schema", "environment", "tenant", "release"})
+# A release pinned or unpinned for a service changes what that service reads.
+_PIN_ACTIONS = frozenset({"pinned", "unpinned"})
 
 
 class ConfigClient:
@@ -190,7 +192,9 @@ class ConfigClient:
         data = event.get("data") or {}
         if data.get("resource_type") not in _BUNDLE_RESOURCES:
             return False
-        if data.get("resource_type") == "config":
+        if data.get("resource_type") == "release" and data.get("action") not in _PIN_ACTIONS:
+            return False
+        if data.get("resource_type") in ("config", "release"):
             return (data.get("service_name") in (None, "", self.service)
                     and data.get("environment") in (None, "", self.environment))
         return True

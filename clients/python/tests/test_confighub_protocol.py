@@ -146,3 +146,21 @@ def test_cache_write__replaces_atomically_and_leaves_no_temp_file(tmp_path):
     assert lkg.read(path) == ('"b"', [{"key": "svc.a", "value": 2}])
     assert os.listdir(tmp_path) == [os.path.basename(path)]
     assert "secret-key" not in path
+
+
+def test_release_pinned_event__own_service_revalidates__created_and_other_service_ignored(hub, tmp_path):
+    def release(event_id, action, service):
+        return {"id": event_id, "type": f"release.{action}", "data": {
+            "resource_type": "release", "action": action, "service_name": service, "environment": "prod"}}
+
+    hub.events_answers = [(200, {}, {"events": [release(1, "created", ""), release(2, "pinned", "users")],
+                                     "cursor": 2})]
+    client = ConfigClient(hub.url, "k", service="svc", environment="prod", cache_dir=str(tmp_path), retry_min=0.01).start()
+    try:
+        assert _wait(lambda: not hub.events_answers)
+        hub.rows, hub.etag = [{"key": "svc.a", "value": 2}], '"v2"'
+        assert client.get("svc.a") == 1  # neither event is about what svc reads
+        hub.events_answers = [(200, {}, {"events": [release(3, "pinned", "svc")], "cursor": 3})]
+        assert _wait(lambda: client.get("svc.a") == 2)
+    finally:
+        client.close()

@@ -16,7 +16,7 @@ from core.api.strict import bool_param, refuse_unknown, validated_body
 from core.api.tenancy import request_tenant, tenant_for_principal
 from core.errors import NotFound, ValidationFailed
 from core.metrics import CONFIG_FETCH_SECONDS
-from tenants import selectors
+from tenants import pins, selectors
 from tenants.api import docs
 from tenants.models import ConfigEntry
 from tenants.services.configs import config_create, config_delete, config_revert, config_update
@@ -84,7 +84,12 @@ class ConfigKeyView(APIView):
         environment = request.query_params.get("environment") or None
         service_name = request.query_params.get("service_name") or ""
         reveal = reveal_allowed(request)
-        if bool_param(request, "explain"):
+        explain = bool_param(request, "explain")
+        pin = pins.pinned(tenant_id=tenant.pk, environment=environment, service_name=service_name) if explain else None
+        if pin is not None:  # a service pinned to a release: the release's value and chain
+            data = pin.resolution(key)
+            chain = pin.explain(key, reveal=reveal)
+        elif explain:
             res = selectors.config_resolve(
                 tenant=tenant, key=key, environment=environment, service_name=service_name, explain=True, reveal=reveal
             )
