@@ -24,6 +24,7 @@ api_v1 = [
     path("", include("flags.api.urls")),
     path("", include("registry.api.urls")),
     path("", include("events.api.urls")),
+    path("", include("changes.api.urls")),
     path("history/", HistoryView.as_view(), name="history"),
 ]
 

@@ -46,6 +46,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class ChangeRequestRequired(Conflict):
+    """A direct write into a protected environment: it must go through a change request."""
+
+    code = "change_request_required"
+
+
 class StaleVersion(DomainError):
     status = 412
     code = "stale_version"
