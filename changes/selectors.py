@@ -20,6 +20,14 @@ def change_request_for_tenant(*, tenant_id: int, change_request_id: int) -> Chan
     return cr
 
 
+def change_request_get(*, change_request_id) -> ChangeRequest | None:
+    """Any tenant's request by id (the admin: operators see every tenant), or None."""
+    if not str(change_request_id).isdigit():
+        return None
+    return (ChangeRequest.objects.select_related("tenant", "environment").prefetch_related("reviews")
+            .filter(pk=int(change_request_id)).first())
+
+
 def change_requests_of(*, tenant: Tenant, status: str | None = None, environment: Environment | None = None):
     qs = ChangeRequest.objects.filter(tenant_id=tenant.pk).select_related("tenant", "environment").prefetch_related("reviews")
     if status:
