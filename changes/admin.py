@@ -235,9 +235,10 @@ class ChangeRequestForm(forms.ModelForm):
         if cr.pk:
             secrets = cr.secret_values or {}
             self.initial["changes"] = [{**c, "value": MASK} if str(i) in secrets else c for i, c in enumerate(cr.changes)]
-            self.fields.pop("draft")
+            self.fields.pop("draft", None)
             for name in ("tenant", "environment"):
-                self.fields[name].disabled = True
+                if name in self.fields:  # a final request's page has them read-only
+                    self.fields[name].disabled = True
 
     def clean_changes(self):
         changes = self.cleaned_data.get("changes")

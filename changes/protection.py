@@ -11,9 +11,11 @@ What "would change a protected environment" means (docs/change-requests.md):
   for the key (tenant + environment, or tenant + environment + the write's service).
   Give production its own value first (a change request), then the tenant-wide
   entry is free to change for the other environments;
-- a global write (``tenant=None``: a global entry, a schema, whose default value
-  takes part in every tenant's resolution): refused while any environment is
-  protected for any tenant (a global environment entry: while that environment is);
+- a global write (``tenant=None``: a global entry; a schema whose default value
+  changes, since it takes part in every tenant's resolution): refused while any
+  environment is protected for any tenant (a global environment entry: while
+  that environment is). A schema write leaving the default value as it is
+  changes no resolved value and goes through;
 - a flag change for every environment (variants, dependencies, kind, deletion):
   refused when the flag has a state in a protected environment; a description
   alone changes no evaluation and goes through; a new flag with no state goes through;
@@ -32,7 +34,7 @@ from contextvars import ContextVar
 from core.errors import ChangeRequestRequired
 from flags.models import FlagEnvironment, Segment
 from tenants.guard import Write
-from tenants.models import ConfigEntry, Environment
+from tenants.models import ConfigEntry, ConfigSchema, Environment
 
 from .policies import protected_environment_ids
 
@@ -71,6 +73,16 @@ def _slugs(ids) -> list[str]:
     return list(Environment.objects.filter(pk__in=ids).values_list("slug", flat=True))
 
 
+def _schema_default_changes(write: Write) -> bool:
+    """Whether a schema write changes the key's ``default_value`` (resolution's last scope)."""
+    current = ConfigSchema.objects.filter(key=write.key).values_list("default_value", flat=True).first()
+    if write.action == "delete":
+        return current is not None
+    if write.values is None or "default_value" not in write.values:
+        return True  # not told: assume it does
+    return write.values["default_value"] != current
+
+
 def protection_check(write: Write) -> None:
     """The gate rule (registered by ChangesConfig.ready)."""
     current = _applying.get()
@@ -85,6 +97,8 @@ def protection_check(write: Write) -> None:
         if write.environment.pk in protected:
             _refuse(write, [write.environment.slug])
         return
+    if write.resource == "schema" and not _schema_default_changes(write):
+        return  # validation only: no resolved value changes (values a schema breaks refuse it anyway)
     if write.tenant is None:
         _refuse(write, _slugs(protected))
     reached = set(protected)

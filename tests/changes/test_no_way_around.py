@@ -40,7 +40,7 @@ def world(tenant, environments, protect):
     make.config(tenant, "svc.mode", "a")  # tenant-wide: production resolves it
     make.config(tenant, "svc.theme", "light", environment=staging)  # to promote
     make.secret(tenant, "svc.password", "pw-1", environment=prod)
-    make.schema("svc.limit", {"type": "integer"})
+    make.schema("svc.limit", {"type": "integer"}, default_value=1)
     flag = make.flag(tenant, "checkout", environment=prod, is_enabled=False)
     make.segment(tenant, "eu", [{"contextName": "region", "operator": "IN", "values": ["eu"]}])
     protect(tenant)
@@ -64,8 +64,8 @@ def test_api_write_routes__protected_production__409_change_request_required_not
         (key, "delete", f"/api/v1/config/{entry.pk}", None),
         (key, "post", f"/api/v1/configs/{entry.pk}/revert", {"history_id": world["history_id"]}),
         (platform, "post", "/api/v1/config/", {"tenant": None, "key": "svc.global", "value": 1}),
-        (platform, "post", "/api/v1/schemas/", {"key": "svc.other", "schema": {"type": "string"}}),
-        (platform, "put", "/api/v1/schemas/svc.limit", {"schema": {"type": "number"}}),
+        (platform, "post", "/api/v1/schemas/", {"key": "svc.other", "schema": {"type": "string"}, "default_value": "x"}),
+        (platform, "put", "/api/v1/schemas/svc.limit", {"schema": {"type": "number"}, "default_value": 2}),
         (platform, "delete", "/api/v1/schemas/svc.limit", None),
         (key, "post", "/api/v1/feature-flags/", {"name": "new_flag", "environment": "production", "is_enabled": True}),
         (key, "put", f"/api/v1/feature-flags/{flag.pk}", {"rollout_percentage": 50.0}),  # seed 001: the flag's own environment
@@ -93,6 +93,11 @@ def test_api_write__development_and_shadowed_tenant_wide__still_direct(world, te
     assert key.post("/api/v1/config/", {"key": "svc.timeout", "value": 1}, format="json").status_code == 201
     assert key.post("/api/v1/config/", {"key": "svc.dev", "value": 1, "environment": "development"}, format="json").status_code == 201
     assert key.patch(f"/api/v1/feature-flags/{world['flag'].pk}", {"description": "words only"}, format="json").status_code == 200
+    platform = client_for(make_key(tenant=None, scopes=sorted(ALL_SCOPES), name="platform"))
+    # A schema whose default value stays as it is changes no resolved value.
+    assert platform.put("/api/v1/schemas/svc.limit", {"schema": {"type": "number"}, "default_value": 1},
+                        format="json").status_code == 200
+    assert platform.post("/api/v1/schemas/", {"key": "svc.rule", "schema": {"type": "string"}}, format="json").status_code == 201
 
 
 def test_admin_write_paths__protected_production__refused_nothing_changed(world, tenant, environments, admin_user, client):
@@ -119,7 +124,7 @@ def test_admin_write_paths__protected_production__refused_nothing_changed(world,
                                                           "apply": "1", "environment": prod.pk}, follow=True),
         "segment": client.post(f"/admin/flags/segment/{seg.pk}/change/", {"description": "", "constraints": "[]"}, follow=True),
         "schema": client.post("/admin/tenants/configschema/add/", {
-            "key": "svc.admin", "schema": '{"type": "string"}', "metadata": "{}", "default_value": "null"}, follow=True),
+            "key": "svc.admin", "schema": '{"type": "string"}', "metadata": "{}", "default_value": '"x"'}, follow=True),
         "promote": client.post("/admin/compare/" + query, {"keys": ["svc.theme"], "confirm": "1"}, follow=True),
         "import": client.post("/admin/transfer/", {"tenant": tenant.pk, "file": SimpleUploadedFile(
             "acme.json", json.dumps(doc).encode(), content_type="application/json")}, follow=True),
