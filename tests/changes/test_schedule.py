@@ -9,8 +9,14 @@ from django.db import connection
 from django.utils import timezone
 
 from changes.models import ChangeRequest
-from changes.services.change_requests import (change_request_apply, change_request_approve, change_request_cancel,
-                                              change_request_create, change_request_update, change_requests_apply_due)
+from changes.services.change_requests import (
+    change_request_apply,
+    change_request_approve,
+    change_request_cancel,
+    change_request_create,
+    change_request_update,
+    change_requests_apply_due,
+)
 from core.api.principal import Principal
 from core.errors import DomainError
 from events.models import Event
