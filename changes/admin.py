@@ -207,9 +207,8 @@ class EnvironmentPolicyAdmin(RefusedWriteMixin, admin.ModelAdmin):
         return request.user.is_superuser
 
     def save_model(self, request, obj, form, change):
-        saved = policy_set(tenant=obj.tenant, environment=obj.environment, approvals_required=obj.approvals_required,
-                           author_may_approve=obj.author_may_approve, actor=actor_of(request))
-        assert saved is not None
+        policy_set(tenant=obj.tenant, environment=obj.environment, approvals_required=obj.approvals_required,
+                   author_may_approve=obj.author_may_approve, actor=actor_of(request))
         row = EnvironmentPolicy.objects.get(tenant=obj.tenant, environment=obj.environment)
         obj.pk = row.pk
 

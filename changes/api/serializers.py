@@ -20,8 +20,8 @@ class ChangeRequestUpdateSerializer(StrictSerializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     apply_at = serializers.DateTimeField(required=False, allow_null=True)
     changes = serializers.ListField(child=serializers.JSONField(), required=False, allow_empty=False, max_length=200)
-    status = serializers.ChoiceField(choices=["open"], required=False,
-                                     help_text="`open`: submit a draft for review.")
+    status = serializers.RegexField(r"^open$", required=False, help_text="`open`: submit a draft for review.",
+                                    error_messages={"invalid": 'only "open" (submit a draft for review)'})
 
 
 class ReviewSerializer(StrictSerializer):

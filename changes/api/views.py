@@ -6,7 +6,6 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import docs
 from core.api.strict import validated_body
 from core.api.tenancy import request_tenant
 from core.errors import Forbidden, NotFound, ValidationFailed
@@ -17,6 +16,7 @@ from ..changeset import FLAG_SET
 from ..models import ChangeRequest
 from ..policies import policy_set
 from ..services import change_requests as svc
+from . import docs
 from .serializers import (
     ChangeRequestCreateSerializer,
     ChangeRequestUpdateSerializer,
@@ -51,7 +51,7 @@ class ChangeRequestListView(APIView):
     query_parameters = {"GET": frozenset({"status", "environment"})}
     required_scopes = {"GET": "configs:read", "POST": "configs:write"}
 
-    @extend_schema(parameters=[OpenApiParameter("status", str), OpenApiParameter("environment", str)], responses=dict)
+    @extend_schema(parameters=[OpenApiParameter("status", str), OpenApiParameter("environment", str)], responses=docs.ChangeRequestOutSerializer(many=True))
     def get(self, request):
         tenant = request_tenant(request)
         wanted = request.query_params.get("status")
@@ -62,7 +62,7 @@ class ChangeRequestListView(APIView):
         rows = selectors.change_requests_of(tenant=tenant, status=wanted, environment=env)[:200]
         return Response([selectors.change_request_out(cr, reveal=_reveal(request), review=False) for cr in rows])
 
-    @extend_schema(request=ChangeRequestCreateSerializer, responses={201: dict, **docs.errors(400, 403)})
+    @extend_schema(request=ChangeRequestCreateSerializer, responses={201: docs.ChangeRequestOutSerializer, **docs.errors(400, 403)})
     def post(self, request):
         data = validated_body(ChangeRequestCreateSerializer, request.data)
         _needs_flag_scope(request, data["changes"])
@@ -82,11 +82,11 @@ class ChangeRequestDetailView(APIView):
         tenant = request_tenant(request)
         return selectors.change_request_for_tenant(tenant_id=tenant.pk, change_request_id=_id(change_request_id))
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=docs.ChangeRequestOutSerializer)
     def get(self, request, change_request_id: str):
         return _out(request, self._cr(request, change_request_id))
 
-    @extend_schema(request=ChangeRequestUpdateSerializer, responses={200: dict, **docs.errors(400, 409)})
+    @extend_schema(request=ChangeRequestUpdateSerializer, responses={200: docs.ChangeRequestOutSerializer, **docs.errors(400, 409)})
     def patch(self, request, change_request_id: str):
         cr = self._cr(request, change_request_id)
         data = validated_body(ChangeRequestUpdateSerializer, request.data)
@@ -114,7 +114,7 @@ class ApproveView(_ActionView):
     required_scopes = {"POST": "changes:approve"}
     body = ReviewSerializer
 
-    @extend_schema(request=ReviewSerializer, responses={200: dict, **docs.errors(403, 409)})
+    @extend_schema(request=ReviewSerializer, responses={200: docs.ChangeRequestOutSerializer, **docs.errors(403, 409)})
     def post(self, request, change_request_id: str):
         return super().post(request, change_request_id)
 
@@ -132,7 +132,7 @@ class DeclineView(ApproveView):
 class ApplyView(_ActionView):
     required_scopes = {"POST": "configs:write"}
 
-    @extend_schema(request=None, responses={200: dict, **docs.errors(409)})
+    @extend_schema(request=None, responses={200: docs.ChangeRequestOutSerializer, **docs.errors(409)})
     def post(self, request, change_request_id: str):
         return super().post(request, change_request_id)
 
@@ -157,11 +157,11 @@ class EnvironmentPolicyView(APIView):
     def _env(self, slug: str):
         return environment_get(slug=slug)
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=docs.EnvironmentPolicyOutSerializer)
     def get(self, request, environment: str):
         return Response(selectors.policy_out(tenant=request_tenant(request), environment=self._env(environment)))
 
-    @extend_schema(request=PolicySerializer, responses={200: dict, **docs.errors(400)})
+    @extend_schema(request=PolicySerializer, responses={200: docs.EnvironmentPolicyOutSerializer, **docs.errors(400)})
     def put(self, request, environment: str):
         tenant = request_tenant(request)
         env = self._env(environment)

@@ -223,3 +223,17 @@ def test_policy__tenant_tightens__loosening_below_global_default_refused(tenant,
     assert set(looser.json()["error"]["details"]) == {"approvals_required", "author_may_approve"}
     unknown = admin.put("/api/v1/environments/production/policy", {"approvals_required": 2, "author_may_approve": False, "x": 1}, format="json")
     assert unknown.status_code == 400
+
+
+def test_events__transitions_in_the_outbox__webhooks_and_stream_may_filter_on_them(tenant, environments, protect, author, approver,
+                                                                                    make_key, client_for):
+    from events.services import webhook_filter_problems
+
+    protect(tenant)
+    cr = _open(author, [{"type": "config.set", "key": "k", "value": 1}])
+    approver.post(f"{CR}{cr['id']}/approve")
+
+    assert webhook_filter_problems(resource_types=["change_request"]) == {}
+    reader = client_for(make_key(tenant=tenant, scopes=["events:read"], name="reader"))
+    body = reader.get("/api/v1/events/").content.decode()
+    assert '"change_request.opened"' in body and '"change_request.approved"' in body
