@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core.admin import MASK, PrettyJSONField, actor_of
-from core.errors import ChangeRequestRequired, DomainError
+from core.errors import ChangeRequestRequired, DomainError, Forbidden
 from flags.admin import FlagAdmin, FlagEnvironmentForm, FlagEnvironmentInline, SegmentAdmin
 from flags.models import Flag, Segment
 from flags.services.flags import flag_update
@@ -29,7 +29,7 @@ from tenants.models import ConfigEntry, ConfigSchema
 
 from . import selectors
 from .approvers import may_approve
-from .changeset import CONFIG_SET, FLAG_SET, text
+from .changeset import CONFIG_SET, FLAG_SET, secrets_made_plain, text
 from .models import ChangeRequest, EnvironmentPolicy
 from .policies import policy_set
 from .services import change_requests as svc
@@ -299,6 +299,10 @@ class ChangeRequestAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         actor, uid = actor_of(request), request.user.pk
+        keys = secrets_made_plain(tenant=obj.tenant, environment=obj.environment, changes=data.get("changes"))
+        if keys and not request.user.has_perm("tenants.reveal_secret"):
+            raise Forbidden(f"making secrets plain ({', '.join(keys)}) needs the permission to reveal secrets",
+                            code="secrets_read_required")
         if not change:
             created = svc.change_request_create(
                 tenant=data["tenant"], environment=data["environment"], title=data["title"],

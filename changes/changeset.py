@@ -129,6 +129,19 @@ def config_target(tenant: Tenant, environment: Environment, change: dict) -> Con
                                       service_name=change.get("service_name") or "").first()
 
 
+def secrets_made_plain(*, tenant: Tenant, environment: Environment, changes: Any) -> list[str]:
+    """Keys of secret entries that ``changes`` would make plain (``"is_secret": false``):
+    proposing that needs the right to read secrets, as a direct write does."""
+    keys = []
+    for change in changes if isinstance(changes, list) else []:
+        if (isinstance(change, dict) and change.get("type") == CONFIG_SET and change.get("is_secret") is False
+                and isinstance(change.get("key"), str) and isinstance(change.get("service_name", ""), str)):
+            entry = config_target(tenant, environment, change)
+            if entry is not None and entry.is_secret:
+                keys.append(change["key"])
+    return keys
+
+
 def flag_target(tenant: Tenant, environment: Environment, change: dict) -> tuple[Flag | None, FlagEnvironment | None]:
     flag = Flag.objects.filter(tenant_id=tenant.pk, name=change["name"]).first()
     state = FlagEnvironment.objects.filter(flag=flag, environment=environment).first() if flag else None

@@ -12,7 +12,7 @@ from core.errors import Forbidden, NotFound, ValidationFailed
 from tenants.selectors import environment_get, environment_named
 
 from .. import selectors
-from ..changeset import FLAG_SET
+from ..changeset import FLAG_SET, secrets_made_plain
 from ..models import ChangeRequest
 from ..policies import policy_set
 from ..services import change_requests as svc
@@ -41,6 +41,13 @@ def _needs_flag_scope(request, changes) -> None:
         raise Forbidden("changing flags needs the 'flags:write' scope")
 
 
+def _may_unmask(request, tenant, environment, changes) -> None:
+    keys = secrets_made_plain(tenant=tenant, environment=environment, changes=changes)
+    if keys and not _reveal(request):
+        raise Forbidden(f"making secrets plain ({', '.join(keys)}) needs the secrets:read scope",
+                        code="secrets_read_required", details={"keys": keys})
+
+
 def _id(value: str) -> int:
     if not (str(value).isascii() and str(value).isdigit()):
         raise NotFound("change request ids are integers")
@@ -67,8 +74,10 @@ class ChangeRequestListView(APIView):
         data = validated_body(ChangeRequestCreateSerializer, request.data)
         _needs_flag_scope(request, data["changes"])
         tenant = request_tenant(request)
+        env = environment_named(data["environment"])
+        _may_unmask(request, tenant, env, data["changes"])
         cr = svc.change_request_create(
-            tenant=tenant, environment=environment_named(data["environment"]), title=data["title"],
+            tenant=tenant, environment=env, title=data["title"],
             description=data["description"], changes=data["changes"], apply_at=data["apply_at"], draft=data["draft"],
             actor=request.auth.actor, user_id=request.auth.user_id,
         )
@@ -91,6 +100,7 @@ class ChangeRequestDetailView(APIView):
         cr = self._cr(request, change_request_id)
         data = validated_body(ChangeRequestUpdateSerializer, request.data)
         _needs_flag_scope(request, data.get("changes"))
+        _may_unmask(request, cr.tenant, cr.environment, data.get("changes"))
         kwargs = {"apply_at": data["apply_at"]} if "apply_at" in data else {}
         cr = svc.change_request_update(
             change_request=cr, title=data.get("title"), description=data.get("description"), changes=data.get("changes"),

@@ -88,7 +88,7 @@ def approvals_of(cr: ChangeRequest) -> list[Review]:
 
 def _settle(cr: ChangeRequest, *, actor: str) -> None:
     """Put a live request in the state its approvals and ``apply_at`` say (open,
-    approved or scheduled), announcing approval and scheduling."""
+    approved or scheduled), announcing that it is scheduled."""
     if cr.status not in (CR.OPEN, CR.APPROVED, CR.SCHEDULED):
         return
     policy = policy_effective(tenant=cr.tenant, environment=cr.environment)
@@ -96,8 +96,6 @@ def _settle(cr: ChangeRequest, *, actor: str) -> None:
     was = cr.status
     cr.status = (CR.SCHEDULED if cr.apply_at else CR.APPROVED) if enough else CR.OPEN
     cr.save()
-    if cr.status == CR.APPROVED and was != CR.APPROVED and policy.protected:
-        _announce(cr, "approved", actor=actor)
     if cr.status == CR.SCHEDULED and was != CR.SCHEDULED:
         _announce(cr, "scheduled", actor=actor)
 
@@ -210,6 +208,9 @@ def change_request_approve(*, change_request: ChangeRequest, actor: str, user_id
         Review.objects.create(change_request=cr, decision=Review.APPROVE, actor=actor, user_id=user_id,
                               revision=cr.revision, comment=comment or "")
         _settle(cr, actor=actor)
+        # Every approval is announced, with how many the policy needs.
+        _announce(cr, "approved", actor=actor, extra={"approvals": len(approvals_of(cr)),
+                                                      "approvals_required": policy.approvals_required})
     return cr
 
 
@@ -331,14 +332,16 @@ def change_request_apply(*, change_request: ChangeRequest | None = None, change_
             raise _refuse(cr, "applied", code=code.get(cr.status, "change_request_not_approved"))
         policy = policy_effective(tenant=cr.tenant, environment=cr.environment)
         approvals = approvals_of(cr)
+        conflicts = []
         if len(approvals) < policy.approvals_required:
-            # The policy was tightened after the approvals: back to review.
+            # The policy was tightened after the approvals: back to review (committed below).
             cr.status = CR.OPEN
             cr.save()
-            raise Conflict(f"change request #{cr.pk} needs {policy.approvals_required} approval(s), has {len(approvals)}",
-                           code="change_request_not_approved")
-        conflicts = conflicts_of(tenant=cr.tenant, environment=cr.environment, changes=cr.changes, base=cr.base)
-        if not conflicts:
+            failure = Conflict(f"change request #{cr.pk} needs {policy.approvals_required} approval(s) under the "
+                               f"policy of {cr.environment.slug} now, has {len(approvals)}", code="change_request_not_approved")
+        else:
+            conflicts = conflicts_of(tenant=cr.tenant, environment=cr.environment, changes=cr.changes, base=cr.base)
+        if failure is None and not conflicts:
             via = f"{actor} via change request #{cr.pk}"[:150]
             try:
                 with transaction.atomic(), applying(tenant_id=cr.tenant_id, reason=_reason(cr)):

@@ -237,3 +237,14 @@ def test_events__transitions_in_the_outbox__webhooks_and_stream_may_filter_on_th
     reader = client_for(make_key(tenant=tenant, scopes=["events:read"], name="reader"))
     body = reader.get("/api/v1/events/").content.decode()
     assert '"change_request.opened"' in body and '"change_request.approved"' in body
+
+
+def test_secret_made_plain__proposed_without_secrets_read__403(tenant, environments, protect, make_key, client_for):
+    make.secret(tenant, "db.password", "pw-1", environment=environments["production"])
+    protect(tenant)
+    writer = client_for(make_key(tenant=tenant, scopes=["configs:read", "configs:write"], name="writer"))
+
+    response = writer.post(CR, {"environment": "production", "title": "unmask", "changes": [
+        {"type": "config.set", "key": "db.password", "value": "pw-1", "is_secret": False}]}, format="json")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "secrets_read_required")
