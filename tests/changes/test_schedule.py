@@ -181,3 +181,32 @@ def test_real_worker__due_request_sent_to_it_four_times__applied_once(tenant, en
     assert (cr.status, cr.applied_by) == ("applied", "system:beat")
     assert ConfigEntry.objects.get(key="svc.limit").version == 2
     assert Event.objects.filter(resource_type="change_request", action="applied").count() == 1
+
+
+@pytest.mark.django_db
+def test_apply__crash_after_some_changes_written__nothing_applied_request_still_approved(tenant, environments, protect):
+    from changes.signals import change_request_applied
+
+    make.config(tenant, "svc.a", 1, environment=environments["production"])
+    make.config(tenant, "svc.b", 1, environment=environments["production"])
+    protect(tenant)
+    cr = change_request_create(tenant=tenant, environment=environments["production"], title="two", actor="apikey:author",
+                               changes=[{"type": "config.set", "key": "svc.a", "value": 2},
+                                        {"type": "config.set", "key": "svc.b", "value": 2}])
+    change_request_approve(change_request=cr, actor="apikey:approver", principal=APPROVER)
+
+    def crash(**kwargs):  # every change is written when this runs: the process dies here
+        raise RuntimeError("worker died")
+
+    change_request_applied.connect(crash)
+    try:
+        with pytest.raises(RuntimeError):
+            change_request_apply(change_request=cr, actor="apikey:author")
+    finally:
+        change_request_applied.disconnect(crash)
+
+    assert list(ConfigEntry.objects.filter(key__in=["svc.a", "svc.b"]).values_list("value", flat=True)) == [1, 1]
+    cr.refresh_from_db()
+    assert cr.status == "approved"
+    assert not Event.objects.filter(resource_type="config", action="updated").exists()
+    assert change_request_apply(change_request=cr, actor="apikey:author").status == "applied"
