@@ -20,6 +20,10 @@ def _beat_schedule() -> dict:
         "registry-sweep": {"task": "registry.sweep", "schedule": float(settings.REGISTRY_SWEEP_INTERVAL)},
         "events-outbox-sweep": {"task": "events.outbox_sweep", "schedule": 5.0},
         "beat-heartbeat": {"task": "config_hub.beat_heartbeat", "schedule": 10.0},
+        # Scheduled change requests that are due; each is applied once (a row lock
+        # skipped by every other worker, then its status), so overlapping beats are harmless.
+        "changes-apply-due": {"task": "changes.apply_due", "schedule": float(settings.CHANGE_SCHEDULE_INTERVAL),
+                              "options": {"expires": max(30.0, 4 * float(settings.CHANGE_SCHEDULE_INTERVAL))}},
     }
     if settings.REDIS_URL:
         # Buffered heartbeats to the database; a flush not started in time is

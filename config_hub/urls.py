@@ -26,6 +26,7 @@ api_v1 = [
     path("", include("registry.api.urls")),
     path("", include("events.api.urls")),
     path("", include("releases.api.urls")),
+    path("", include("changes.api.urls")),
     path("history/", HistoryView.as_view(), name="history"),
 ]
 

@@ -46,6 +46,16 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class ChangeRequestRequired(DomainError):
+    """A direct write into a protected environment: it must go through a change request.
+
+    A 409, but not a :class:`Conflict`: code that retries on a lost race (``except
+    Conflict``) must never retry this one."""
+
+    status = 409
+    code = "change_request_required"
+
+
 class StaleVersion(DomainError):
     status = 412
     code = "stale_version"

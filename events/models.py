@@ -16,7 +16,8 @@ GLOBAL_RESOURCE_TYPES = ("config", "schema", "environment")
 # Every resource type an event can have (``event_record``'s callers): what a
 # webhook subscription may filter on.
 RESOURCE_TYPES = ("config", "schema", "environment", "tenant", "flag", "segment", "instance", "webhook", "api_key",
-                  "service_token_secret", "release")
+                  "service_token_secret", "release",
+                  "change_request")
 
 
 def global_events_q() -> Q:

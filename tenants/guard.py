@@ -39,6 +39,9 @@ class Write:
     actor: str
     user_id: int | None = None
     service_name: str = ""
+    # What the write sets, where a rule needs it: a schema's {"default_value": ...}
+    # (the one part of a schema that changes resolved values). None: not given.
+    values: dict[str, Any] | None = None
 
 
 Check = Callable[[Write], Any]
@@ -61,11 +64,12 @@ def write_check(
     actor: str,
     user_id: int | None = None,
     service_name: str = "",
+    values: dict[str, Any] | None = None,
 ) -> None:
     """Refuse the write (by raising) if any registered rule forbids it."""
     if not _checks:
         return
     write = Write(tenant=tenant, environment=environment, resource=resource, action=action, key=key,
-                  actor=actor, user_id=user_id, service_name=service_name or "")
+                  actor=actor, user_id=user_id, service_name=service_name or "", values=values)
     for check in _checks:
         check(write)

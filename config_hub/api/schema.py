@@ -50,6 +50,9 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
 # Every answer an operation can give besides its own (views document those, with
 # docs.errors() for 409/412 and OFREP's own shapes): see ``_error_statuses``.
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+# Routes whose writes pass the write gate (tenants.guard): in a protected
+# environment they answer 409 change_request_required (docs/change-requests.md).
+_GATED_PREFIXES = ("/api/v1/config/", "/api/v1/configs/", "/api/v1/schemas/", "/api/v1/feature-flags/", "/config/tenants/")
 
 
 class AutoSchema(_AutoSchema):
@@ -89,6 +92,9 @@ class AutoSchema(_AutoSchema):
             statuses.append(404)
         if has_body:
             statuses += [413, 415]
+        if (authenticated and self.method in _BODY_METHODS | {"DELETE"} and self.path.startswith(_GATED_PREFIXES)
+                and "evaluate" not in self.path):
+            statuses.append(409)
         return statuses
 
     def _map_basic_serializer(self, serializer, direction):

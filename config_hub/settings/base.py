@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "flags",
     "registry",
     "events",
+    "changes",
     "releases",
 ]
 
@@ -326,6 +327,12 @@ EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 0.2)
 EVENTS_STREAM_MAX_PER_PROCESS = env_int("EVENTS_STREAM_MAX_PER_PROCESS", 10000)
 EVENTS_STREAM_KEEPALIVE = env_float("EVENTS_STREAM_KEEPALIVE", 15)
 EVENTS_STREAM_DB_THREADS = env_int("EVENTS_STREAM_DB_THREADS", 4)
+# Change requests (docs/change-requests.md): environments protected for every tenant
+# unless an operator sets the global default in the admin (one approval, not by the
+# author). Empty: nothing is protected until a policy says so.
+CHANGE_PROTECTED_ENVIRONMENTS = env_list("CHANGE_PROTECTED_ENVIRONMENTS")
+# How often the beat looks for scheduled change requests that are due (seconds).
+CHANGE_SCHEDULE_INTERVAL = env_float("CHANGE_SCHEDULE_INTERVAL", 15)
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
 BENCH_ROUTES = env_bool("BENCH_ROUTES", False)
 # Per-process caches of hot lookups, invalidated by Redis pub/sub (core/invalidation.py, core/cache.py).

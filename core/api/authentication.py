@@ -103,6 +103,7 @@ SCOPE_PERMISSIONS = {
     "registry:read": "registry.view_instance",
     "registry:write": "registry.change_instance",
     "events:read": "events.view_event",
+    "changes:approve": "changes.approve_changerequest",
 }
 
 

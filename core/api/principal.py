@@ -17,6 +17,7 @@ ALL_SCOPES = frozenset(
         "registry:read",
         "registry:write",
         "events:read",
+        "changes:approve",
         "admin",
     }
 )

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from core.api.strict import refuse_unknown
-from core.errors import DomainError, ValidationFailed
+from core.errors import ChangeRequestRequired, DomainError, Forbidden, ValidationFailed
 from core.jsonvalue import validate_json_value
 from events.services import event_record
 from tenants.models import Environment, Tenant
@@ -110,6 +110,8 @@ def _written(where: str, write, **kwargs):
     imported (the transaction rolls back everything written before it)."""
     try:
         return write(**kwargs)
+    except (ChangeRequestRequired, Forbidden):
+        raise  # the write gate's refusals are the caller's, not the document's: their own status and code
     except DomainError as exc:
         raise ValidationFailed(f"cannot import: {where}: {exc.message}", details=exc.details,
                                code="invalid_import") from exc

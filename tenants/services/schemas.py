@@ -37,7 +37,8 @@ def schema_set(
     values of the key that would break it (the refusal lists those entries and
     their violations, never a secret).
     """
-    write_check(tenant=None, environment=None, resource="schema", action="update", key=key, actor=actor, user_id=user_id)
+    write_check(tenant=None, environment=None, resource="schema", action="update", key=key, actor=actor, user_id=user_id,
+                values={"default_value": default_value})
     schema_validate(key=key, schema=schema, metadata=metadata, default_value=default_value)
     with transaction.atomic():
         obj = ConfigSchema.objects.select_for_update().filter(key=key).first()

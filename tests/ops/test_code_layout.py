@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("core", "config_hub", "tenants", "flags", "registry", "events", "releases")
+APPS = ("core", "config_hub", "tenants", "flags", "registry", "events", "releases", "changes")
 SEED_NUMBER = re.compile(r"seed[ _-]?00\d", re.IGNORECASE)
 MAX_LINES = 400
 # A longer module says why at its top (in its docstring), with these words.

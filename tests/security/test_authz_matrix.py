@@ -81,8 +81,12 @@ def tenant_a_data(tenant, environments):
     instance = make.instance(tenant, "marker-svc", "http://127.0.0.1:9999/marker", metadata={"note": MARKER})
     webhook = make.webhook(tenant, "http://127.0.0.1:9/marker", description=MARKER)
     release = release_create(tenant=tenant, environment=environments["production"], name=MARKER, actor="test")
+    from changes.services.change_requests import change_request_create
+
+    change_request = change_request_create(tenant=tenant, environment=environments["staging"], title=MARKER,
+                                           changes=[{"type": "config.set", "key": "marker.key", "value": MARKER}], actor="test")
     return {"tenant": tenant, "config_id": entry.pk, "flag_id": flag.pk, "instance_id": instance.pk, "webhook_id": webhook.pk,
-            "release_id": release.pk}
+            "release_id": release.pk, "change_request_id": change_request.pk}
 
 
 def _params(data) -> dict:
@@ -99,6 +103,7 @@ def _params(data) -> dict:
         "environment": "production",
         "release_id": data["release_id"],
         "other_id": data["release_id"],
+        "change_request_id": data["change_request_id"],
     }
 
 
@@ -187,7 +192,8 @@ def test_matrix__key_of_another_tenant__never_sees_tenant_a(tenant_a_data, other
     for route, method, _view in ROUTES:
         path = _path(route, params)
         addresses_a = any(tok in route for tok in ("<str:tenant_id>", "<str:slug>", "<int:config_id>", "<str:flag_id>",
-                                                    "<int:instance_id>", "<int:webhook_id>", "<str:release_id>"))
+                                                    "<int:instance_id>", "<int:webhook_id>", "<str:release_id>",
+                                                    "<str:change_request_id>"))
         for header_case, extra in (("own", {}), ("x_tenant_a", {"HTTP_X_TENANT_ID": "acme"})):
             client = APIClient()
             response = _call(client, method, path, HTTP_AUTHORIZATION=f"ApiKey {raw}", **extra)
