@@ -159,7 +159,8 @@ class ProtectedFlagAdmin(RefusedWriteMixin, FlagAdmin):
     inlines = [ProtectedFlagEnvironmentInline]
 
     def save_model(self, request, obj, form, change):
-        if change and not ({"kind", "variants", "dependencies"} & set(form.changed_data)):
+        reverting = getattr(request, "_history_version_id", None) is not None  # FlagAdmin: flag_revert
+        if change and not reverting and not ({"kind", "variants", "dependencies"} & set(form.changed_data)):
             # Only the description (or nothing of the flag itself): a description
             # changes no evaluation, and is no write into any environment.
             if "description" in form.changed_data:
