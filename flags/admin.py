@@ -15,6 +15,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from core.admin import PrettyJSONField, ServiceDeleteMixin, actor_of
 from core.errors import DomainError, ValidationFailed
 from tenants.models import Environment
+from tenants.roles_admin import RoleScopedAdminMixin
 
 from .engine import compile_state
 from .models import Flag, FlagEnvironment, Segment, flag_name_validator
@@ -85,8 +86,17 @@ class BulkForm(forms.Form):
 
 
 @admin.register(Flag)
-class FlagAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class FlagAdmin(RoleScopedAdminMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = FlagForm
+
+    # The flag's page saves the flag itself (variants, dependencies: every
+    # environment) with its states: editable for who may write everywhere in its
+    # tenant. An editor of one environment changes its state through the API.
+    def role_scope(self, obj):
+        return obj.tenant, None
+
+    def role_scope_of_form(self, cleaned):
+        return cleaned.get("tenant"), cleaned.get("default_environment")
     inlines = [FlagEnvironmentInline]
     list_display = ("name", "tenant", "kind", "states", "version", "updated_at")
     list_filter = ("tenant", "kind")
@@ -227,8 +237,15 @@ class SegmentForm(forms.ModelForm):
 
 
 @admin.register(Segment)
-class SegmentAdmin(ServiceDeleteMixin, SimpleHistoryAdmin):
+class SegmentAdmin(RoleScopedAdminMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = SegmentForm
+    role_form_field = "tenant"
+
+    def role_scope(self, obj):
+        return obj.tenant, None  # a segment is used in every environment
+
+    def role_scope_of_form(self, cleaned):
+        return cleaned.get("tenant"), None
     list_display = ("name", "tenant", "updated_at")
     list_filter = ("tenant",)
 
