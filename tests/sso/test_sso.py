@@ -10,9 +10,9 @@ from rest_framework.test import APIClient
 
 from tenants.models import Environment, RoleAssignment
 from tenants.roles import role_allows
+from tests import factories as make
 from tests.conftest import ensure_builtin_rows
 from tests.oidc_provider.fixture import sign_in
-from tests import factories as make
 
 
 def _groups(username: str) -> list[str]:
