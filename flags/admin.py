@@ -88,15 +88,6 @@ class BulkForm(forms.Form):
 @admin.register(Flag)
 class FlagAdmin(RoleScopedAdminMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = FlagForm
-
-    # The flag's page saves the flag itself (variants, dependencies: every
-    # environment) with its states: editable for who may write everywhere in its
-    # tenant. An editor of one environment changes its state through the API.
-    def role_scope(self, obj):
-        return obj.tenant, None
-
-    def role_scope_of_form(self, cleaned):
-        return cleaned.get("tenant"), cleaned.get("default_environment")
     inlines = [FlagEnvironmentInline]
     list_display = ("name", "tenant", "kind", "states", "version", "updated_at")
     list_filter = ("tenant", "kind")
@@ -106,6 +97,13 @@ class FlagAdmin(RoleScopedAdminMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("tenant").prefetch_related("states__environment")
+
+    # Roles: the flag's page saves the flag itself (variants, dependencies: every
+    # environment) with its states, so it is editable for who may write in every
+    # environment of its tenant (role_scope: the tenant, every environment). An
+    # editor of one environment changes that state through the API.
+    def role_scope_of_form(self, cleaned):
+        return cleaned.get("tenant"), cleaned.get("default_environment")
 
     def get_readonly_fields(self, request, obj=None):
         # Clients address a flag by tenant and name: flag_update changes neither.
@@ -239,13 +237,7 @@ class SegmentForm(forms.ModelForm):
 @admin.register(Segment)
 class SegmentAdmin(RoleScopedAdminMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = SegmentForm
-    role_form_field = "tenant"
-
-    def role_scope(self, obj):
-        return obj.tenant, None  # a segment is used in every environment
-
-    def role_scope_of_form(self, cleaned):
-        return cleaned.get("tenant"), None
+    role_form_field = "tenant"  # a segment is used in every environment
     list_display = ("name", "tenant", "updated_at")
     list_filter = ("tenant",)
 

@@ -16,8 +16,8 @@ from core.api.principal import ALL_SCOPES
 from core.errors import DomainError, ValidationFailed
 
 from .history import secret_aware_history_helper
-from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, RoleAssignment, Tenant
-from .roles_admin import RoleScopedAdminMixin
+from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
+from .roles_admin import RoleScopedAdminMixin  # registers the role assignments' admin too
 from .schemas import config_validate, schema_validate
 from .selectors import config_resolve
 from .services.api_keys import api_key_create, api_key_delete, api_key_revoke, api_key_update
@@ -156,12 +156,6 @@ class ConfigEntryForm(forms.ModelForm):
 @admin.register(ConfigEntry)
 class ConfigEntryAdmin(RoleScopedAdminMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigEntryForm
-
-    def role_scope(self, obj):
-        return obj.tenant, obj.environment
-
-    def role_scope_of_form(self, cleaned):
-        return cleaned.get("tenant"), cleaned.get("environment")
 
     def get_historical_record_context_helper(self, request, historical_record):
         # A secret's value changes show as "changed", never the values
@@ -309,10 +303,7 @@ class ConfigSchemaForm(forms.ModelForm):
 @admin.register(ConfigSchema)
 class ConfigSchemaAdmin(RoleScopedAdminMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigSchemaForm
-    role_form_field = "key"
-
-    def role_scope(self, obj):
-        return None, None  # a schema holds for every tenant and environment
+    role_form_field = "key"  # a schema holds for every tenant and environment
 
     class Media:
         js = ("config_hub/json-editor.js",)
@@ -401,28 +392,3 @@ class ApiKeyAdmin(ShownOnceMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
             api_key_revoke(api_key=key, actor=actor_of(request), user_id=request.user.pk)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
 
-
-# --- roles ---------------------------------------------------------------------------------
-
-
-@admin.register(RoleAssignment)
-class RoleAssignmentAdmin(SimpleHistoryAdmin):
-    """Who may change what (tenants/roles.py): a role for a group (what single sign-on
-    maps the identity provider's groups to) or a user, in a tenant and an environment."""
-
-    list_display = ("holder", "role", "tenant_label", "environment_label", "created_at")
-    list_filter = ("role", "tenant", "environment", "group")
-    list_select_related = ("group", "user", "tenant", "environment")
-    fields = ("group", "user", "tenant", "environment", "role")
-
-    @admin.display(description="held by")
-    def holder(self, obj):
-        return f"group {obj.group}" if obj.group_id else f"user {obj.user}"
-
-    @admin.display(description="tenant", ordering="tenant__slug")
-    def tenant_label(self, obj):
-        return obj.tenant.slug if obj.tenant_id else "(every tenant)"
-
-    @admin.display(description="environment", ordering="environment__slug")
-    def environment_label(self, obj):
-        return obj.environment.slug if obj.environment_id else "(every environment)"

@@ -1,4 +1,4 @@
-"""The operators' roles in the admin: an object the user may not write is shown read-only.
+"""The operators' roles in the admin: the role assignments, and an object the user may not write is shown read-only.
 
 The gate (tenants/roles.py, registered in tenants/guard.py) refuses the write
 whatever the path; this mixin asks the same rule (:func:`tenants.roles.may_write`)
@@ -9,25 +9,30 @@ may not write is refused on the form rather than after the post.
 from __future__ import annotations
 
 from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from simple_history.admin import SimpleHistoryAdmin
 
-from .models import Environment, Tenant
+from .models import Environment, RoleAssignment, Tenant
 from .roles import WRITE_ROLE, may_write, scope_label
 
 Scope = tuple[Tenant | None, Environment | None]
 
 
 class RoleScopedAdminMixin:
-    """Put it first in a ModelAdmin's bases and say where an object (and an add
-    form's data) is written: ``role_scope(obj)`` and ``role_scope_of_form(cleaned)``
-    return (tenant, environment), None meaning every one."""
+    """Put it first in a ModelAdmin's bases. Where an object is written:
+    ``role_scope(obj)``, where an add form writes: ``role_scope_of_form(cleaned)``,
+    each (tenant, environment), None meaning every one. By default the object's
+    (and the form's) ``tenant`` and ``environment``; a model without one of them is
+    written for every one (a schema: every tenant and environment)."""
 
     role_form_field = "environment"  # where the add form shows a refusal
 
     def role_scope(self, obj) -> Scope:
-        raise NotImplementedError
+        return getattr(obj, "tenant", None), getattr(obj, "environment", None)
 
     def role_scope_of_form(self, cleaned: dict) -> Scope:
-        return self.role_scope(None)
+        return cleaned.get("tenant"), cleaned.get("environment")
 
     def role_may_write(self, request, obj) -> bool:
         tenant, environment = self.role_scope(obj)
@@ -40,6 +45,16 @@ class RoleScopedAdminMixin:
     def has_delete_permission(self, request, obj=None):
         allowed = super().has_delete_permission(request, obj)
         return allowed and (obj is None or self.role_may_write(request, obj))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Say why the page is read-only for someone whose permissions would allow the change.
+        if request.method == "GET" and super().has_change_permission(request):
+            obj = self.get_object(request, unquote(object_id))
+            if obj is not None and not self.role_may_write(request, obj):
+                tenant, environment = self.role_scope(obj)
+                messages.info(request, f"Read-only for you: changing it needs the {WRITE_ROLE} role in "
+                                       f"{scope_label(tenant, environment)}.")
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change, **kwargs)
@@ -59,3 +74,29 @@ class RoleScopedAdminMixin:
                 return cleaned
 
         return RoleCheckedForm
+
+
+# --- roles ---------------------------------------------------------------------------------
+
+
+@admin.register(RoleAssignment)
+class RoleAssignmentAdmin(SimpleHistoryAdmin):
+    """Who may change what (tenants/roles.py): a role for a group (what single sign-on
+    maps the identity provider's groups to) or a user, in a tenant and an environment."""
+
+    list_display = ("holder", "role", "tenant_label", "environment_label", "created_at")
+    list_filter = ("role", "tenant", "environment", "group")
+    list_select_related = ("group", "user", "tenant", "environment")
+    fields = ("group", "user", "tenant", "environment", "role")
+
+    @admin.display(description="held by")
+    def holder(self, obj):
+        return f"group {obj.group}" if obj.group_id else f"user {obj.user}"
+
+    @admin.display(description="tenant", ordering="tenant__slug")
+    def tenant_label(self, obj):
+        return obj.tenant.slug if obj.tenant_id else "(every tenant)"
+
+    @admin.display(description="environment", ordering="environment__slug")
+    def environment_label(self, obj):
+        return obj.environment.slug if obj.environment_id else "(every environment)"
