@@ -203,3 +203,31 @@ def test_admin__superuser__production_editable(admin_user, entries, client):
     page = client.get(f"/admin/tenants/configentry/{entries['production'].pk}/change/")
 
     assert 'name="_save"' in page.content.decode()
+
+
+# --- flags -----------------------------------------------------------------------------
+
+
+def test_flags__staging_editor__api_switches_staging_not_production__admin_page_read_only(
+        django_user_model, tenant, environments, client):
+    from flags.models import FlagEnvironment
+
+    user = django_user_model.objects.create_user("fred", password="pw-fred-12345", is_staff=True)
+    user.groups.add(_group("flag-staging-editors", ("editor", tenant, environments["staging"]),
+                           perms=("view_flag", "change_flag")))
+    flag = make.flag(tenant, "new_checkout", environment=environments["production"], is_enabled=False)
+    api = _jwt_client("fred", "pw-fred-12345")
+
+    staging = api.patch(f"/api/v1/feature-flags/{flag.pk}", {"environment": "staging", "is_enabled": True}, format="json",
+                        HTTP_X_TENANT_ID="acme")
+    production = api.patch(f"/api/v1/feature-flags/{flag.pk}", {"environment": "production", "is_enabled": True},
+                           format="json", HTTP_X_TENANT_ID="acme")
+    client.force_login(user)
+    page = client.get(f"/admin/flags/flag/{flag.pk}/change/")
+
+    assert staging.status_code == 200, staging.content
+    assert (production.status_code, production.json()["error"]["code"]) == (403, "role_required")
+    states = dict(FlagEnvironment.objects.filter(flag=flag).values_list("environment__slug", "enabled"))
+    assert states == {"staging": True, "production": False}
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
