@@ -17,16 +17,50 @@ from __future__ import annotations
 
 import logging
 
+import requests
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 logger = logging.getLogger("config_hub.sso")
+
+
+_discovered: dict[str, dict] = {}
+
+
+class ProviderUnreachable(Exception):
+    """The provider's discovery document could not be read (the sign-in fails, the hub stays up)."""
+
+
+def provider_endpoints() -> dict[str, str]:
+    """The provider's endpoints: those set in the settings, the rest from the
+    discovery document of ``OIDC_OP_ISSUER`` (read once per process, and only
+    when a sign-in needs it: the hub starts while the provider is down)."""
+    endpoints = {"authorization": settings.OIDC_OP_AUTHORIZATION_ENDPOINT, "token": settings.OIDC_OP_TOKEN_ENDPOINT,
+                 "userinfo": settings.OIDC_OP_USER_ENDPOINT, "jwks": settings.OIDC_OP_JWKS_ENDPOINT}
+    issuer = settings.OIDC_OP_ISSUER
+    if all(endpoints.values()) or not issuer:
+        return endpoints
+    document = _discovered.get(issuer)
+    if document is None:
+        try:
+            answer = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=settings.OIDC_TIMEOUT)
+            answer.raise_for_status()
+            document = answer.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise ProviderUnreachable(f"{issuer}: no discovery document ({exc})") from exc
+        if not isinstance(document, dict) or str(document.get("issuer", "")).rstrip("/") != issuer:
+            # OpenID Connect Discovery 1.0, 4.3: the document must name the issuer it was asked of.
+            raise ProviderUnreachable(f"{issuer}: the discovery document names another issuer")
+        _discovered[issuer] = document
+    names = {"authorization": "authorization_endpoint", "token": "token_endpoint",
+             "userinfo": "userinfo_endpoint", "jwks": "jwks_uri"}
+    return {key: value or str(document.get(names[key]) or "") for key, value in endpoints.items()}
 
 
 class PasswordBackend(ModelBackend):
@@ -74,6 +108,13 @@ class OidcBackend(OIDCAuthenticationBackend):
     def authenticate(self, request, **kwargs):
         if not settings.OIDC_ENABLED or "password" in kwargs:
             return None
+        try:
+            endpoints = provider_endpoints()
+        except ProviderUnreachable as exc:
+            logger.warning("sso sign-in failed: %s", exc)
+            return None
+        self.OIDC_OP_TOKEN_ENDPOINT, self.OIDC_OP_USER_ENDPOINT = endpoints["token"], endpoints["userinfo"]
+        self.OIDC_OP_JWKS_ENDPOINT = endpoints["jwks"]
         return super().authenticate(request, **kwargs)
 
     def verify_claims(self, claims) -> bool:
@@ -102,6 +143,11 @@ class SsoStartView(OIDCAuthenticationRequestView):
     def get(self, request):
         if not settings.OIDC_ENABLED:
             raise Http404("single sign-on is not configured")
+        try:
+            self.OIDC_OP_AUTH_ENDPOINT = provider_endpoints()["authorization"]
+        except ProviderUnreachable as exc:
+            logger.warning("sso sign-in failed: %s", exc)
+            return HttpResponseRedirect(settings.LOGIN_REDIRECT_URL_FAILURE)
         return super().get(request)
 
 

@@ -230,6 +230,10 @@ LOGIN_URL = "admin:login"
 OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID") or ""
 OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET") or ""
 OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+# The provider: its issuer (endpoints read from its discovery document,
+# {issuer}/.well-known/openid-configuration, at the first sign-in of each process),
+# or each endpoint (an endpoint set here wins over the discovered one).
+OIDC_OP_ISSUER = (env_str("OIDC_OP_ISSUER") or "").rstrip("/")
 OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT") or ""
 OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT") or ""
 OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT") or ""
@@ -251,10 +255,13 @@ OIDC_GROUP_MAP = env_pairs("OIDC_GROUP_MAP")
 OIDC_SUPERUSER_GROUPS = env_list("OIDC_SUPERUSER_GROUPS")
 OIDC_LOGIN_LABEL = env_str("OIDC_LOGIN_LABEL") or "Sign in with single sign-on"
 if OIDC_ENABLED:
-    _missing = [name for name in ("OIDC_RP_CLIENT_SECRET", "OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT",
-                                  "OIDC_OP_USER_ENDPOINT", "OIDC_OP_JWKS_ENDPOINT") if not globals()[name]]
+    _needed = ("OIDC_RP_CLIENT_SECRET",) if OIDC_OP_ISSUER else (
+        "OIDC_RP_CLIENT_SECRET", "OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT",
+        "OIDC_OP_JWKS_ENDPOINT")
+    _missing = [name for name in _needed if not globals()[name]]
     if _missing:
-        raise ImproperlyConfigured(f"OIDC_RP_CLIENT_ID is set: single sign-on also needs {', '.join(_missing)}")
+        raise ImproperlyConfigured(f"OIDC_RP_CLIENT_ID is set: single sign-on also needs {', '.join(_missing)}"
+                                   + ("" if OIDC_OP_ISSUER else " (or OIDC_OP_ISSUER, to discover the endpoints)"))
 LOGIN_REDIRECT_URL = "/admin/"
 LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=failed"
 OIDC_AUTHENTICATE_CLASS = "config_hub.sso.SsoStartView"

@@ -114,3 +114,35 @@ def test_sso_not_configured__its_routes_are_404(db, client, settings):
     assert client.get("/oidc/authenticate/").status_code == 404
     assert client.get("/oidc/callback/?code=x&state=y").status_code == 404
     assert 'id="sso-login-button"' not in client.get("/admin/login/").content.decode()
+
+
+def test_sign_in__issuer_only__endpoints_from_its_discovery_document(sso, live_server, settings, monkeypatch):
+    from config_hub import sso as hub_sso
+
+    monkeypatch.setattr(hub_sso, "_discovered", {})
+    settings.OIDC_OP_ISSUER = f"{sso.base}/o"
+    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = settings.OIDC_OP_TOKEN_ENDPOINT = ""
+    settings.OIDC_OP_USER_ENDPOINT = settings.OIDC_OP_JWKS_ENDPOINT = ""
+
+    _, answer = sign_in(live_server.url, "alice", "alice-idp-pw-1")
+
+    assert answer.url == f"{live_server.url}/admin/"
+    assert get_user_model().objects.filter(username="alice", is_staff=True).exists()
+
+
+def test_sign_in__issuer_unreachable__back_to_the_login_page_with_the_reason(sso, client, settings, monkeypatch):
+    import socket
+
+    from config_hub import sso as hub_sso
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(hub_sso, "_discovered", {})
+    settings.OIDC_OP_ISSUER = f"http://127.0.0.1:{port}/o"
+    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = ""
+
+    answer = client.get("/oidc/authenticate/?next=/admin/", follow=True)
+
+    assert answer.redirect_chain[0] == ("/admin/login/?sso=failed", 302)
+    assert "Single sign-on did not sign you in" in answer.content.decode()
