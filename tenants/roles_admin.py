@@ -11,6 +11,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin
+from django.contrib.auth.models import Group
 from simple_history.admin import SimpleHistoryAdmin
 
 from .models import Environment, RoleAssignment, Tenant
@@ -100,3 +102,20 @@ class RoleAssignmentAdmin(SimpleHistoryAdmin):
     @admin.display(description="environment", ordering="environment__slug")
     def environment_label(self, obj):
         return obj.environment.slug if obj.environment_id else "(every environment)"
+
+
+class GroupRoleInline(admin.TabularInline):
+    model = RoleAssignment
+    fk_name = "group"
+    fields = ("role", "tenant", "environment")
+    extra = 0
+    verbose_name_plural = "roles (where the group's permissions apply)"
+
+
+# A group's page shows its roles beside its permissions: what and where, in one place.
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupWithRolesAdmin(GroupAdmin):
+    inlines = [GroupRoleInline]

@@ -231,3 +231,17 @@ def test_flags__staging_editor__api_switches_staging_not_production__admin_page_
     assert states == {"staging": True, "production": False}
     assert page.status_code == 200
     assert 'name="_save"' not in page.content.decode()
+
+
+def test_admin__group_page__roles_added_beside_its_permissions(admin_user, tenant, environments, client):
+    group = Group.objects.create(name="staging-editors")
+    client.force_login(admin_user)
+    prefix = "hub_roles"
+
+    r = client.post(f"/admin/auth/group/{group.pk}/change/", {
+        "name": "staging-editors", f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "0",
+        f"{prefix}-0-role": "editor", f"{prefix}-0-tenant": tenant.pk, f"{prefix}-0-environment": environments["staging"].pk,
+    })
+
+    assert r.status_code == 302, r.content.decode()[:3000]
+    assert list(group.hub_roles.values_list("role", "tenant__slug", "environment__slug")) == [("editor", "acme", "staging")]
