@@ -71,6 +71,8 @@ def role_allows(*, user_id: int, tenant: Tenant | None, environment: Environment
     if environment is not None:
         return held.filter(Q(environment__isnull=True) | Q(environment=environment)).exists()
     envs = set(held.values_list("environment_id", flat=True).distinct())
+    if not envs:
+        return False
     if None in envs:
         return True
     return set(Environment.objects.values_list("id", flat=True)) <= envs

@@ -146,3 +146,28 @@ def test_sign_in__issuer_unreachable__back_to_the_login_page_with_the_reason(sso
 
     assert answer.redirect_chain[0] == ("/admin/login/?sso=failed", 302)
     assert "Single sign-on did not sign you in" in answer.content.decode()
+
+
+@pytest.mark.parametrize(("variables", "message"), [
+    ({"PASSWORD_LOGIN": "false"}, "PASSWORD_LOGIN=false needs single sign-on"),
+    ({"OIDC_RP_CLIENT_ID": "hub"}, "single sign-on also needs OIDC_RP_CLIENT_SECRET, OIDC_OP_AUTHORIZATION_ENDPOINT"),
+    ({"OIDC_RP_CLIENT_ID": "hub", "OIDC_RP_CLIENT_SECRET": "s", "OIDC_OP_ISSUER": "https://id.example.com"}, None),
+    ({"OIDC_GROUP_MAP": "hub-admins"}, "OIDC_GROUP_MAP: 'hub-admins' is not 'name=value'"),
+])
+def test_settings__single_sign_on_misconfigured__the_hub_refuses_to_start(variables, message, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OIDC_", "PASSWORD_LOGIN"))}
+    env.update({"DJANGO_SETTINGS_MODULE": "config_hub.settings.base", "CONFIG_HUB_VAR_DIR": str(tmp_path), **variables})
+    started = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, cwd=django_settings.BASE_DIR,
+                             capture_output=True, text=True)
+
+    if message is None:
+        assert started.returncode == 0, started.stderr[-2000:]
+    else:
+        assert started.returncode != 0
+        assert message in started.stderr

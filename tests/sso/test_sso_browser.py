@@ -58,7 +58,7 @@ def test_sso__staging_editor__signs_in_at_the_provider_edits_staging_sees_produc
     # And: production's is shown read-only, with nothing to save or delete.
     b.get(f"{live_server.url}/admin/tenants/configentry/{production.pk}/change/")
     _until(b, lambda d: "checkout.timeout" in _body(d))
-    screenshot("production-read-only")
+    screenshot("production-read-only", doc_name="admin-role-read-only.png")
     assert b.find_elements(By.NAME, "_save") == []
     assert b.find_elements(By.NAME, "value") == []
     assert b.find_elements(By.CSS_SELECTOR, "a.deletelink") == []
