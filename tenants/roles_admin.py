@@ -54,7 +54,7 @@ class RoleScopedAdminMixin:
             obj = self.get_object(request, unquote(object_id))
             if obj is not None and not self.role_may_write(request, obj):
                 tenant, environment = self.role_scope(obj)
-                messages.info(request, f"Read-only for you: changing it needs the {WRITE_ROLE} role in "
+                messages.warning(request, f"Read-only for you: changing it needs the {WRITE_ROLE} role in "
                                        f"{scope_label(tenant, environment)}.")
         return super().change_view(request, object_id, form_url, extra_context)
 
