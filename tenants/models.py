@@ -217,6 +217,7 @@ class RoleAssignment(models.Model):
             models.CheckConstraint(
                 condition=Q(group__isnull=False, user__isnull=True) | Q(group__isnull=True, user__isnull=False),
                 name="role_group_xor_user",
+                violation_error_message="A role is held by a group or by a user: choose one of them.",
             ),
         ]
 

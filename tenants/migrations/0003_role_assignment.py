@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['tenant_id', 'environment_id', 'role'],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('group__isnull', False), ('user__isnull', True)), models.Q(('group__isnull', True), ('user__isnull', False)), _connector='OR'), name='role_group_xor_user')],
+                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('group__isnull', False), ('user__isnull', True)), models.Q(('group__isnull', True), ('user__isnull', False)), _connector='OR'), name='role_group_xor_user', violation_error_message='A role is held by a group or by a user: choose one of them.')],
             },
         ),
     ]

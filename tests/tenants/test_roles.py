@@ -245,3 +245,14 @@ def test_admin__group_page__roles_added_beside_its_permissions(admin_user, tenan
 
     assert r.status_code == 302, r.content.decode()[:3000]
     assert list(group.hub_roles.values_list("role", "tenant__slug", "environment__slug")) == [("editor", "acme", "staging")]
+
+
+def test_admin__role_assignment_without_holder__refused_on_the_form(admin_user, tenant, client):
+    client.force_login(admin_user)
+
+    r = client.post("/admin/tenants/roleassignment/add/", {"group": "", "user": "", "tenant": tenant.pk,
+                                                           "environment": "", "role": "editor"})
+
+    assert r.status_code == 200
+    assert "A role is held by a group or by a user: choose one of them." in r.content.decode()
+    assert RoleAssignment.objects.count() == 0
