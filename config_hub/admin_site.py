@@ -2,6 +2,7 @@
 extra pages (compare and promote environments, import and export)."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count, Q
 from django.urls import NoReverseMatch, path, reverse
@@ -87,6 +88,13 @@ class HubAdminSite(admin.AdminSite):
             "security_apps": [a for a in apps if a["app_label"] in SECURITY_APPS],
         }
         return super().index(request, extra_context)
+
+    def login(self, request, extra_context=None):
+        # Single sign-on's button, and the password form only while password login is on.
+        extra_context = {**(extra_context or {}), "sso_enabled": settings.OIDC_ENABLED,
+                         "sso_label": settings.OIDC_LOGIN_LABEL, "password_login": settings.PASSWORD_LOGIN,
+                         "sso_failed": request.GET.get("sso") == "failed"}
+        return super().login(request, extra_context)
 
     def get_urls(self):
         return [

@@ -12,7 +12,7 @@ from flags.api.urls import root_urlpatterns as flags_root_urls
 from registry.api.urls import root_urlpatterns as registry_root_urls
 from tenants.api.urls import tenant_config_urlpatterns
 
-from . import ops
+from . import ops, sso
 from .api.docs_pages import DocsView, RedocView
 from .api.history import HistoryView
 from .api.tokens import StrictTokenObtainPairSerializer, StrictTokenRefreshSerializer
@@ -32,6 +32,9 @@ api_v1 = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Single sign-on (config_hub/sso.py): 404 unless OIDC_RP_CLIENT_ID is set.
+    path("oidc/authenticate/", sso.SsoStartView.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", sso.SsoCallbackView.as_view(), name="oidc_authentication_callback"),
     path("api/v1/", include(api_v1)),
     path("config/", include(tenant_config_urlpatterns)),
     path("health", ops.health, name="health"),

@@ -15,6 +15,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from core.admin import ChangeReasonMixin, HistoryDisplayMixin, PrettyJSONField, ServiceDeleteMixin, actor_of
 from core.errors import DomainError, ValidationFailed
 from tenants.models import Environment
+from tenants.roles_admin import RoleScopedAdminMixin
 
 from .engine import compile_state
 from .history import flag_version, flag_versions, rollout_text
@@ -72,7 +73,7 @@ class BulkForm(forms.Form):
 
 
 @admin.register(Flag)
-class FlagAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class FlagAdmin(RoleScopedAdminMixin, HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = FlagForm
     inlines = [FlagEnvironmentInline]
     list_display = ("name", "tenant", "kind", "states", "version", "updated_at")
@@ -106,6 +107,13 @@ class FlagAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, Simp
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("tenant").prefetch_related("states__environment")
+
+    # Roles: the flag's page saves the flag itself (variants, dependencies: every
+    # environment) with its states, so it is editable for who may write in every
+    # environment of its tenant (role_scope: the tenant, every environment). An
+    # editor of one environment changes that state through the API.
+    def role_scope_of_form(self, cleaned):
+        return cleaned.get("tenant"), cleaned.get("default_environment")
 
     def get_readonly_fields(self, request, obj=None):
         # Clients address a flag by tenant and name: flag_update changes neither.
@@ -244,8 +252,9 @@ class SegmentForm(forms.ModelForm):
 
 
 @admin.register(Segment)
-class SegmentAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class SegmentAdmin(RoleScopedAdminMixin, HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = SegmentForm
+    role_form_field = "tenant"  # a segment is used in every environment
     list_display = ("name", "tenant", "updated_at")
     list_filter = ("tenant",)
 

@@ -17,6 +17,7 @@ from core.errors import DomainError, ValidationFailed
 
 from .history import secret_aware_history_helper
 from .models import ApiKey, ConfigEntry, ConfigSchema, Environment, Tenant
+from .roles_admin import RoleScopedAdminMixin  # registers the role assignments' admin too
 from .schemas import config_validate, schema_validate
 from .selectors import config_resolve
 from .services.api_keys import api_key_create, api_key_delete, api_key_revoke, api_key_update
@@ -153,7 +154,7 @@ class ConfigEntryForm(forms.ModelForm):
 
 
 @admin.register(ConfigEntry)
-class ConfigEntryAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class ConfigEntryAdmin(RoleScopedAdminMixin, HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigEntryForm
 
     def get_historical_record_context_helper(self, request, historical_record):
@@ -303,8 +304,9 @@ class ConfigSchemaForm(forms.ModelForm):
 
 
 @admin.register(ConfigSchema)
-class ConfigSchemaAdmin(HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
+class ConfigSchemaAdmin(RoleScopedAdminMixin, HistoryDisplayMixin, ChangeReasonMixin, ServiceDeleteMixin, SimpleHistoryAdmin):
     form = ConfigSchemaForm
+    role_form_field = "key"  # a schema holds for every tenant and environment
 
     class Media:
         js = ("config_hub/json-editor.js",)
@@ -392,3 +394,4 @@ class ApiKeyAdmin(HistoryDisplayMixin, ChangeReasonMixin, ShownOnceMixin, Servic
         for key in queryset:
             api_key_revoke(api_key=key, actor=actor_of(request), user_id=request.user.pk)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
+

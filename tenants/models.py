@@ -185,3 +185,42 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class RoleAssignment(models.Model):
+    """An operator's role in a tenant and an environment (tenants/roles.py, docs/admin.md).
+
+    Held by a Django group (what single sign-on maps the identity provider's
+    groups to) or by one user. ``tenant`` NULL means every tenant, ``environment``
+    NULL every environment. The roles are ordered: each grants what the ones
+    before it grant.
+    """
+
+    VIEWER, EDITOR, APPROVER, ADMIN = "viewer", "editor", "approver", "admin"
+    ROLES = [(VIEWER, "viewer"), (EDITOR, "editor"), (APPROVER, "approver"), (ADMIN, "admin")]
+
+    group = models.ForeignKey("auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="hub_roles")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="hub_roles")
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="roles",
+                               help_text="Empty: every tenant.")
+    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.CASCADE, related_name="roles",
+                                    help_text="Empty: every environment.")
+    role = models.CharField(max_length=16, choices=ROLES)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["tenant_id", "environment_id", "role"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(group__isnull=False, user__isnull=True) | Q(group__isnull=True, user__isnull=False),
+                name="role_group_xor_user",
+                violation_error_message="A role is held by a group or by a user: choose one of them.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        holder = f"group {self.group}" if self.group_id else f"user {self.user}"
+        return f"{holder}: {self.role} in {self.tenant or 'every tenant'}/{self.environment or 'every environment'}"

@@ -6,6 +6,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.permissions import IsAuthenticatedPrincipal
 from core.api.strict import validated_body
 from core.api.tenancy import request_tenant
 from core.errors import Forbidden, NotFound, ValidationFailed
@@ -121,7 +122,11 @@ class _ActionView(APIView):
 
 
 class ApproveView(_ActionView):
-    required_scopes = {"POST": "changes:approve"}
+    # Who may review is decided by the service (changes.approvers), for every
+    # caller: the scope changes:approve for a key; for an operator's JWT, the
+    # approver role in the request's tenant and environment (or the permission,
+    # for an operator without roles). A 403 approver_required otherwise.
+    permission_classes = [IsAuthenticatedPrincipal]
     body = ReviewSerializer
 
     @extend_schema(request=ReviewSerializer, responses={200: docs.ChangeRequestOutSerializer, **docs.errors(403, 409)})

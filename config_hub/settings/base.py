@@ -18,7 +18,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from . import signing as _signing_secrets
-from .env import env_bool, env_db, env_float, env_int, env_list, env_str
+from .env import env_bool, env_db, env_float, env_int, env_list, env_pairs, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("CONFIG_HUB_VAR_DIR") or BASE_DIR / "var")
@@ -117,7 +117,10 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Passwords (the admin's login form, /api/v1/auth/token/), unless PASSWORD_LOGIN is off.
+    "config_hub.sso.PasswordBackend",
+    # Single sign-on with OpenID Connect, when OIDC_RP_CLIENT_ID is set.
+    "config_hub.sso.OidcBackend",
 ]
 
 ROOT_URLCONF = "config_hub.urls"
@@ -221,6 +224,59 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+
+# --- single sign-on (OpenID Connect, mozilla-django-oidc; config_hub/sso.py, docs/admin.md) ---
+# On when OIDC_RP_CLIENT_ID is set: the admin's login page offers "Sign in with
+# single sign-on"; users are created on first sign-in (staff, no password) and
+# their Django groups follow the identity provider's group claim on EVERY sign-in.
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID") or ""
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET") or ""
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+# The provider: its issuer (endpoints read from its discovery document,
+# {issuer}/.well-known/openid-configuration, at the first sign-in of each process),
+# or each endpoint (an endpoint set here wins over the discovered one).
+OIDC_OP_ISSUER = (env_str("OIDC_OP_ISSUER") or "").rstrip("/")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT") or ""
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT") or ""
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT") or ""
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT") or ""
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO") or "RS256"
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES") or "openid email profile"
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+# Seconds for each call to the provider (token, userinfo, keys): a hung provider
+# must not hold a web thread for ever.
+OIDC_TIMEOUT = env_float("OIDC_TIMEOUT", 5)
+OIDC_USERNAME_CLAIM = env_str("OIDC_USERNAME_CLAIM") or "preferred_username"
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM") or "groups"
+# "idp-group=django-group,...": the Django groups single sign-on manages. Members
+# of an identity provider group get the mapped group; a mapped group the claim no
+# longer names is taken away at the next sign-in. Other groups are left alone.
+OIDC_GROUP_MAP = env_pairs("OIDC_GROUP_MAP")
+# Identity provider groups whose members are superusers (re-decided at each
+# sign-in); empty: single sign-on never changes is_superuser.
+OIDC_SUPERUSER_GROUPS = env_list("OIDC_SUPERUSER_GROUPS")
+OIDC_LOGIN_LABEL = env_str("OIDC_LOGIN_LABEL") or "Sign in with single sign-on"
+if OIDC_ENABLED:
+    _needed = ("OIDC_RP_CLIENT_SECRET",) if OIDC_OP_ISSUER else (
+        "OIDC_RP_CLIENT_SECRET", "OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT",
+        "OIDC_OP_JWKS_ENDPOINT")
+    _missing = [name for name in _needed if not globals()[name]]
+    if _missing:
+        raise ImproperlyConfigured(f"OIDC_RP_CLIENT_ID is set: single sign-on also needs {', '.join(_missing)}"
+                                   + ("" if OIDC_OP_ISSUER else " (or OIDC_OP_ISSUER, to discover the endpoints)"))
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=failed"
+OIDC_AUTHENTICATE_CLASS = "config_hub.sso.SsoStartView"
+OIDC_CALLBACK_CLASS = "config_hub.sso.SsoCallbackView"
+# Off: no password signs in anywhere (the admin's form, /api/v1/auth/token/); the
+# login page shows only the single sign-on button. Needs single sign-on.
+PASSWORD_LOGIN = env_bool("PASSWORD_LOGIN", True)
+if not PASSWORD_LOGIN and not OIDC_ENABLED:
+    raise ImproperlyConfigured("PASSWORD_LOGIN=false needs single sign-on (OIDC_RP_CLIENT_ID...): nobody could sign in")
+# Operators' roles per tenant and environment (tenants/roles.py): with this on, a
+# user who holds no role may change nothing (superusers excepted); off, such a
+# user is governed by the model permissions alone, as before roles existed.
+ROLES_REQUIRED = env_bool("ROLES_REQUIRED", False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -75,3 +75,14 @@ def env_db(name: str, default: str) -> dict:
         return _env.db_url_config(raw)
     except Exception as exc:  # environ raises several types for a malformed URL
         raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from exc
+
+
+def env_pairs(name: str) -> dict[str, str]:
+    """``a=b,c=d`` as ``{"a": "b", "c": "d"}`` (OIDC_GROUP_MAP); an item without ``=`` stops the start."""
+    pairs: dict[str, str] = {}
+    for item in env_list(name):
+        left, sep, right = item.partition("=")
+        if not sep or not left.strip() or not right.strip():
+            raise ImproperlyConfigured(f"{name}: {item!r} is not 'name=value'")
+        pairs[left.strip()] = right.strip()
+    return pairs

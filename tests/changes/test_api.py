@@ -93,7 +93,7 @@ def test_refusals__each_a_clear_4xx_with_its_code(tenant, environments, protect,
     not_yet = author.post(f"{CR}{cr['id']}/apply")
     assert (not_yet.status_code, not_yet.json()["error"]["code"]) == (409, "change_request_not_approved")
     no_scope = author.post(f"{CR}{cr['id']}/approve")
-    assert (no_scope.status_code, no_scope.json()["error"]["code"]) == (403, "permission_denied")
+    assert (no_scope.status_code, no_scope.json()["error"]["code"]) == (403, "approver_required")
     assert approver.post(f"{CR}{cr['id']}/approve").status_code == 200
     twice = approver.post(f"{CR}{cr['id']}/approve")
     assert (twice.status_code, twice.json()["error"]["code"]) == (409, "already_reviewed")
