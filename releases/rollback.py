@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from changes.services.change_requests import change_request_create
+from changes.signals import change_request_applied
 from core.errors import Conflict
 
 from .models import Release
@@ -40,10 +42,6 @@ from .snapshot import content_view, entries_resolve, same_value, snapshot_build
 ENVIRONMENT_SCOPES = ("tenant+environment", "tenant+environment+service")
 _FLAG_STATE = (("enabled", "is_enabled"), ("strategies", "strategies"))
 _FLAG_WIDE = ("variants", "dependencies", "kind")
-
-
-class ChangeRequestsUnavailable(Conflict):
-    code = "change_requests_unavailable"
 
 
 def _environment_layer(entries: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -102,23 +100,7 @@ def release_rollback_changes(release: Release, *, current_state: dict[str, Any])
     return changes
 
 
-# --- MERGE GLUE: the changes app ----------------------------------------------------------------
-# The changes app (change requests) sits between flags|registry and releases. Until it
-# is merged these two functions find it absent: a rollback answers 409
-# change_requests_unavailable, and no release is made after applied requests. At the
-# merge, point the imports below at the changes app's real names.
-
-
-def _change_request_create():
-    try:
-        from changes.services.change_requests import change_request_create  # noqa: PLC0415 - merge glue
-    except ImportError:
-        try:
-            from changes.services import change_request_create  # noqa: PLC0415 - merge glue
-        except ImportError:
-            raise ChangeRequestsUnavailable(
-                "rolling back needs change requests, which this deployment does not have") from None
-    return change_request_create
+# --- the changes app: a rollback is a change request; an applied one makes a release ------------
 
 
 def release_rollback(*, release: Release, actor: str, user_id: int | None = None, title: str | None = None,
@@ -129,8 +111,7 @@ def release_rollback(*, release: Release, actor: str, user_id: int | None = None
     if not changes:
         raise Conflict(f"{release.environment.slug} already resolves every value as release '{release.name}'",
                        code="nothing_to_roll_back")
-    create = _change_request_create()
-    return create(tenant=release.tenant, environment=release.environment,
+    return change_request_create(tenant=release.tenant, environment=release.environment,
                   title=title or f"Roll {release.environment.slug} back to release '{release.name}'",
                   changes=changes, actor=actor, user_id=user_id, apply_at=apply_at)
 
@@ -143,8 +124,4 @@ def _after_change_request_applied(sender=None, *, change_request=None, **kwargs)
 
 def change_request_hook_connect() -> None:
     """Make a release after every applied change request (called from ``ReleasesConfig.ready``)."""
-    try:
-        from changes.signals import change_request_applied  # noqa: PLC0415 - merge glue
-    except ImportError:
-        return
     change_request_applied.connect(_after_change_request_applied, dispatch_uid="releases.after-change-request")

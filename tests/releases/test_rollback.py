@@ -2,8 +2,6 @@
 handing it to the change requests app."""
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from flags.models import Flag
@@ -18,7 +16,6 @@ from .conftest import SECRET
 
 pytestmark = pytest.mark.django_db
 
-HAS_CHANGES = importlib.util.find_spec("changes") is not None
 
 
 def _now(layered) -> dict:
@@ -133,19 +130,6 @@ def test_rollback_changes__flags__state_and_flag_wide_fields_restored_new_flag_d
     ]
 
 
-@pytest.mark.skipif(HAS_CHANGES, reason="the changes app is present: the rollback opens a change request")
-def test_rollback_route__without_the_changes_app__409_change_requests_unavailable(layered, release_of, make_key,
-                                                                                  client_for):
-    release = release_of(layered["tenant"], layered["production"], "good")
-    config_update(entry=ConfigEntry.objects.get(key="db.url", service_name=""), value="postgres://bad/app", actor="t")
-    writer = client_for(make_key(tenant=layered["tenant"], scopes=["configs:read", "configs:write"]))
-
-    r = writer.post(f"/api/v1/releases/{release.pk}/rollback", {}, format="json")
-
-    assert r.status_code == 409
-    assert r.json()["error"]["code"] == "change_requests_unavailable"
-
-
 def test_rollback_route__nothing_to_roll_back__409(layered, release_of, make_key, client_for):
     release = release_of(layered["tenant"], layered["production"], "good")
     writer = client_for(make_key(tenant=layered["tenant"], scopes=["configs:read", "configs:write"]))
@@ -157,7 +141,6 @@ def test_rollback_route__nothing_to_roll_back__409(layered, release_of, make_key
     assert writer.post(f"/api/v1/releases/{release.pk}/rollback", {"bogus": 1}, format="json").status_code == 400
 
 
-@pytest.mark.skipif(not HAS_CHANGES, reason="the changes app (change requests) is not in this tree yet: wired at merge")
 def test_rollback__changes_app_present__one_change_request_with_the_change_list(layered, release_of):
     release = release_of(layered["tenant"], layered["production"], "good")
     config_update(entry=ConfigEntry.objects.get(key="db.url", service_name=""), value="postgres://bad/app", actor="t")
@@ -187,27 +170,3 @@ def test_release_after_change_request__inside_the_applying_transaction__release_
 
     assert release.name == "change request #12"
     assert release.content["views"][""]["db.url"]["value"] == "postgres://cr/app"
-
-
-@pytest.mark.skipif(HAS_CHANGES, reason="the real changes app is present: its own signal is tested with it")
-def test_change_request_applied_signal__connected__each_applied_request_makes_a_release(layered, monkeypatch):
-    """The merge glue, with a stand-in for the changes app's signal."""
-    import sys
-    import types
-
-    from django.dispatch import Signal
-
-    from releases.models import Release
-    from releases.rollback import change_request_hook_connect
-
-    signals = types.ModuleType("changes.signals")
-    signals.change_request_applied = Signal()
-    monkeypatch.setitem(sys.modules, "changes", types.ModuleType("changes"))
-    monkeypatch.setitem(sys.modules, "changes.signals", signals)
-    change_request_hook_connect()
-    applied = types.SimpleNamespace(pk=7, tenant=layered["tenant"], environment=layered["production"])
-
-    signals.change_request_applied.send(sender=None, change_request=applied, actor="user:alice")
-
-    release = Release.objects.get()
-    assert (release.name, release.created_by) == ("change request #7", "user:alice")
