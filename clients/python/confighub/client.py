@@ -248,9 +248,10 @@ class ConfigClient:
                          else f"polling every {self.poll_interval}s")
                 self._close_transport()
                 self._transport = self._make_transport(exc.fallback)
-                self._feed_live = False
                 if cursor is None or exc.fallback == "poll":
-                    have_head = False  # (the long poll takes over the stream's cursor: the same event ids)
+                    have_head = False
+                    self._feed_live = False
+                # else the long poll takes over the stream's cursor (the same event ids): still live
             except (HubUnavailable, ConfigHubError) as exc:
                 if self._stop.is_set():
                     break

@@ -158,7 +158,7 @@ class StreamTransport:
             if kind == "event":
                 batch.cursor = rest[0] if rest[0] is not None else batch.cursor
                 batch.events.append(rest[1])
-            elif kind == "cursor":
+            elif kind == "cursor" and rest[0] is not None:
                 batch.cursor = rest[0]
             elif kind == "reset":
                 batch.cursor, batch.reset = rest[0], True
@@ -232,7 +232,8 @@ class StreamTransport:
                     elif name in ("id", "event"):
                         fields[name] = value
                     continue
-                out.put(_dispatch(fields, data))
+                if fields or data:  # (a comment alone, e.g. a keepalive, dispatches nothing)
+                    out.put(_dispatch(fields, data))
                 fields, data = {}, []
             out.put(("end",))
         except HubUnavailable as exc:
