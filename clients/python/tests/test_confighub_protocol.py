@@ -51,8 +51,10 @@ class ScriptedHub:
                         return self._send(304, headers={"ETag": hub.etag})
                     return self._send(200, hub.rows, {"ETag": hub.etag})
                 if self.path.startswith("/api/v1/stream") and hub.stream_answers is not None:
+                    deadline = time.monotonic() + 3  # a stream with nothing to say yet: held
+                    while not hub.stream_answers and time.monotonic() < deadline:
+                        time.sleep(0.01)
                     if not hub.stream_answers:
-                        time.sleep(0.2)
                         return self._send(503, {"error": {"code": "stream_capacity", "message": "x", "details": None}},
                                           {"Retry-After": "0"})
                     status, text = hub.stream_answers.pop(0)
@@ -176,6 +178,7 @@ def test_stream__relevant_event_refetches__reconnects_with_last_event_id__reset_
     client.start()
     try:
         assert _wait(lambda: not hub.stream_answers)
+        assert _wait(lambda: len(hub.calls("/api/v1/config/")) >= 2)  # the start's fetch, the one after the head
         hub.rows, hub.etag = [{"key": "svc.a", "value": 2}], '"v2"'
         hub.stream_answers = [(200, "retry: 10\n: connected\n\n" + _sse(7, "config.updated", ours))]
         assert _wait(lambda: client.get("svc.a") == 2)
@@ -187,8 +190,7 @@ def test_stream__relevant_event_refetches__reconnects_with_last_event_id__reset_
     finally:
         client.close()
     streams = hub.calls("/api/v1/stream")
-    assert streams[0][3].get("Last-Event-ID") is None
-    assert [s[3].get("Last-Event-ID") for s in streams[1:4]] == ["5", "7", "9"]
+    assert [s[3].get("Last-Event-ID") for s in streams[:4]] == [None, "5", "7", "9"]
     assert "types=config%2Cschema%2Cenvironment%2Ctenant%2Cinstance" in streams[0][2]
     assert not hub.calls("/api/v1/events/")  # the stream did it all
 
