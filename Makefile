@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` and `make test` (`make test-fast`: the
 # same run without the browser, worker and fault tiers).
-.PHONY: run test test-fast lint lint-fix bench venv
+.PHONY: run test test-fast lint lint-fix bench bench-listeners venv
 
 # The test run's own servers. Empty REDIS_URL_TEST / BROKER_URL_TEST: the test
 # settings claim a pair of Redis databases of this checkout (never a developer's
@@ -39,3 +39,7 @@ test-fast: lint
 
 bench: venv
 	bench/run
+
+# 10,000 change-stream listeners on the Procfile's web process (docs/performance.md).
+bench-listeners: venv
+	bench/listeners

@@ -139,12 +139,7 @@ def main() -> int:
     server = subprocess.Popen([str(REPO / ".venv" / "bin" / "gunicorn"), "-c", "config_hub/gunicorn.conf.py", *app],
                               env=env, cwd=REPO, stdout=open(work / "gunicorn.log", "w"), stderr=subprocess.STDOUT)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for_health(base)
         key = {"Authorization": f"ApiKey {seed['api_key']}"}
         config_url = f"{base}/api/v1/config/{seed['config_key']}?environment=production&service_name=svc-1"
         seed["etag"] = urllib.request.urlopen(urllib.request.Request(config_url, headers=key)).headers["ETag"]
@@ -209,6 +204,17 @@ def main() -> int:
     print(f"written: bench/results/{stamp}.json and bench/results/latest.json")
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def wait_for_health(base: str, seconds: float = 30) -> None:
+    """Until the server at ``base`` answers ``/health`` (or ``seconds`` passed)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
 
 
 def _median(values) -> float:

@@ -11,6 +11,7 @@ are held by long polls, so ordinary reads always find a thread.
 """
 import multiprocessing
 import os
+import resource
 
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
@@ -27,6 +28,25 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "warning")
+
+
+
+
+def _raise_open_files() -> None:
+    """Every stream listener is an open socket, and a worker holds up to
+    EVENTS_STREAM_MAX_PER_PROCESS (10,000) of them: the soft limit on open files is
+    raised to the hard one (process managers often start processes at 1,024; the
+    workers inherit the master's). docs/operations.md says how to raise the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+_raise_open_files()
 
 
 def on_starting(server):  # noqa: ARG001

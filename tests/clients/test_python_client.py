@@ -1,5 +1,5 @@
 """The Python client (clients/python, ``confighub``) against a real hub (live_server):
-values, changes pushed by the long poll, the last-known-good copy when the hub is
+values, changes pushed by the long poll (the stream: test_python_client_stream.py), the last-known-good copy when the hub is
 down, secrets in that copy, polling without ``events:read``, the registry helpers."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Short long polls: a server thread of live_server holds each one until it ends.
-FAST = {"retry_min": 0.05, "retry_max": 0.3, "timeout": 5, "wait": 2}
+FAST = {"retry_min": 0.05, "retry_max": 0.3, "timeout": 5, "wait": 2, "transport": "longpoll"}
 
 
 def _patch_value(base: str, writer: str, entry_id: int, value) -> None:
@@ -112,6 +112,19 @@ def test_python_client__started_while_hub_down__answers_last_known_good_then_cat
         proxy.stop()
 
 
+def test_python_client__default_stream_answered_once_by_a_wsgi_server__still_follows_changes(
+        live_server, billing, writer, reader, tmp_path):
+    # live_server is a WSGI server: the stream answers once (retry: 1 s), as under runserver.
+    client = ConfigClient(live_server.url, reader, service="billing", environment="production",
+                          cache_dir=str(tmp_path), **dict(FAST, transport="stream")).start()
+    try:
+        _patch_value(live_server.url, writer, billing.pk, 46)
+        assert wait_until(lambda: client.get("billing.timeout") == 46, timeout=10)
+        assert client.transport == "stream"
+    finally:
+        client.close()
+
+
 def test_python_client__hub_down_and_no_copy__defaults_until_hub_is_back(live_server, billing, reader, tmp_path):
     host, port = urlsplit(live_server.url).hostname, urlsplit(live_server.url).port
     proxy = Proxy(host, port).start()
@@ -136,9 +149,9 @@ def test_python_client__secrets_in_the_copy__only_as_the_hub_returned_them_and_f
     secret_key = make_key(tenant=tenant, scopes=["configs:read", "secrets:read"], name="with-secrets")
 
     masked = ConfigClient(live_server.url, masked_key, service="billing", environment="production",
-                          cache_dir=str(tmp_path / "masked"), transport="poll", **FAST).start()
+                          cache_dir=str(tmp_path / "masked"), **dict(FAST, transport="poll")).start()
     revealed = ConfigClient(live_server.url, secret_key, service="billing", environment="production",
-                            cache_dir=str(tmp_path / "revealed"), transport="poll", **FAST).start()
+                            cache_dir=str(tmp_path / "revealed"), **dict(FAST, transport="poll")).start()
     masked.close()
     revealed.close()
 

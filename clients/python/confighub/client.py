@@ -3,10 +3,11 @@
 - ``start()`` loads the bundle (``GET /api/v1/config/service/{service}?environment=``);
   if the hub cannot be reached it loads the last-known-good copy from ``cache_dir``
   and keeps trying in the background.
-- A background thread keeps the values current: a transport (the long poll today,
-  see ``transport.py``) says when something changed, and the bundle is fetched
-  again with ``If-None-Match`` (an unchanged bundle costs a 304). On errors it
-  backs off (honouring ``Retry-After``); a key without ``events:read`` polls.
+- A background thread keeps the values current: a transport (the change stream,
+  falling back to the long poll, then to polling; see ``transport.py``) says when
+  something changed, and the bundle is fetched again with ``If-None-Match`` (an
+  unchanged bundle costs a 304). On errors it backs off (honouring ``Retry-After``)
+  and resumes from its cursor; a key without ``events:read`` polls.
 - ``get(key, default)`` reads a dict in memory: it never waits on the network.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import quote
 from . import cache
 from .errors import ConfigHubError, HubUnavailable
 from .http import Http
-from .transport import Batch, EventsNotAvailable, LongPollTransport, PollingTransport, Transport
+from .transport import Batch, EventsNotAvailable, LongPollTransport, PollingTransport, StreamTransport, Transport
 
 log = logging.getLogger("confighub")
 
@@ -31,6 +32,9 @@ _MISSING = object()
 _BUNDLE_RESOURCES = frozenset({"config", "schema", "environment", "tenant", "release"})
 # A release pinned or unpinned for a service changes what that service reads.
 _PIN_ACTIONS = frozenset({"pinned", "unpinned"})
+# What the client asks the stream for: the bundle's resources and the registry's.
+_STREAM_TYPES = ("config", "schema", "environment", "tenant", "release", "instance")
+TRANSPORTS = ("stream", "longpoll", "poll")
 
 
 class ConfigClient:
@@ -38,17 +42,18 @@ class ConfigClient:
 
     ``cache_dir``: where the last-known-good copy is kept (None: no copy).
     ``tenant``: sent as ``X-Tenant-ID`` (for a platform key), and names the copy.
-    ``transport``: ``"longpoll"`` (default; needs ``events:read``, else polls) or ``"poll"``.
+    ``transport``: ``"stream"`` (default: the change stream; the long poll when the hub
+    has none, polling without ``events:read``), ``"longpoll"`` or ``"poll"``.
     ``poll_interval``: seconds between revalidations when polling.
     ``retry_min``/``retry_max``: the back-off after an error, doubling between them.
     """
 
     def __init__(self, url: str, api_key: str, *, service: str, environment: str | None = None,
-                 cache_dir: str | None = None, tenant: str | None = None, transport: str = "longpoll",
+                 cache_dir: str | None = None, tenant: str | None = None, transport: str = "stream",
                  wait: int = 30, poll_interval: float = 30.0, retry_min: float = 0.5, retry_max: float = 30.0,
                  timeout: float = 10.0, heartbeat_interval: float = 30.0, discover_ttl: float = 10.0):
-        if transport not in ("longpoll", "poll"):
-            raise ValueError("transport is 'longpoll' or 'poll'")
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport is one of {', '.join(TRANSPORTS)}")
         self.url = url.rstrip("/")
         self.service = service
         self.environment = environment
@@ -59,16 +64,17 @@ class ConfigClient:
         self.retry_min, self.retry_max = retry_min, retry_max
         self.heartbeat_interval = heartbeat_interval
         self.discover_ttl = discover_ttl
+        self.wait = wait
         self._stop = threading.Event()
-        self._transport: Transport = (LongPollTransport(self.http, wait=wait) if transport == "longpoll"
-                                      else PollingTransport(self._stop, interval=poll_interval))
+        self._transport: Transport = self._make_transport(transport)
         self._lock = threading.Lock()  # guards _values, _etag, _source, _callbacks, _discovered
         self._fetch_lock = threading.Lock()  # one fetch at a time
         self._values: dict[str, Any] = {}
         self._etag: str | None = None
         self._source: str | None = None  # "hub", "cache" or None (nothing loaded yet)
         self._callbacks: list[ChangeCallback] = []
-        self._discovered: dict[str, tuple[str, float]] = {}
+        self._discovered: dict[str, tuple[str | None, float]] = {}  # name -> (url or None, expiry when polling)
+        self._feed_live = False  # an event feed follows the hub (discover answers stay current)
         self._thread: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
         self.instance_id: int | None = None
@@ -92,6 +98,11 @@ class ConfigClient:
         """Where the values came from: ``"hub"``, ``"cache"`` (the last-known-good copy,
         the hub not reached since start) or None (nothing yet)."""
         return self._source
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the change stream is open now (``transport == "stream"``, connected)."""
+        return isinstance(self._transport, StreamTransport) and self._transport.is_open
 
     def on_change(self, callback: ChangeCallback) -> ChangeCallback:
         """Call ``callback(key, old, new)`` for each changed key after a refresh (``old``
@@ -199,6 +210,14 @@ class ConfigClient:
                     and data.get("environment") in (None, "", self.environment))
         return True
 
+    def _make_transport(self, name: str) -> Transport:
+        self.transport = name
+        if name == "stream":
+            return StreamTransport(self.http, self._stop, types=_STREAM_TYPES)
+        if name == "longpoll":
+            return LongPollTransport(self.http, wait=self.wait)
+        return PollingTransport(self._stop, interval=self.poll_interval)
+
     def _run(self) -> None:
         delay = self.retry_min
         cursor: int | None = None
@@ -212,22 +231,31 @@ class ConfigClient:
                 if not have_head:
                     cursor = self._transport.head()
                     have_head = True
+                    self._feed_live = self.transport != "poll"
+                    with self._lock:
+                        self._discovered.clear()  # what changed before the cursor is not replayed
                     self.refresh()  # a change between the first fetch and the head is not missed
                 batch: Batch = self._transport.next(cursor)
                 if self._stop.is_set():
                     break
                 if batch.cursor is not None:
                     cursor = batch.cursor
-                if any((e.get("data") or {}).get("resource_type") == "instance" for e in batch.events):
-                    with self._lock:
-                        self._discovered.clear()
                 if batch.reset or any(self._relevant(e) for e in batch.events):
                     self.refresh()
+                self._follow_registry(batch)
                 delay = self.retry_min
                 self.last_error = None
             except EventsNotAvailable as exc:
-                log.info("no event feed for this key (%s): polling every %ss", exc, self.poll_interval)
-                self._transport = PollingTransport(self._stop, interval=self.poll_interval)
+                if self._stop.is_set():
+                    break
+                log.info("config hub: %s; %s instead", exc, "the long poll" if exc.fallback == "longpoll"
+                         else f"polling every {self.poll_interval}s")
+                self._close_transport()
+                self._transport = self._make_transport(exc.fallback)
+                if cursor is None or exc.fallback == "poll":
+                    have_head = False
+                    self._feed_live = False
+                # else the long poll takes over the stream's cursor (the same event ids): still live
             except (HubUnavailable, ConfigHubError) as exc:
                 if self._stop.is_set():
                     break
@@ -243,6 +271,34 @@ class ConfigClient:
                 need_fetch = True
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.retry_max)
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        close = getattr(self._transport, "close", None)
+        if close is not None:
+            close()
+
+    def _follow_registry(self, batch: Batch) -> None:
+        """Keep ``discover`` current: the services named by registry events are asked
+        again at once (here, so ``discover`` answers from memory); a reset forgets all."""
+        if batch.reset:
+            with self._lock:
+                self._discovered.clear()
+            return
+        names = {(e.get("data") or {}).get("service_name") or (e.get("data") or {}).get("key")
+                 for e in batch.events if (e.get("data") or {}).get("resource_type") == "instance"}
+        with self._lock:
+            names &= set(self._discovered)
+        for name in sorted(names):
+            try:
+                url = self._discover_fetch(name)
+            except (HubUnavailable, ConfigHubError) as exc:
+                log.info("discovering %s again failed (%s): asked on its next use", name, exc)
+                with self._lock:
+                    self._discovered.pop(name, None)
+                continue
+            with self._lock:
+                self._discovered[name] = (url, time.monotonic() + self.discover_ttl)
 
     # --- registry ----------------------------------------------------------------------
 
@@ -283,26 +339,32 @@ class ConfigClient:
 
     def discover(self, name: str) -> str | None:
         """The URL of a healthy instance of service ``name`` (``GET /api/v1/registry/{name}``;
-        needs ``registry:read``), or None when there is none. Answers are kept
-        ``discover_ttl`` seconds, dropped at once when the event feed reports a
-        registry change; with the hub unreachable, the last answer is returned."""
+        needs ``registry:read``), or None when there is none. After the first ask the
+        answer is kept in memory: while an event feed (stream or long poll) follows the
+        hub it is kept current by the registry's events (re-asked in the background when
+        the service's instances change); when polling, for ``discover_ttl`` seconds.
+        With the hub unreachable, the last answer is returned."""
         now = time.monotonic()
         with self._lock:
             known = self._discovered.get(name)
-        if known and known[1] > now:
+        if known and (self._feed_live or known[1] > now):
             return known[0]
         try:
-            url = self.http.request("GET", f"/api/v1/registry/{quote(name, safe='')}").json()["service_url"]
+            url = self._discover_fetch(name)
+        except HubUnavailable:
+            return known[0] if known else None
+        with self._lock:
+            self._discovered[name] = (url, now + self.discover_ttl)
+        return url
+
+    def _discover_fetch(self, name: str) -> str | None:
+        try:
+            return self.http.request("GET", f"/api/v1/registry/{quote(name, safe='')}").json()["service_url"]
         except ConfigHubError as exc:
             if exc.status == 404:
                 return None
             raise
         except HubUnavailable as exc:
             if exc.code == "no_healthy_instance":
-                with self._lock:
-                    self._discovered.pop(name, None)
                 return None
-            return known[0] if known else None
-        with self._lock:
-            self._discovered[name] = (url, now + self.discover_ttl)
-        return url
+            raise

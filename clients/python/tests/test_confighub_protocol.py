@@ -25,6 +25,9 @@ class ScriptedHub:
         self.rows = [{"key": "svc.a", "value": 1}]
         self.etag = '"v1"'
         self.events_answers: list[tuple[int, dict, dict]] = []
+        # The stream's answers, one per connection: (status, text); None: no stream (404).
+        # The text is sent, then the answer ends (the client reconnects with Last-Event-ID).
+        self.stream_answers: list[tuple[int, str]] | None = None
         self.requests: list[tuple[float, str, str, dict]] = []
         hub = self
 
@@ -47,6 +50,21 @@ class ScriptedHub:
                     if self.headers.get("If-None-Match") == hub.etag:
                         return self._send(304, headers={"ETag": hub.etag})
                     return self._send(200, hub.rows, {"ETag": hub.etag})
+                if self.path.startswith("/api/v1/stream") and hub.stream_answers is not None:
+                    deadline = time.monotonic() + 3  # a stream with nothing to say yet: held
+                    while not hub.stream_answers and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    if not hub.stream_answers:
+                        return self._send(503, {"error": {"code": "stream_capacity", "message": "x", "details": None}},
+                                          {"Retry-After": "0"})
+                    status, text = hub.stream_answers.pop(0)
+                    data = text.encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
                 if self.path.startswith("/api/v1/events/"):
                     if "wait=0" in self.path:
                         return self._send(200, {"events": [], "cursor": 0})
@@ -164,3 +182,47 @@ def test_release_pinned_event__own_service_revalidates__created_and_other_servic
         assert _wait(lambda: client.get("svc.a") == 2)
     finally:
         client.close()
+
+
+def _sse(event_id, event_type, data):
+    return f"id: {event_id}\nevent: {event_type}\ndata: {json.dumps(data)}\n\n"
+
+
+def test_stream__relevant_event_refetches__reconnects_with_last_event_id__reset_refetches(hub, tmp_path):
+    ours = {"id": 7, "type": "config.updated", "data": {"resource_type": "config", "service_name": "svc",
+                                                        "environment": "prod", "key": "svc.a"}}
+    hub.stream_answers = [(200, ": connected\nid: 5\n\n")]  # the head: from event 5 on
+    client = ConfigClient(hub.url, "k", service="svc", environment="prod", cache_dir=str(tmp_path), retry_min=0.01)
+    client.start()
+    try:
+        assert _wait(lambda: not hub.stream_answers)
+        assert _wait(lambda: len(hub.calls("/api/v1/config/")) >= 2)  # the start's fetch, the one after the head
+        hub.rows, hub.etag = [{"key": "svc.a", "value": 2}], '"v2"'
+        hub.stream_answers = [(200, "retry: 10\n: connected\n\n" + _sse(7, "config.updated", ours))]
+        assert _wait(lambda: client.get("svc.a") == 2)
+        assert client.transport == "stream"
+        hub.rows, hub.etag = [{"key": "svc.a", "value": 3}], '"v3"'
+        hub.stream_answers = [(200, ": connected\n\n" + _sse(9, "reset", {"cursor": 9}))]
+        assert _wait(lambda: client.get("svc.a") == 3)
+        assert _wait(lambda: len(hub.calls("/api/v1/stream")) >= 4)
+    finally:
+        client.close()
+    streams = hub.calls("/api/v1/stream")
+    assert [s[3].get("Last-Event-ID") for s in streams[:4]] == [None, "5", "7", "9"]
+    assert "types=config%2Cschema%2Cenvironment%2Ctenant%2Crelease%2Cinstance" in streams[0][2]
+    assert not hub.calls("/api/v1/events/")  # the stream did it all
+
+
+def test_stream_missing__falls_back_to_long_poll_with_the_same_events(hub, tmp_path):
+    ours = {"id": 2, "type": "config.updated", "data": {"resource_type": "config", "service_name": "svc",
+                                                        "environment": "prod", "key": "svc.a"}}
+    client = ConfigClient(hub.url, "k", service="svc", environment="prod", cache_dir=str(tmp_path), retry_min=0.01)
+    client.start()  # the scripted hub has no stream: 404
+    try:
+        assert _wait(lambda: client.transport == "longpoll")
+        hub.rows, hub.etag = [{"key": "svc.a", "value": 2}], '"v2"'
+        hub.events_answers = [(200, {}, {"events": [ours], "cursor": 2})]
+        assert _wait(lambda: client.get("svc.a") == 2)
+    finally:
+        client.close()
+    assert len(hub.calls("/api/v1/stream")) == 1
