@@ -14,31 +14,31 @@ service on 169.254.169.254.
   names (``.example.internal`` = that domain and its subdomains) that may be
   called anyway; ``OUTBOUND_ALLOW_LOOPBACK`` (true on the embedded default, so
   ``make run`` demos work) lets loopback through.
-- :func:`send` resolves the name once, checks every address it resolves to,
-  and connects to the first one while sending the URL's own host in ``Host``
+- :class:`Sender` (webhook fan-out: many exchanges at once in one event loop,
+  connections reused, bounded concurrency) and :func:`send` (one exchange, for
+  synchronous callers) resolve a name once, check every address it resolves
+  to, and connect to the first one while sending the URL's own host in ``Host``
   and as the TLS SNI and certificate name: a second DNS answer (DNS rebinding)
   is never asked for. No redirect is followed, no proxy from the environment is
-  used, and the whole exchange (connect, TLS, request, status line, headers) has
-  one deadline: a receiver trickling bytes cannot hold a worker beyond it.
+  used, and the whole exchange (resolve, connect, TLS, request, status line,
+  headers) has one deadline: a receiver trickling bytes cannot hold a slot beyond it.
 - A refused destination gives ``Outcome(blocked=True)`` without any connection:
   no status, no error class, no duration, so the caller cannot learn what (if
   anything) listens there.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import ssl
-import threading
-import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+import httpx
 from django.conf import settings
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, SSLError
-from urllib3.util.connection import create_connection
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -168,117 +168,160 @@ class Outcome:
 
 
 BLOCKED = Outcome(blocked=True, error="blocked")
+# What is read of an answer's body, and thrown away: enough for the usual short
+# answer to end, so that its connection goes back to the pool for the next request.
+_DRAIN_LIMIT = 64 * 1024
 
 
-def _pinned(base):
-    """A urllib3 connection class that connects to ``pinned_ip`` but keeps its host
-    name for ``Host``, SNI and certificate checks."""
+@lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    """Certificates checked against certifi's roots, built once per process (building
+    one costs milliseconds); the host name checked is the URL's own (the SNI)."""
+    return httpx.create_ssl_context(verify=True, trust_env=False)
 
-    class Pinned(base):
-        pinned_ip: str = ""
-        killer: socket.socket | None = None
 
-        def _new_conn(self) -> socket.socket:
+class Sender:
+    """Many HTTP exchanges under the outbound policy, concurrently, in one event loop::
+
+        async with Sender(connect_timeout=2, total_timeout=4, concurrency=100) as sender:
+            outcomes = await asyncio.gather(*(sender.send("POST", url, ...) for url in urls))
+
+    - A name is resolved once per sender (every address it resolves to is checked,
+      :func:`resolve_checked`) and every connection to it goes to that checked
+      address; the URL's own host goes in ``Host`` and as the TLS SNI and certificate
+      name. A second DNS answer (DNS rebinding) is never asked for.
+    - Connections are kept and reused, one pool per (scheme, host, port, checked
+      address): a TLS connection made for one name never carries another name's request.
+    - At most ``concurrency`` exchanges at once; each has one deadline,
+      ``total_timeout``, for everything (resolving, connecting, TLS, request, status
+      line and headers), so a receiver trickling bytes cannot hold a slot beyond it.
+    - No redirect is followed, no proxy or ``.netrc`` from the environment is used, and
+      the answer's body is never kept (up to 64 KiB of it is read and thrown away, so
+      the connection can be reused).
+    """
+
+    def __init__(self, *, connect_timeout: float, total_timeout: float, concurrency: int = 100):
+        self.connect_timeout = connect_timeout
+        self.total_timeout = total_timeout
+        self.concurrency = max(1, concurrency)
+        self._slots: asyncio.Semaphore | None = None
+        self._resolved: dict[tuple[str, int], asyncio.Future] = {}
+        self._clients: dict[tuple[str, str, int, str], httpx.AsyncClient] = {}
+
+    async def __aenter__(self) -> Sender:
+        self._slots = asyncio.Semaphore(self.concurrency)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def _address(self, host: str, port: int) -> str:
+        """The checked address of ``host`` (resolved once per sender)."""
+        key = (host, port)
+        if key not in self._resolved:
+            loop = asyncio.get_running_loop()
+            self._resolved[key] = loop.run_in_executor(None, resolve_checked, host, port)
+        # Shielded: a deadline that ends one exchange's wait must not cancel the
+        # resolution other exchanges wait for.
+        return await asyncio.shield(self._resolved[key])
+
+    def _client(self, scheme: str, host: str, port: int, address: str) -> httpx.AsyncClient:
+        key = (scheme, host, port, address)
+        client = self._clients.get(key)
+        if client is None:
+            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+            timeout = httpx.Timeout(self.total_timeout, connect=self.connect_timeout)
+            verify = _tls_context() if scheme == "https" else False
+            transport = httpx.AsyncHTTPTransport(verify=verify, trust_env=False, limits=limits)
+            client = httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False, timeout=timeout)
+            self._clients[key] = client
+        return client
+
+    async def send(self, method: str, url: str, *, headers: dict[str, str] | None = None,
+                   body: bytes | None = None) -> Outcome:
+        """One HTTP exchange under the outbound policy; the body of the answer is never kept."""
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, UnicodeError, TypeError):
+            return Outcome(error="invalid url")
+        scheme = target.scheme
+        if scheme not in ("http", "https") or not target.host:
+            return Outcome(error="invalid url")
+        port = target.port or (443 if scheme == "https" else 80)
+        async with self._slots:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.total_timeout
             try:
-                sock = create_connection((self.pinned_ip, self.port), self.timeout,
-                                         source_address=self.source_address, socket_options=self.socket_options)
-            except TimeoutError as exc:
-                raise ConnectTimeoutError(self, "connect timeout") from exc
-            except OSError as exc:
-                raise NewConnectionError(self, f"connection failed: {exc}") from exc
-            # A second handle on the socket, for the deadline to shut it down
-            # whatever layer (TLS, http.client) is blocked reading it.
-            self.killer = sock.dup()
-            return sock
+                async with asyncio.timeout_at(deadline):
+                    address = await self._address(target.host, port)
+            except Blocked:
+                return BLOCKED
+            except TimeoutError:
+                return Outcome(error="timeout")
+            except (OSError, UnicodeError):
+                return Outcome(error="name not resolved")
+            client = self._client(scheme, target.host, port, address)
+            request = client.build_request(
+                method, target.copy_with(host=address, port=port),
+                headers={**(headers or {}), "host": target.netloc.decode("ascii")}, content=body,
+                extensions={"sni_hostname": target.raw_host.decode("ascii")} if scheme == "https" else None,
+            )
+            try:
+                async with asyncio.timeout_at(deadline):
+                    response = await client.send(request, stream=True)
+            except Exception as exc:  # noqa: BLE001 - every failure is one short reason, nothing more
+                return Outcome(error=_reason(exc))
+            status = response.status_code
+            try:
+                async with asyncio.timeout_at(deadline):
+                    drained = 0
+                    async for chunk in response.aiter_raw():
+                        drained += len(chunk)
+                        if drained > _DRAIN_LIMIT:
+                            break
+            except Exception:  # noqa: BLE001, S110 - the status is the answer; the body is thrown away
+                pass
+            finally:
+                await response.aclose()
+        return Outcome(status=status, error="" if 200 <= status < 300 else f"HTTP {status}")
 
-    return Pinned
 
-
-_CLASSES: dict[str, type] = {}
-
-
-def _connection_class(scheme: str):
-    if scheme not in _CLASSES:
-
-        _CLASSES[scheme] = _pinned(HTTPSConnection if scheme == "https" else HTTPConnection)
-    return _CLASSES[scheme]
+def run(coro):
+    """Run a coroutine to its end from synchronous code (a Celery task, an eager
+    dispatch in a request thread), in a fresh event loop; from a thread whose loop
+    is already running, in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def send(method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes | None = None,
          connect_timeout: float, total_timeout: float) -> Outcome:
-    """One HTTP exchange under the outbound policy; the body of the answer is never read."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        return Outcome(error="invalid url")
-    host = parts.hostname
-    port = parts.port or (443 if scheme == "https" else 80)
-    started = time.monotonic()
-    try:
-        address = resolve_checked(host, port)
-    except Blocked:
-        return BLOCKED
-    except (OSError, UnicodeError):
-        return Outcome(error="name not resolved")
-    remaining = total_timeout - (time.monotonic() - started)
-    if remaining <= 0:
-        return Outcome(error="timeout")
-    kwargs: dict = {"timeout": min(connect_timeout, remaining)}
-    if scheme == "https":
-        try:
-            import certifi
+    """One HTTP exchange under the outbound policy (a :class:`Sender` of one), for
+    synchronous callers with no event loop running (the active checks)."""
 
-            kwargs["ca_certs"] = certifi.where()
-        except ImportError:  # pragma: no cover - certifi comes with requests
-            pass
-    conn = _connection_class(scheme)(host, port, **kwargs)
-    conn.pinned_ip = address
-    expired = threading.Event()
-    lock = threading.Lock()
-    finished = False
+    async def one() -> Outcome:
+        async with Sender(connect_timeout=connect_timeout, total_timeout=total_timeout, concurrency=1) as sender:
+            return await sender.send(method, url, headers=headers, body=body)
 
-    def deadline() -> None:
-        with lock:
-            if finished:
-                return
-            expired.set()
-            if conn.killer is not None:
-                try:
-                    conn.killer.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    timer = threading.Timer(remaining, deadline)
-    timer.daemon = True
-    timer.start()
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        conn.connect()
-        conn.timeout = max(0.001, total_timeout - (time.monotonic() - started))
-        conn.request(method, path, body=body, headers=headers or {}, preload_content=False)
-        response = conn.getresponse()
-        status = response.status
-        if expired.is_set():  # the deadline cut the headers short: not an answer
-            return Outcome(error="timeout")
-        return Outcome(status=status, error="" if 200 <= status < 300 else f"HTTP {status}")
-    except Exception as exc:  # noqa: BLE001 - every failure is one short reason, nothing more
-        return Outcome(error="timeout" if expired.is_set() else _reason(exc))
-    finally:
-        with lock:
-            finished = True
-        timer.cancel()
-        conn.close()
-        if conn.killer is not None:
-            conn.killer.close()
+    return run(one())
 
 
-def _reason(exc: Exception) -> str:
-
-
-    if isinstance(exc, (NewConnectionError, ConnectionRefusedError)):  # before timeouts: a subclass of ConnectTimeoutError
-        return "connection failed"
-    if isinstance(exc, (socket.timeout, ConnectTimeoutError, TimeoutError)):
-        return "timeout"
-    if isinstance(exc, (ssl.SSLError, ssl.CertificateError, SSLError)):
+def _reason(exc: BaseException) -> str:
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, (ssl.SSLError, ssl.CertificateError)) for e in chain):
         return "tls error"
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, (httpx.ConnectError, OSError)):
+        return "connection failed"
     return "bad response"
