@@ -205,7 +205,7 @@ class Sender:
         self.total_timeout = total_timeout
         self.concurrency = max(1, concurrency)
         self._slots: asyncio.Semaphore | None = None
-        self._resolved: dict[tuple[str, int], asyncio.Future] = {}
+        self._resolved: dict[str, asyncio.Future] = {}
         self._clients: dict[tuple[str, str, int, str], httpx.AsyncClient] = {}
 
     async def __aenter__(self) -> Sender:
@@ -218,14 +218,13 @@ class Sender:
             await client.aclose()
 
     async def _address(self, host: str, port: int) -> str:
-        """The checked address of ``host`` (resolved once per sender)."""
-        key = (host, port)
-        if key not in self._resolved:
+        """The checked address of ``host`` (resolved once per sender, whatever the port)."""
+        if host not in self._resolved:
             loop = asyncio.get_running_loop()
-            self._resolved[key] = loop.run_in_executor(None, resolve_checked, host, port)
+            self._resolved[host] = loop.run_in_executor(None, resolve_checked, host, port)
         # Shielded: a deadline that ends one exchange's wait must not cancel the
         # resolution other exchanges wait for.
-        return await asyncio.shield(self._resolved[key])
+        return await asyncio.shield(self._resolved[host])
 
     def _client(self, scheme: str, host: str, port: int, address: str) -> httpx.AsyncClient:
         key = (scheme, host, port, address)

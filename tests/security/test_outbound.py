@@ -187,6 +187,41 @@ def test_delivery__loopback_receiver_allow_listed_in_production__delivered(produ
     assert len(receiver.requests) == 1
 
 
+def test_delivery_batch__allowed_name_failing_receiver_refused_literal__each_recorded_name_resolved_once(settings, fake_dns, tenant):
+    from events.dispatch import deliveries_attempt, event_dispatch
+    from events.models import DeliveryAttempt, Event, WebhookDelivery
+
+    with Receiver() as ok, Receiver(fail_first=100) as failing:
+        name = "hooks.internal.example"
+        urls = {"sent": f"http://{name}:{ok.server.server_address[1]}/hook/a",
+                "failing": f"http://{name}:{failing.server.server_address[1]}/hook/b",
+                "refused": ok.url.replace("/hook", "/hook/c"),
+                "sent too": f"http://{name}:{ok.server.server_address[1]}/hook/d"}
+        subs = {label: make.webhook(tenant, url, resource_types=["config"]) for label, url in urls.items()}
+        make.config(tenant, "feature.banner", "on")
+        fanout = event_dispatch(event_id=Event.objects.get(resource_type="config", key="feature.banner").pk)
+        # Production, with one internal name allowed (the literal loopback address is not).
+        settings.OUTBOUND_ALLOW_LOOPBACK = False
+        settings.OUTBOUND_ALLOW = [name]
+        asked = fake_dns({name: ["127.0.0.1"]})
+
+        outcomes = deliveries_attempt(delivery_ids=fanout.to_send)
+
+    by_sub = {d.subscription_id: d for d in WebhookDelivery.objects.filter(pk__in=fanout.to_send)}
+    got = {label: (outcomes[by_sub[sub.pk].pk].outcome, by_sub[sub.pk].status,
+                   list(DeliveryAttempt.objects.filter(delivery=by_sub[sub.pk]).values_list("response_code", "error")))
+           for label, sub in subs.items()}
+    assert got == {
+        "sent": ("succeeded", "succeeded", [(200, "")]),
+        "failing": ("retrying", "retrying", [(500, "HTTP 500")]),
+        "refused": ("blocked", "blocked", [(None, "blocked by the outbound policy")]),
+        "sent too": ("succeeded", "succeeded", [(200, "")]),
+    }
+    assert sorted(r["path"] for r in ok.requests) == ["/hook/a", "/hook/d"]
+    assert asked == [name]  # once for the whole batch
+    assert {r["headers"]["host"] for r in ok.requests} == {f"{name}:{ok.server.server_address[1]}"}
+
+
 def test_send__name_rebinds_to_loopback_after_check__never_reaches_loopback(production, fake_dns):
     from core.outbound import send
 
