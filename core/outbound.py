@@ -25,6 +25,10 @@ service on 169.254.169.254.
 - A refused destination gives ``Outcome(blocked=True)`` without any connection:
   no status, no error class, no duration, so the caller cannot learn what (if
   anything) listens there.
+
+Why this module is long: the policy and the only HTTP client of the hub that
+dials out (a small HTTP/1.1 client on asyncio, answers parsed by httptools)
+live together, so that no connection can be made around the policy.
 """
 from __future__ import annotations
 

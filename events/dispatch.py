@@ -88,7 +88,9 @@ def event_dispatch(*, event_id: int) -> Fanout:
         # Once per subscription: a re-dispatch (dispatched_at lost, the sweep) skips
         # subscriptions that have their delivery; the unique constraint backs it up.
         existing = set(WebhookDelivery.objects.filter(event=event).values_list("subscription_id", flat=True))
-        subs = [s for s in candidates if s.pk not in existing and s.matches(event)]
+        # The filter is all that is needed here: the secrets (decrypted on load)
+        # wait for the sending.
+        subs = [s for s in candidates.defer("secret") if s.pk not in existing and s.matches(event)]
         WebhookDelivery.objects.bulk_create(
             [WebhookDelivery(event=event, subscription=s, next_attempt_at=now) for s in subs], ignore_conflicts=True
         )

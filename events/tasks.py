@@ -35,6 +35,11 @@ def event_dispatch_task(event_id: int) -> int:
     return _dispatch(event_id)
 
 
+@shared_task(name="events.dispatch_batch")
+def events_dispatch_task(event_ids: list[int]) -> int:
+    return sum(_dispatch(event_id) for event_id in event_ids)
+
+
 @shared_task(name="events.deliver_batch")
 def deliveries_attempt_task(delivery_ids: list[int]) -> dict[str, int]:
     return _attempt(delivery_ids)
@@ -55,15 +60,20 @@ def outbox_sweep_task() -> dict:
 
 
 def event_dispatch_queue(event_id: int) -> None:
-    """After-commit hook: queue the fan-out of a committed event. Broker down: left
-    for the outbox sweep."""
+    """After-commit hook: queue the fan-out of a committed event."""
+    events_dispatch_queue([event_id])
+
+
+def events_dispatch_queue(event_ids: list[int]) -> None:
+    """After-commit hook: queue the fan-out of committed events, one task for all of
+    them (a sweep's hundred). Broker down: left for the outbox sweep."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
-        event_dispatch_task.apply(args=(event_id,))
+        events_dispatch_task.apply(args=(list(event_ids),))
         return
     try:
-        event_dispatch_task.apply_async(args=(event_id,), retry=False)
-    except Exception:  # noqa: BLE001 - broker down: the outbox sweep sends it later
-        logger.warning("event %s: broker unavailable, left for the outbox sweep", event_id)
+        events_dispatch_task.apply_async(args=(list(event_ids),), retry=False)
+    except Exception:  # noqa: BLE001 - broker down: the outbox sweep sends them later
+        logger.warning("%d events: broker unavailable, left for the outbox sweep", len(event_ids))
 
 
 def deliveries_queue(delivery_ids: list[int], *, countdown: float | None = None) -> None:
