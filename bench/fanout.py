@@ -105,13 +105,37 @@ def _psql(sql: str) -> None:
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True)
 
 
-def _round(receivers: Receivers, change, timeout: float = 60) -> tuple[float, float, int]:
+def _cpu(pids) -> dict[int, float]:
+    """CPU seconds (user + system) of each process still there."""
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _worker_pids(worker_pid: int) -> list[int]:
+    """The worker and its PostgreSQL backends (this process's own excluded)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [DB])
+        return [worker_pid] + [row[0] for row in cursor.fetchall()]
+
+
+def _round(receivers: Receivers, change, worker_pid: int, timeout: float = 60) -> tuple[float, float, int, float]:
     """One change: seconds until every receiver has it, until every delivery is
-    recorded as succeeded; connections opened to the receivers meanwhile."""
+    recorded as succeeded; connections opened to the receivers meanwhile; CPU
+    seconds the worker and its database backends spent on it."""
     from events.models import Event, WebhookDelivery
 
     last = Event.objects.order_by("-id").values_list("pk", flat=True).first() or 0
     receivers.connections = 0
+    cpu_before = _cpu(_worker_pids(worker_pid))
     started = time.perf_counter()
     change()  # commits
     event = Event.objects.filter(pk__gt=last, resource_type="config").order_by("id").first()
@@ -122,7 +146,10 @@ def _round(receivers: Receivers, change, timeout: float = 60) -> tuple[float, fl
         if time.perf_counter() - started > timeout + 30:
             raise SystemExit("deliveries not all recorded as succeeded")
         time.sleep(0.01)
-    return complete_at - started, time.perf_counter() - started, receivers.connections
+    recorded = time.perf_counter() - started
+    cpu_after = _cpu(_worker_pids(worker_pid))
+    cpu = sum(seconds - cpu_before.get(pid, 0.0) for pid, seconds in cpu_after.items())
+    return complete_at - started, recorded, receivers.connections, cpu
 
 
 def main() -> None:
@@ -167,10 +194,10 @@ def main() -> None:
     try:
         for label, (tenant, key) in setups.items():
             _round(receivers, lambda tenant=tenant, key=key: config_create(tenant=tenant, key=key, value=0, actor="bench"),
-                   timeout=120)  # warm-up (the worker starting), not timed
+                   worker.pid, timeout=120)  # warm-up (the worker starting), not timed
             entry_id = ConfigEntry.objects.get(tenant=tenant, key=key).pk
             runs = [_round(receivers, lambda n=n, pk=entry_id: config_update(entry=ConfigEntry.objects.get(pk=pk), value=n,
-                                                                             actor="bench"))
+                                                                             actor="bench"), worker.pid)
                     for n in range(1, ROUNDS + 1)]
             received = statistics.median(r[0] for r in runs)
             recorded = statistics.median(r[1] for r in runs)
@@ -178,7 +205,8 @@ def main() -> None:
                 f"fan-out, {label}: every receiver has the change in {received:.2f} s, every delivery recorded in "
                 f"{recorded:.2f} s (medians of {ROUNDS}; rounds {', '.join(f'{r[0]:.2f}' for r in runs)}; "
                 f"{statistics.median(r[2] for r in runs):.0f} connections; goal < {GOAL:.0f} s: "
-                f"{'met' if recorded < GOAL else 'NOT met'})")
+                f"{'met' if recorded < GOAL else 'NOT met'}); CPU of the worker and its database backends: "
+                f"{statistics.median(r[3] for r in runs):.2f} s")
             print(lines[-1], flush=True)
     finally:
         worker.terminate()
