@@ -358,7 +358,10 @@ class Sender:
                 return Outcome(error="timeout")
             except (OSError, UnicodeError):
                 return Outcome(error="name not resolved")
-            request = _request_bytes(method, parts, host_name, port, scheme, headers or {}, body or b"")
+            try:
+                request = _request_bytes(method, parts, host_name, port, scheme, headers or {}, body or b"")
+            except UnicodeError:  # a header value beyond latin-1: nothing is sent
+                return Outcome(error="invalid request")
             key = (scheme, host_name, port, address)
             connection = None
             try:
