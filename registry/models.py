@@ -61,10 +61,11 @@ class Instance(models.Model):
         constraints = [models.UniqueConstraint(fields=["service", "url"], name="instance_unique_url")]
         # No index on ``status`` or ``last_heartbeat`` (migration 0004): a status
         # change or a flushed beat then rewrites the row in its page (a HOT update,
-        # with room left by the table's fillfactor of 80) and touches no index. The
-        # sweep's set-based UPDATE of 50,000 rows writes half the WAL it did with
-        # three such indexes; its scan of the table costs milliseconds. Discovery
-        # finds a service's instances by the service's own index.
+        # with room left by the table's fillfactor of 50: every beat flush rewrites
+        # every live row) and touches no index. The sweep's set-based UPDATE of
+        # 50,000 rows writes a quarter of the WAL it did with three such indexes;
+        # its scan of the table costs milliseconds. Discovery finds a service's
+        # instances by the service's own index.
 
     def __str__(self) -> str:
         return f"{self.service.name} #{self.pk} {self.url}"

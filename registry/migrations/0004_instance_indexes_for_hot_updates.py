@@ -6,8 +6,9 @@ entry written per row). See the comment on Instance.Meta."""
 from django.db import migrations
 
 
-def fillfactor(apps, schema_editor, value=80):
-    # New pages keep 20 % free for updated rows (existing ones as they are rewritten).
+def fillfactor(apps, schema_editor, value=50):
+    # Pages half full: every row of a page can be rewritten in it (each beat flush
+    # rewrites every live row). New pages at once, existing ones as they are rewritten.
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(f"ALTER TABLE registry_instance SET (fillfactor = {int(value)})")
 
