@@ -85,32 +85,43 @@ def events_record_many(rows: list[dict[str, Any]]) -> list[Event]:
     created = Event.objects.bulk_create(events)
     ids = [e.pk for e in created if e.pk is not None]
 
-    def after() -> None:
-        for event_id in ids:
-            event_after_commit(event_id=event_id)
-
-    transaction.on_commit(after)
+    transaction.on_commit(lambda: events_after_commit(event_ids=ids))
     return created
 
 
 def event_after_commit(*, event_id: int) -> None:
     """Hand a committed event to the dispatcher. Failure here loses nothing: the
     outbox sweep sends any event whose ``dispatched_at`` is still empty."""
-    hooks = list(_after_commit_hooks)
-    for hook in hooks:
-        try:
-            hook(event_id)
-        except Exception:  # noqa: BLE001 - a broker outage must not fail the request
-            logger.warning("event %s: after-commit hook %s failed; the sweep will retry", event_id, getattr(hook, "__name__", hook))
+    events_after_commit(event_ids=[event_id])
+
+
+def events_after_commit(*, event_ids: list[int]) -> None:
+    """Hand committed events to the dispatcher, in order; a hook registered with
+    ``many=`` takes them all in one call (one wake-up, one queued task for a sweep's
+    hundred events, not a hundred)."""
+    if not event_ids:
+        return
+    for hook in list(_after_commit_hooks):
+        many = _after_commit_many.get(hook)
+        for batch in ([event_ids] if many else [[event_id] for event_id in event_ids]):
+            try:
+                many(batch) if many else hook(batch[0])
+            except Exception:  # noqa: BLE001 - a broker outage must not fail the request
+                logger.warning("events %s: after-commit hook %s failed; the sweep will retry", batch[:10],
+                               getattr(hook, "__name__", hook))
 
 
 _after_commit_hooks: list = []
+_after_commit_many: dict = {}
 
 
-def register_after_commit_hook(hook) -> None:
-    """Let the dispatcher (Celery fan-out, long-poll wake-up) listen to committed events."""
+def register_after_commit_hook(hook, *, many=None) -> None:
+    """Let the dispatcher (Celery fan-out, long-poll wake-up) listen to committed
+    events: ``hook(event_id)``, and ``many(event_ids)`` for several at once."""
     if hook not in _after_commit_hooks:
         _after_commit_hooks.append(hook)
+    if many is not None:
+        _after_commit_many[hook] = many
 
 
 # --- webhook subscriptions ------------------------------------------------------------

@@ -35,7 +35,8 @@ def _try_lock() -> bool:
 
 
 def instance_sweep(*, now=None) -> dict[str, Any]:
-    """Mark silent instances unhealthy and remove long-dead ones, set-based.
+    """Mark silent instances unhealthy and remove long-dead ones, set-based (one scan
+    of the table, then one UPDATE and one DELETE only when there is something to do).
 
     A constant number of queries whatever the fleet size. Safety:
     - self-preservation: after sweeps were missed for longer than the TTL (a gap
@@ -69,25 +70,33 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
         cutoff = now - ttl
         table = Instance._meta.db_table
         live = tuple(LIVE)
+        remove_before = now - remove_after
         with connection.cursor() as cursor:
-            # Per service: live instances and how many of them are silent.
+            # One scan, per service: live instances, the silent ones among them,
+            # and unhealthy ones due for removal. A round with nothing to mark or
+            # remove (the usual one) needs no other statement.
             cursor.execute(
-                f"SELECT service_id, COUNT(*), SUM(CASE WHEN last_heartbeat < %s THEN 1 ELSE 0 END) "
-                f"FROM {table} WHERE status IN (%s, %s) GROUP BY service_id",
-                [cutoff, *live],
+                f"SELECT service_id, SUM(CASE WHEN status IN (%s, %s) THEN 1 ELSE 0 END), "
+                f"SUM(CASE WHEN status IN (%s, %s) AND last_heartbeat < %s THEN 1 ELSE 0 END), "
+                f"SUM(CASE WHEN status = %s AND last_heartbeat < %s THEN 1 ELSE 0 END) "
+                f"FROM {table} GROUP BY service_id",
+                [*live, *live, cutoff, UNHEALTHY, remove_before],
             )
-            mass = {sid for sid, total, stale in cursor.fetchall() if stale and total and stale / total > ratio}
-            cursor.execute(
-                f"UPDATE {table} SET status = %s WHERE status IN (%s, %s) AND last_heartbeat < %s "
-                f"RETURNING id, service_id, url",
-                [UNHEALTHY, *live, cutoff],
-            )
-            marked = cursor.fetchall()
+            counts = cursor.fetchall()
+            mass = {sid for sid, total, stale, _dead in counts if stale and total and stale / total > ratio}
+            marked: list = []
+            if any(stale for _sid, _total, stale, _dead in counts):
+                cursor.execute(
+                    f"UPDATE {table} SET status = %s WHERE status IN (%s, %s) AND last_heartbeat < %s "
+                    f"RETURNING id, service_id, url",
+                    [UNHEALTHY, *live, cutoff],
+                )
+                marked = cursor.fetchall()
             removed: list = []
-            if not mass:
+            if not mass and any(dead for _sid, _live, _stale, dead in counts):
                 cursor.execute(
                     f"DELETE FROM {table} WHERE status = %s AND last_heartbeat < %s RETURNING id, service_id, url",
-                    [UNHEALTHY, now - remove_after],
+                    [UNHEALTHY, remove_before],
                 )
                 removed = cursor.fetchall()
             service_ids = {row[1] for row in marked} | {row[1] for row in removed}

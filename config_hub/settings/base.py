@@ -367,6 +367,11 @@ WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 2.0)
 WEBHOOK_TENANT_CONCURRENCY = env_int("WEBHOOK_TENANT_CONCURRENCY", 4)
 WEBHOOK_TENANT_BUSY_DELAY = env_float("WEBHOOK_TENANT_BUSY_DELAY", 1.0)
 WEBHOOK_MAX_PER_TENANT = env_int("WEBHOOK_MAX_PER_TENANT", 25)
+# Fan-out: an event's deliveries go out in batches of WEBHOOK_BATCH_SIZE (one task
+# each); a batch sends over async HTTP with connections reused, at most
+# WEBHOOK_CONCURRENCY exchanges at once (and WEBHOOK_TENANT_CONCURRENCY per tenant).
+WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 500)
+WEBHOOK_CONCURRENCY = env_int("WEBHOOK_CONCURRENCY", 100)
 # Seconds between attempts: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h (Standard Webhooks' advice).
 WEBHOOK_RETRY_SCHEDULE = [float(x) for x in env_list("WEBHOOK_RETRY_SCHEDULE", ["5", "300", "1800", "7200", "18000", "36000"])]
 WEBHOOK_DISABLE_AFTER = env_float("WEBHOOK_DISABLE_AFTER", 86400)

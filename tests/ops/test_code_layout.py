@@ -81,6 +81,7 @@ def test_celery_task_names__unchanged_and_registered():
         "registry.sweep": "registry.tasks", "registry.active_checks": "registry.tasks",
         "registry.heartbeat_flush": "registry.tasks", "events.dispatch": "events.tasks",
         "events.deliver": "events.tasks", "events.outbox_sweep": "events.tasks",
+        "events.dispatch_batch": "events.tasks", "events.deliver_batch": "events.tasks",
     }
 
     assert {name: app.tasks[name].__module__ for name in expected if name in app.tasks} == expected

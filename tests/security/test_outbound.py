@@ -187,6 +187,41 @@ def test_delivery__loopback_receiver_allow_listed_in_production__delivered(produ
     assert len(receiver.requests) == 1
 
 
+def test_delivery_batch__allowed_name_failing_receiver_refused_literal__each_recorded_name_resolved_once(settings, fake_dns, tenant):
+    from events.dispatch import deliveries_attempt, event_dispatch
+    from events.models import DeliveryAttempt, Event, WebhookDelivery
+
+    with Receiver() as ok, Receiver(fail_first=100) as failing:
+        name = "hooks.internal.example"
+        urls = {"sent": f"http://{name}:{ok.server.server_address[1]}/hook/a",
+                "failing": f"http://{name}:{failing.server.server_address[1]}/hook/b",
+                "refused": ok.url.replace("/hook", "/hook/c"),
+                "sent too": f"http://{name}:{ok.server.server_address[1]}/hook/d"}
+        subs = {label: make.webhook(tenant, url, resource_types=["config"]) for label, url in urls.items()}
+        make.config(tenant, "feature.banner", "on")
+        fanout = event_dispatch(event_id=Event.objects.get(resource_type="config", key="feature.banner").pk)
+        # Production, with one internal name allowed (the literal loopback address is not).
+        settings.OUTBOUND_ALLOW_LOOPBACK = False
+        settings.OUTBOUND_ALLOW = [name]
+        asked = fake_dns({name: ["127.0.0.1"]})
+
+        outcomes = deliveries_attempt(delivery_ids=fanout.to_send)
+
+    by_sub = {d.subscription_id: d for d in WebhookDelivery.objects.filter(pk__in=fanout.to_send)}
+    got = {label: (outcomes[by_sub[sub.pk].pk].outcome, by_sub[sub.pk].status,
+                   list(DeliveryAttempt.objects.filter(delivery=by_sub[sub.pk]).values_list("response_code", "error")))
+           for label, sub in subs.items()}
+    assert got == {
+        "sent": ("succeeded", "succeeded", [(200, "")]),
+        "failing": ("retrying", "retrying", [(500, "HTTP 500")]),
+        "refused": ("blocked", "blocked", [(None, "blocked by the outbound policy")]),
+        "sent too": ("succeeded", "succeeded", [(200, "")]),
+    }
+    assert sorted(r["path"] for r in ok.requests) == ["/hook/a", "/hook/d"]
+    assert asked == [name]  # once for the whole batch
+    assert {r["headers"]["host"] for r in ok.requests} == {f"{name}:{ok.server.server_address[1]}"}
+
+
 def test_send__name_rebinds_to_loopback_after_check__never_reaches_loopback(production, fake_dns):
     from core.outbound import send
 
@@ -312,6 +347,80 @@ def test_delivery__receiver_trickles_headers__attempt_ends_at_the_total_deadline
     assert outcome == "retrying"
     assert elapsed < 3.0
     assert list(DeliveryAttempt.objects.filter(delivery=delivery).values_list("response_code", "error")) == [(None, "timeout")]
+
+
+class RawAnswers:
+    """Answers every request on a connection with ``answer`` (raw bytes), keeping the
+    connection open; counts connections and requests."""
+
+    def __init__(self, answer: bytes):
+        self.connections = self.requests = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        threading.Thread(target=self._accept, args=(answer,), daemon=True).start()
+
+    def _accept(self, answer: bytes) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn, answer), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, answer: bytes) -> None:
+        buffer = b""
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                buffer += data
+                while b"\r\n\r\n" in buffer:
+                    head, _, rest = buffer.partition(b"\r\n\r\n")
+                    length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                                       if line.lower().startswith(b"content-length:")), b"0"))
+                    if len(rest) < length:
+                        break
+                    buffer = rest[length:]
+                    self.requests += 1
+                    try:
+                        conn.sendall(answer)
+                    except OSError:
+                        return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize(("answer", "expected", "connections"), [
+    (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", (200, ""), 1),
+    (b"HTTP/1.1 202 Accepted\r\ncontent-length: 1048576\r\n\r\n" + b"x" * 1048576, (202, ""), 3),
+    (b"HTTP/1.1 503 Busy\r\ncontent-length: 4\r\n\r\nbusy", (503, "HTTP 503"), 1),
+    (b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n", (200, ""), 3),
+    (b"SMTP ready\r\n\r\n", (None, "bad response"), 3),
+])
+def test_sender__answer_shapes__status_recorded_body_thrown_away_connection_kept_when_it_can_be(answer, expected, connections):
+    from core.outbound import Sender, run
+
+    server = RawAnswers(answer)
+
+    async def three():
+        async with Sender(connect_timeout=1, total_timeout=2, concurrency=1) as sender:
+            return [await sender.send("POST", server.url, body=b"{}") for _ in range(3)]
+
+    try:
+        outcomes = run(three())
+    finally:
+        server.close()
+
+    assert [(o.status, o.error) for o in outcomes] == [expected] * 3
+    # A short, complete answer leaves its connection for the next request; a long
+    # body (over 64 KiB), "connection: close" or garbage do not.
+    assert server.connections == connections
 
 
 # --- active checks ------------------------------------------------------------------------------
