@@ -82,6 +82,12 @@ def _events_after(visibility: tuple, cursor: int) -> list[tuple[Event, str]]:
     return [(e, frame(e.pk, f"{e.resource_type}.{e.action}", event_payload(e))) for e in events]
 
 
+def _events_only(visibility: tuple, cursor: int, limit: int) -> list[Event]:
+    tenant_id, all_tenants, tenant_filter = visibility
+    return list(selectors.events_after(tenant_id=tenant_id, all_tenants=all_tenants, after=cursor, limit=limit,
+                                       tenant_filter=tenant_filter))
+
+
 def _bounds() -> tuple[int | None, int | None]:
     row = Event.objects.aggregate(oldest=Min("id"), latest=Max("id"))
     return row["oldest"], row["latest"]
@@ -137,16 +143,23 @@ class Hub:
         """``fn(*args)`` on one of the hub's threads (each keeps its database connection)."""
         return self.loop.run_in_executor(self.executor, functools.partial(_on_hub_thread, fn, *args))
 
-    async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, str]]:
-        """The events after ``cursor`` that ``plan``'s caller may see, with their frames;
-        concurrent listeners asking the same share one query."""
-        key = (plan.visibility, cursor)
+    async def fetch_events(self, visibility: tuple, cursor: int, limit: int) -> list[Event]:
+        """The long poll's read: the events after ``cursor`` (at most ``limit``); waiters
+        at the same cursor with the same visibility share one query."""
+        return await self._shared(("events", visibility, cursor, limit), _events_only, visibility, cursor, limit)
+
+    async def _shared(self, key: tuple, fn, *args):
         future = self._inflight.get(key)
         if future is None:
-            future = asyncio.ensure_future(self.run_sync(_events_after, plan.visibility, cursor))
+            future = asyncio.ensure_future(self.run_sync(fn, *args))
             self._inflight[key] = future
             future.add_done_callback(lambda _f: self._inflight.pop(key, None))
         return await asyncio.shield(future)
+
+    async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, str]]:
+        """The events after ``cursor`` that ``plan``'s caller may see, with their frames;
+        concurrent listeners asking the same share one query."""
+        return await self._shared((plan.visibility, cursor), _events_after, plan.visibility, cursor)
 
     # --- the one source of wake-ups -----------------------------------------------------
 
@@ -270,6 +283,46 @@ class StreamBody:
                     last_sent = time.monotonic()
         finally:
             hub.leave(wake)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One long poll that found nothing yet (``GET /api/v1/events/?wait=`` under ASGI)."""
+
+    visibility: tuple
+    after: int
+    seconds: int
+    limit: int
+    caller: str
+
+
+async def wait_for_events(wait: Wait) -> list[Event]:
+    """The long poll as a listener of the hub: a coroutine awaiting the process's
+    wake-up, no thread held. Admitted before its first look at the outbox, so an
+    event committed after that look wakes it. Beyond the caller's limit:
+    ``watch.TooManyWaits`` (429); beyond the process's listener cap:
+    ``watch.WaitRefused`` (503)."""
+    hub_ = hub()
+    with watch.held_wait(wait.caller, thread_held=False):
+        try:
+            wake = hub_.admit()
+        except StreamRefused:
+            raise watch.WaitRefused("this server holds as many listeners as it allows "
+                                    "(EVENTS_STREAM_MAX_PER_PROCESS); try again shortly") from None
+        try:
+            deadline = time.monotonic() + wait.seconds
+            while True:
+                wake.clear()
+                events = await hub_.fetch_events(wait.visibility, wait.after, wait.limit)
+                left = deadline - time.monotonic()
+                if events or left <= 0:
+                    return events
+                try:
+                    await asyncio.wait_for(wake.wait(), left)
+                except TimeoutError:
+                    pass
+        finally:
+            hub_.leave(wake)
 
 
 def answer_once(plan: Plan) -> str:

@@ -325,6 +325,9 @@ EVENTS_POLL_INTERVAL = env_float("EVENTS_POLL_INTERVAL", 0.2)
 EVENTS_STREAM_MAX_PER_PROCESS = env_int("EVENTS_STREAM_MAX_PER_PROCESS", 10000)
 EVENTS_STREAM_KEEPALIVE = env_float("EVENTS_STREAM_KEEPALIVE", 15)
 EVENTS_STREAM_DB_THREADS = env_int("EVENTS_STREAM_DB_THREADS", 4)
+# Bytes a listener's connection may have waiting to be sent; a listener that leaves
+# it full for EVENTS_STREAM_KEEPALIVE seconds is closed (it resumes by id): config_hub/asgi.py.
+EVENTS_STREAM_BUFFER = env_int("EVENTS_STREAM_BUFFER", 256 * 1024)
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
 BENCH_ROUTES = env_bool("BENCH_ROUTES", False)
 # Per-process caches of hot lookups, invalidated by Redis pub/sub (core/invalidation.py, core/cache.py).

@@ -20,7 +20,9 @@ from core.api.strict import int_param
 from core.api.tenancy import request_tenant
 from core.errors import ValidationFailed, error_body
 
-from .. import services, stream
+from .. import services, stream, watch
+from ..messages import event_payload
+from .views import EventListView
 
 
 class JsonAnswers(BaseContentNegotiation):
@@ -122,3 +124,39 @@ def _event_stream_response(response):
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     response["X-Content-Type-Options"] = "nosniff"  # (the async routes skip SecurityMiddleware: config_hub/asgi.py)
     return response
+
+
+# --- the long poll under ASGI -------------------------------------------------------
+
+_event_list = EventListView.as_view()
+
+
+def _check_wait(request):
+    request.hub_waits = True
+    response = _event_list(request)
+    if not isinstance(response.data, stream.Wait):
+        response.render()
+    return response
+
+
+async def long_poll_view(request):
+    """``GET /api/v1/events/?wait=`` served under ASGI (config_hub/asgi.py routes a
+    request with ``wait`` here): the same DRF view checks it and answers at once
+    when it can; a wait is then a listener of the hub (``stream.wait_for_events``),
+    holding no thread. Same JSON, same limits' answers (429 per caller, 503 per process)."""
+    hub = stream.hub()
+    checked = await hub.run_sync(_check_wait, request)
+    wait = getattr(checked, "data", None)
+    if not isinstance(wait, stream.Wait):
+        return checked
+    try:
+        events = await stream.wait_for_events(wait)
+    except watch.WaitRefused as exc:
+        return JsonResponse(error_body(exc.code, exc.message), status=exc.status,
+                            headers={"Retry-After": str(exc.retry_after)})
+    cursor = events[-1].pk if events else wait.after
+    checked.data = {"events": [event_payload(e) for e in events], "cursor": cursor}  # the view's own renderer
+    return checked.render()
+
+
+long_poll_view.view_class = EventListView

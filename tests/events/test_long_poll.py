@@ -154,3 +154,71 @@ def test_long_poll__with_redis__woken_by_pub_sub_well_under_a_second(live_server
 
     assert poll.response.json()["events"][0]["data"]["key"] == "watched"
     assert latency < 0.5, latency
+
+
+# --- under ASGI (the Procfile's server): a wait is a coroutine of the stream's hub --------
+
+ASGI_WAITS_PER_KEY = 12
+ASGI_LISTENERS = 14
+
+
+@pytest.fixture(scope="module")
+def asgi_hub(django_db_setup, django_db_blocker, tmp_path_factory):
+    """uvicorn with a pool of 2 threads for the synchronous routes; the thread-held
+    cap (EVENTS_WAIT_MAX_PER_PROCESS=1) would refuse a second wait if waits held threads."""
+    from tests.hub_servers import server_env, uvicorn_hub
+
+    with django_db_blocker.unblock():
+        env = server_env(GUNICORN_THREADS="2", EVENTS_WAIT_MAX_PER_PROCESS="1",
+                         EVENTS_WAIT_MAX_PER_KEY=str(ASGI_WAITS_PER_KEY),
+                         EVENTS_STREAM_MAX_PER_PROCESS=str(ASGI_LISTENERS))
+    with uvicorn_hub(tmp_path_factory.mktemp("long-poll") / "uvicorn.log", env) as base:
+        yield base
+
+
+def test_long_poll_under_asgi__more_waits_than_threads__reads_answer_while_they_wait_and_a_change_ends_them(
+        asgi_hub, make_key):
+    from tenants.services.configs import config_create
+    from tests import factories as make
+    from tests.hub_servers import thread_count
+
+    tenant = make.tenant(f"long-poll-{time.monotonic_ns()}")
+    fleet = make_key(tenant=tenant, scopes=["events:read", "configs:read"], name="fleet")
+    other = make_key(tenant=tenant, scopes=["events:read"], name="other")
+    make.config(tenant, "plain.read", 41)
+    after = _cursor()
+    warm = Poll(asgi_hub, fleet, wait=1, after=after)
+    warm.run()  # the hub and its reading thread exist from here on
+    assert (warm.response.status_code, warm.response.json()) == (200, {"events": [], "cursor": after})
+    bad = requests.get(f"{asgi_hub}/api/v1/events/?wait=5", headers={"Authorization": "ApiKey nope"}, timeout=30)
+    assert bad.status_code == 401  # (and the threads an error answer starts, once)
+    threads = thread_count(asgi_hub)
+
+    polls = [Poll(asgi_hub, fleet, wait=40, after=after) for _ in range(ASGI_WAITS_PER_KEY)]
+    polls += [Poll(asgi_hub, other, wait=40, after=after) for _ in range(ASGI_LISTENERS - ASGI_WAITS_PER_KEY)]
+    for poll in polls:
+        poll.start()
+    headers = {"Authorization": f"ApiKey {fleet}"}
+
+    answers = []
+
+    def refused(key: str, status: int) -> bool:
+        answer = requests.get(f"{asgi_hub}/api/v1/events/?after={after}&wait=40",
+                              headers={"Authorization": f"ApiKey {key}"}, timeout=60)
+        answers.append((answer.status_code, answer.text))
+        return answer.status_code == status and answer.headers["Retry-After"] == "5"
+
+    # Every wait is held: the fleet key's next one is 429, then the process is full (503)...
+    assert wait_until(lambda: refused(fleet, 429) and refused(other, 503), timeout=20), answers
+    assert all(poll.response is None for poll in polls)
+    assert thread_count(asgi_hub) == threads  # ...and none of them holds a thread,
+    read = requests.get(f"{asgi_hub}/api/v1/configs/", headers=headers, timeout=30)
+    assert read.status_code == 200 and "plain.read" in read.text  # so a read answers meanwhile.
+    assert all(poll.response is None for poll in polls)
+
+    config_create(tenant=tenant, key="ends.the.waits", value=1, actor="t")
+    for poll in polls:
+        poll.join(30)
+    assert [p.response.status_code for p in polls] == [200] * ASGI_LISTENERS
+    assert {p.response.json()["events"][0]["data"]["key"] for p in polls} == {"ends.the.waits"}
+    assert {p.response.json()["cursor"] for p in polls} == {_cursor()}

@@ -10,77 +10,26 @@ import itertools
 import json
 import os
 import queue
-import sys
 import threading
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import factories as make
 from tests.conftest import ensure_builtin_rows
-from tests.faults.conftest import free_port
+from tests.hub_servers import KEEPALIVE, MAX_LISTENERS, server_env, thread_count, uvicorn_hub
 from tests.ops.test_static_and_csp import production_gunicorn  # noqa: F401 - a fixture
-from tests.waiting import serving, wait_until
-
-REPO = Path(__file__).resolve().parents[2]
-MAX_LISTENERS = 3
-KEEPALIVE = 1.0
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _server_env(**extra: str) -> dict[str, str]:
-    from django.conf import settings
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PROMETHEUS_"))}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "config_hub.settings.base",
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL or "",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "FERNET_KEYS": ",".join(settings.FERNET_KEYS),
-        "SECRET_KEY": settings.SECRET_KEY,
-        "EVENTS_STREAM_MAX_PER_PROCESS": str(MAX_LISTENERS),
-        "EVENTS_STREAM_KEEPALIVE": str(KEEPALIVE),
-        "GUNICORN_THREADS": "4",
-        # One reading thread: a thread more after a connect would be a listener's.
-        "EVENTS_STREAM_DB_THREADS": "1",
-        # Tests flush the database between them: no per-process cache may outlive a test.
-        "LOCAL_INVALIDATION": "false",
-    })
-    env.update(extra)
-    return env
-
-
-_PIDS: dict[str, int] = {}
-
-
-def _threads(base: str) -> int:
-    status = Path(f"/proc/{_PIDS[base]}/status").read_text()
-    return int(status.split("Threads:")[1].split()[0])
-
-
-@contextmanager
-def _uvicorn(log_path: Path, env: dict[str, str]):
-    """``uvicorn config_hub.asgi:application`` of this checkout on a free port; yields its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with serving([sys.executable, "-m", "uvicorn", "config_hub.asgi:application", "--host", "127.0.0.1",
-                  "--port", str(port)], base=base, cwd=REPO, env=env, log_path=log_path) as proc:
-        _PIDS[base] = proc.pid
-        yield base
 
 
 @pytest.fixture(scope="module")
 def hub_server(django_db_setup, django_db_blocker, tmp_path_factory):
     """The hub on PostgreSQL and Redis (one pub/sub subscription wakes the listeners)."""
     with django_db_blocker.unblock():
-        env = _server_env()
-    with _uvicorn(tmp_path_factory.mktemp("stream") / "uvicorn.log", env) as base:
+        env = server_env()
+    with uvicorn_hub(tmp_path_factory.mktemp("stream") / "uvicorn.log", env) as base:
         yield base
 
 
@@ -90,8 +39,8 @@ def redisless_server(django_db_setup, django_db_blocker, tmp_path_factory):
     processes' events only every 30 s: a change made through it wakes its listeners
     by the in-process notification."""
     with django_db_blocker.unblock():
-        env = _server_env(REDIS_URL="", EVENTS_POLL_INTERVAL="30")
-    with _uvicorn(tmp_path_factory.mktemp("stream-local") / "uvicorn.log", env) as base:
+        env = server_env(REDIS_URL="", EVENTS_POLL_INTERVAL="30")
+    with uvicorn_hub(tmp_path_factory.mktemp("stream-local") / "uvicorn.log", env) as base:
         yield base
 
 
@@ -301,11 +250,11 @@ def test_stream__listeners_beyond_the_process_cap__503_with_retry_after_and_the_
     listeners = [Listener(hub_server, key) for _ in range(MAX_LISTENERS)]
     try:
         listeners[0].__enter__()
-        threads = _threads(hub_server)
+        threads = thread_count(hub_server)
         for listener in listeners[1:]:
             listener.__enter__()
         assert [listener.status for listener in listeners] == [200] * MAX_LISTENERS
-        assert _threads(hub_server) == threads  # a listener holds no thread
+        assert thread_count(hub_server) == threads  # a listener holds no thread
         refused = httpx.get(f"{hub_server}/api/v1/stream", headers=_auth(key), timeout=10)
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "5"

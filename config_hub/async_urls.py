@@ -1,0 +1,11 @@
+"""The routes of the ASGI door (config_hub/asgi.py): async views, each waiting
+listener a coroutine. Every other request goes to the WSGI application (config_hub.urls)."""
+from django.urls import path
+
+from events.api import stream
+
+urlpatterns = [
+    path("api/v1/stream", stream.stream_view, name="event-stream"),
+    # Only a request with ``wait`` comes here (config_hub.asgi.waits); the others are the WSGI app's.
+    path("api/v1/events/", stream.long_poll_view, name="event-list"),
+]
