@@ -15,8 +15,12 @@ rules), so nothing is lost and the order is the outbox's. Listeners at the same
 cursor with the same visibility share one query and one serialisation
 (:meth:`Hub.fetch`). The queries run on a few threads of the hub
 (``EVENTS_STREAM_DB_THREADS``), each keeping its database connection, never one
-per listener. A listener that does not read blocks only its own task: nothing is
-queued for it (the socket's buffer is the bound); it resumes by id.
+per listener. A listener that does not read holds up only its own coroutine:
+what it is sent waits in a buffer of ``EVENTS_STREAM_BUFFER`` bytes
+(``config_hub.asgi.BoundedSend``); left full for ``EVENTS_STREAM_KEEPALIVE``
+seconds, the connection is closed and the listener resumes by id.
+
+The long poll under ASGI (:func:`wait_for_events`) is a listener of the same hub.
 """
 from __future__ import annotations
 

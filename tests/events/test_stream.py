@@ -10,7 +10,9 @@ import itertools
 import json
 import os
 import queue
+import socket
 import threading
+import time
 
 import httpx
 import pytest
@@ -332,3 +334,81 @@ def test_stream__served_without_asgi__answers_once_with_the_events_after_the_cur
     assert text.count("event: ") == 1
     assert fresh.content.decode() == f"retry: 1000\n: connected\nid: {latest.pk}\n\n"
     assert denied.status_code == 403
+
+
+SMALL_BUFFER = 16 * 1024
+BIG_EVENTS = 60
+
+
+@pytest.fixture(scope="module")
+def small_buffer_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The hub with a 16 KiB buffer per listener (EVENTS_STREAM_BUFFER)."""
+    with django_db_blocker.unblock():
+        env = server_env(EVENTS_STREAM_BUFFER=str(SMALL_BUFFER))
+    log = tmp_path_factory.mktemp("stream-slow") / "uvicorn.log"
+    with uvicorn_hub(log, env) as base:
+        yield base, log
+
+
+def _stalled_listener(base: str, key: str, after: int) -> socket.socket:
+    """A stream connection that reads its headers and then nothing (a tiny receive buffer)."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.sendall(f"GET /api/v1/stream?after={after} HTTP/1.0\r\nHost: {host}\r\nAuthorization: ApiKey {key}\r\n"
+                 "Accept: text/event-stream\r\n\r\n".encode())
+    sock.settimeout(20)
+    head = b""
+    while b": connected" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return sock
+
+
+def _read_to_the_end(sock: socket.socket, seconds: float = 30) -> str:
+    """Everything the connection still holds, up to its end (fails if it does not end)."""
+    deadline = time.monotonic() + seconds
+    sock.settimeout(5)
+    data = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+            assert time.monotonic() < deadline, "the server kept the connection open"
+    except ConnectionResetError:
+        pass
+    return data.decode()
+
+
+def test_stream__a_listener_that_stops_reading__is_closed_the_others_get_everything_and_it_resumes_by_id(
+        small_buffer_server, tenant, make_key):
+    from django.db import transaction
+
+    from events.models import Event
+    from events.services import event_record
+
+    base, log = small_buffer_server
+    key = make_key(tenant=tenant, scopes=["events:read"])
+    before = Event.objects.latest("id").pk
+    stalled = _stalled_listener(base, key, before)
+    try:
+        with Listener(base, key, query=f"?after={before}") as reading:
+            for i in range(BIG_EVENTS):  # 7 MB: more than every buffer on the way (the kernel's: 4 MB at most)
+                with transaction.atomic():
+                    event_record(tenant=tenant, resource_type="config", action="updated", actor="t", key=f"big.{i}",
+                                 data={"blob": "x" * 120_000})
+            assert wait_until(lambda: len(reading.events) >= BIG_EVENTS, timeout=60)
+        # The server closes the one that does not read (and says so in its log) ...
+        assert wait_until(lambda: "closing it" in log.read_text(), timeout=30)
+        received = _read_to_the_end(stalled)  # ... so what it holds ends, no keepalive follows.
+    finally:
+        stalled.close()
+    expected = list(Event.objects.filter(pk__gt=before).order_by("id").values_list("id", flat=True))
+    assert _ids(reading) == expected
+
+    complete = [int(line[4:]) for block in received.split("\n\n")[:-1] for line in block.split("\n")
+                if line.startswith("id: ")]
+    assert complete == expected[:len(complete)] and len(complete) < len(expected)
+    with Listener(base, key, headers={"Last-Event-ID": str(complete[-1] if complete else before)}) as again:
+        assert wait_until(lambda: len(again.events) >= len(expected) - len(complete), timeout=30)
+    assert complete + _ids(again) == expected
