@@ -146,7 +146,7 @@ django_asgi = AsyncRoutesHandler()
 django_wsgi = WSGIMiddleware(get_wsgi_application(), workers=int(os.environ.get("GUNICORN_THREADS", "16")))
 
 # The routes served by async views (an exact path: the stream takes no suffix).
-ASYNC_PATHS = frozenset({"/api/v1/stream"})
+ASYNC_PATHS = frozenset({"/api/v1/stream", "/ofrep/v1/stream"})
 LONG_POLL_PATH = "/api/v1/events/"
 
 

@@ -63,14 +63,17 @@ class Plan:
     environment: str = ""
     service_name: str = ""
     key_prefix: str = ""
+    # True: events of no environment (a flag's definition, a segment) pass the environment filter too.
+    environment_wide: bool = False
 
     @property
     def visibility(self) -> tuple:
         return (self.tenant_id, self.all_tenants, self.tenant_filter)
 
     def matches(self, event: Event) -> bool:
+        environment = "" if self.environment_wide and not event.environment else self.environment
         return event_matches(event, resource_types=self.resource_types, key_prefix=self.key_prefix,
-                             environment=self.environment, service_name=self.service_name)
+                             environment=environment, service_name=self.service_name)
 
 
 def frame(event_id: int | None, event: str, data: dict) -> str:
@@ -97,7 +100,7 @@ def _bounds() -> tuple[int | None, int | None]:
     return row["oldest"], row["latest"]
 
 
-def _latest() -> int | None:
+def latest_event_id() -> int | None:
     return Event.objects.order_by("-id").values_list("id", flat=True).first()
 
 
@@ -150,9 +153,10 @@ class Hub:
     async def fetch_events(self, visibility: tuple, cursor: int, limit: int) -> list[Event]:
         """The long poll's read: the events after ``cursor`` (at most ``limit``); waiters
         at the same cursor with the same visibility share one query."""
-        return await self._shared(("events", visibility, cursor, limit), _events_only, visibility, cursor, limit)
+        return await self.shared(("events", visibility, cursor, limit), _events_only, visibility, cursor, limit)
 
-    async def _shared(self, key: tuple, fn, *args):
+    async def shared(self, key: tuple, fn, *args):
+        """``fn(*args)`` on a hub thread; concurrent callers with the same ``key`` share one call."""
         future = self._inflight.get(key)
         if future is None:
             future = asyncio.ensure_future(self.run_sync(fn, *args))
@@ -163,7 +167,7 @@ class Hub:
     async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, str]]:
         """The events after ``cursor`` that ``plan``'s caller may see, with their frames;
         concurrent listeners asking the same share one query."""
-        return await self._shared((plan.visibility, cursor), _events_after, plan.visibility, cursor)
+        return await self.shared((plan.visibility, cursor), _events_after, plan.visibility, cursor)
 
     # --- the one source of wake-ups -----------------------------------------------------
 
@@ -210,7 +214,7 @@ class Hub:
             if not self.listeners:
                 continue
             try:
-                latest = await self.run_sync(_latest)
+                latest = await self.run_sync(latest_event_id)
             except Exception:  # noqa: BLE001 - database away: listeners keep their cursor
                 logger.info("stream: outbox poll failed", exc_info=True)
                 continue
@@ -247,6 +251,14 @@ class StreamBody:
     def __aiter__(self):
         return self._frames()
 
+    async def render(self, matched: list[tuple[Event, str]]) -> str:
+        """What the listener is sent for the events of a batch it may see (each its frame)."""
+        return "".join(text for _event, text in matched)
+
+    async def reset(self, cursor: int) -> str:
+        """What the listener is sent when its cursor can no longer be replayed."""
+        return reset_frame(cursor)
+
     async def _frames(self):
         hub, plan, wake = self.hub, self.plan, self.wake
         keepalive = settings.EVENTS_STREAM_KEEPALIVE
@@ -262,18 +274,16 @@ class StreamBody:
                 yield ": connected\n\n"
                 if reset_needed(cursor, oldest, latest):
                     cursor = latest or 0
-                    yield reset_frame(cursor)
+                    yield await self.reset(cursor)
             last_sent = time.monotonic()
             while True:
                 wake.clear()
                 batch = await hub.fetch(plan, cursor)
-                out = []
-                for event, text in batch:
-                    cursor = event.pk
-                    if plan.matches(event):
-                        out.append(text)
-                if out:
-                    yield "".join(out)
+                matched = [(event, text) for event, text in batch if plan.matches(event)]
+                if batch:
+                    cursor = batch[-1][0].pk
+                if matched:
+                    yield await self.render(matched)
                     last_sent = time.monotonic()
                 if len(batch) >= BATCH:
                     continue

@@ -35,7 +35,7 @@ class JsonAnswers(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _cursor(request) -> int | None:
+def stream_cursor(request) -> int | None:
     """``Last-Event-ID`` (what an EventSource sends when it reconnects) wins over
     ``?after=``; neither: None (from the latest event on)."""
     raw = request.META.get("HTTP_LAST_EVENT_ID", "").strip()
@@ -58,7 +58,7 @@ class StreamGate(APIView):
 
     def get(self, request):
         principal = request.auth
-        after = _cursor(request)
+        after = stream_cursor(request)
         tenant_filter = None
         if principal.all_tenants and (request.query_params.get("tenant") or request.META.get("HTTP_X_TENANT_ID")):
             tenant_filter = request_tenant(request, request.query_params.get("tenant")).pk
@@ -77,21 +77,36 @@ class StreamGate(APIView):
         return Response(plan)
 
 
-_gate = StreamGate.as_view()
+def gate_check(gate_class: type[APIView]):
+    """The function that runs ``gate_class`` (a DRF view whose answer is the listener's
+    plan) on a request: its answer, rendered unless it is the plan."""
+    gate = gate_class.as_view()
+
+    def check(request):
+        response = gate(request)
+        if response.status_code != 200:
+            response.render()
+        return response
+
+    return check
 
 
-def _check(request):
-    response = _gate(request)
-    if response.status_code != 200:
-        response.render()
-    return response
-
-
-async def stream_view(request):
+async def serve_stream(request, check, body_class, answer_once):
+    """A stream route: ``check`` (on a hub thread) refuses or gives the plan, then the
+    listener cap (503 with Retry-After), then ``body_class(hub, plan)`` as the
+    ``text/event-stream`` answer. Under a WSGI server (``manage.py runserver``, the
+    test client) a response cannot stay open without holding a thread: the same
+    checks, then ``answer_once(plan)`` (what is there after the cursor) and the end,
+    with ``retry:`` so an EventSource comes back in a second: a poll. The Procfile's
+    server and ``make run`` serve the real stream."""
     if not isinstance(request, ASGIRequest):
-        return await _answer_once(request)
+        checked = await sync_to_async(check)(request)
+        if checked.status_code != 200:
+            return checked
+        text = await sync_to_async(answer_once)(checked.data)
+        return _event_stream_response(HttpResponse(text))
     hub = stream.hub()
-    checked = await hub.run_sync(_check, request)
+    checked = await hub.run_sync(check, request)
     if checked.status_code != 200:
         return checked
     if not hub.has_room():
@@ -99,23 +114,18 @@ async def stream_view(request):
         return JsonResponse(error_body(refused.code, "this server holds as many stream listeners as it allows "
                                                      "(EVENTS_STREAM_MAX_PER_PROCESS); try again shortly"),
                             status=refused.status, headers={"Retry-After": str(refused.retry_after)})
-    return _event_stream_response(StreamingHttpResponse(stream.StreamBody(hub, checked.data)))
+    return _event_stream_response(StreamingHttpResponse(body_class(hub, checked.data)))
+
+
+_check = gate_check(StreamGate)
+
+
+async def stream_view(request):
+    return await serve_stream(request, _check, stream.StreamBody, stream.answer_once)
 
 
 # The route's checks, for whoever inspects routes (the authorization matrix, docs).
 stream_view.view_class = StreamGate
-
-
-async def _answer_once(request):
-    """Under a WSGI server (``manage.py runserver``, the test client) a response cannot
-    stay open without holding a thread: the same checks, then what is there after the
-    cursor (at most one batch) and the end, with ``retry:`` so an EventSource comes
-    back in a second: a poll. The Procfile's server and ``make run`` serve the real stream."""
-    checked = await sync_to_async(_check)(request)
-    if checked.status_code != 200:
-        return checked
-    text = await sync_to_async(stream.answer_once)(checked.data)
-    return _event_stream_response(HttpResponse(text))
 
 
 def _event_stream_response(response):
