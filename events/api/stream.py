@@ -12,6 +12,7 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +23,7 @@ from core.errors import ValidationFailed, error_body
 
 from .. import services, stream, watch
 from ..messages import event_payload
+from . import docs
 from .views import EventListView
 
 
@@ -56,6 +58,23 @@ class StreamGate(APIView):
     query_parameters = frozenset({"after", "types", "environment", "service", "key_prefix", "tenant"})
     content_negotiation_class = JsonAnswers
 
+    @extend_schema(
+        operation_id="api_v1_stream",
+        summary="The change stream (server-sent events)",
+        description="Every change the caller may see, as server-sent events: `id` = the outbox event id, "
+                    "`event` = its type, `data` = the webhook body. Replay with Last-Event-ID or ?after=; "
+                    "a `reset` event when the cursor is older than the outbox keeps. docs/events.md, Stream.",
+        parameters=[
+            OpenApiParameter("after", int, description="resume after this event id (no cursor: from now on)"),
+            OpenApiParameter("types", str, description="resource types, comma-separated (config,flag,...)"),
+            OpenApiParameter("environment", str, description="only this environment's events"),
+            OpenApiParameter("service", str, description="only this service's events"),
+            OpenApiParameter("key_prefix", str, description="only keys starting with this"),
+            OpenApiParameter("tenant", str, description="a platform caller: one tenant (or X-Tenant-ID)"),
+            docs.LAST_EVENT_ID,
+        ],
+        responses=docs.event_stream("text/event-stream, open until the client closes it", docs.STREAM_EXAMPLE),
+    )
     def get(self, request):
         principal = request.auth
         after = stream_cursor(request)
@@ -124,8 +143,14 @@ async def stream_view(request):
     return await serve_stream(request, _check, stream.StreamBody, stream.answer_once)
 
 
-# The route's checks, for whoever inspects routes (the authorization matrix, docs).
-stream_view.view_class = StreamGate
+def describe(view, gate_class: type[APIView]) -> None:
+    """Show a stream route's checks to whoever inspects routes: the authorization
+    matrix (``view_class``) and the OpenAPI schema (``cls``, as DRF's ``as_view``)."""
+    view.view_class = view.cls = gate_class
+    view.initkwargs = {}
+
+
+describe(stream_view, StreamGate)
 
 
 def _event_stream_response(response):

@@ -412,3 +412,21 @@ def test_stream__a_listener_that_stops_reading__is_closed_the_others_get_everyth
     with Listener(base, key, headers={"Last-Event-ID": str(complete[-1] if complete else before)}) as again:
         assert wait_until(lambda: len(again.events) >= len(expected) - len(complete), timeout=30)
     assert complete + _ids(again) == expected
+
+
+def test_openapi_schema__shows_the_streams_with_their_parameters_and_text_event_stream(client, admin_user):
+    client.force_login(admin_user)
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+
+    stream, ofrep, long_poll = (paths["/api/v1/stream"]["get"], paths["/ofrep/v1/stream"]["get"],
+                                paths["/api/v1/events/"]["get"])
+    assert {p["name"] for p in stream["parameters"]} == {"after", "types", "environment", "service", "key_prefix",
+                                                         "tenant", "Last-Event-ID"}
+    assert list(stream["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert {"400", "401", "403", "503"} <= set(stream["responses"])
+    assert list(ofrep["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert "Last-Event-ID" in {p["name"] for p in ofrep["parameters"]}
+    assert {"OfrepStreamToken": []} in ofrep["security"]
+    bulk = paths["/ofrep/v1/evaluate/flags"]["post"]
+    assert {"flagConfigEtag", "flagConfigLastModified"} <= {p["name"] for p in bulk["parameters"]}
+    assert {p["name"] for p in long_poll["parameters"]} >= {"after", "wait", "limit"}

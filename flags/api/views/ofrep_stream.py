@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import orjson
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import authentication, exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -37,11 +38,15 @@ from core.api.tenancy import request_tenant
 from core.errors import NotFound, ValidationFailed
 from core.fields import SecretDecryptionError, decrypt_json
 from events import stream
-from events.api.stream import JsonAnswers, gate_check, serve_stream, stream_cursor
+from events.api import docs as event_docs
+from events.api.stream import JsonAnswers, describe, gate_check, serve_stream, stream_cursor
 from tenants.models import ApiKey, Tenant
 from tenants.selectors import environment_get
 
 from .ofrep import STREAM_TOKEN_SALT, bulk_etag
+
+OFREP_EXAMPLE = (': connected\nid: 56\n\nid: 57\nevent: message\n'
+                 'data: {"etag":"\\"4f1c0e\\"","lastModified":1771622898,"type":"refetchEvaluation"}\n\n')
 
 
 class StreamTokenAuthentication(authentication.BaseAuthentication):
@@ -88,6 +93,17 @@ class OfrepStreamGate(APIView):
     query_parameters = frozenset({"token"})
     content_negotiation_class = JsonAnswers
 
+    @extend_schema(
+        operation_id="ofrep_v1_stream",
+        summary="OFREP push: refetchEvaluation events (OpenFeature ADR-0008)",
+        description="The stream the bulk answer's eventStreams names. Each batch of the tenant's flag or segment "
+                    "changes in the environment is one `event: message` whose data is "
+                    '`{"type":"refetchEvaluation","etag":...,"lastModified":...}`. docs/events.md, OFREP push.',
+        parameters=[OpenApiParameter("X-Environment", str, OpenApiParameter.HEADER, required=False,
+                                     description="with Authorization instead of the token: the environment"),
+                    event_docs.LAST_EVENT_ID],
+        responses=event_docs.event_stream("text/event-stream, open until the client closes it", OFREP_EXAMPLE),
+    )
     def get(self, request):
         principal = request.auth
         token = getattr(request._request, "ofrep_token", None)
@@ -159,4 +175,4 @@ async def ofrep_stream_view(request):
     return await serve_stream(request, _check, OfrepStreamBody, answer_once)
 
 
-ofrep_stream_view.view_class = OfrepStreamGate
+describe(ofrep_stream_view, OfrepStreamGate)
