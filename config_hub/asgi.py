@@ -45,8 +45,11 @@ class AsyncRoutesHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"only HTTP is served here, not {scope['type']}")
-        await self.handle(scope, receive, BoundedSend(send, settings.EVENTS_STREAM_BUFFER,
-                                                        settings.EVENTS_STREAM_KEEPALIVE))
+        bounded = BoundedSend(send, settings.EVENTS_STREAM_BUFFER, settings.EVENTS_STREAM_KEEPALIVE)
+        try:
+            await self.handle(scope, receive, bounded)
+        finally:
+            bounded.stop()
 
     def create_request(self, scope, body_file):
         request, error = super().create_request(scope, body_file)
@@ -126,6 +129,11 @@ class BoundedSend:
                     return
             self.ready.clear()
             await self.ready.wait()
+
+    def stop(self) -> None:
+        """The view returned (or was cancelled: the client left): the writer goes too."""
+        if self.writer is not None and not self.writer.done():
+            self.writer.cancel()
 
     def _close(self) -> None:
         self.closed = True

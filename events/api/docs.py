@@ -4,7 +4,6 @@ The views use ``docs.X`` for these and for the shared helpers re-exported here.
 """
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
@@ -87,11 +86,20 @@ STREAM_EXAMPLE = (": connected\nid: 41\n\n"
                   ": keepalive\n\n")
 
 
+class ServerSentEventSerializer(serializers.Serializer):
+    """One event of a ``text/event-stream`` answer, as an SSE client parses it."""
+
+    id = serializers.CharField(required=False, help_text="the outbox event id (the client's Last-Event-ID)")
+    event = serializers.CharField(required=False, help_text="the event's type")
+    data = serializers.CharField(required=False, help_text="JSON on one line")
+
+
 def event_stream(description: str, example: str) -> dict:
-    """The ``text/event-stream`` answer of a stream route, and its 503 past the listener cap."""
+    """The ``text/event-stream`` answer of a stream route (the schema is one event's,
+    as OpenAPI 3.2's itemSchema), and its 503 past the listener cap."""
     return {
         (200, "text/event-stream"): OpenApiResponse(
-            OpenApiTypes.STR, description=description,
+            ServerSentEventSerializer, description=description,
             examples=[OpenApiExample("events", value=example, media_type="text/event-stream")]),
         503: error(503, "stream_capacity: the process holds EVENTS_STREAM_MAX_PER_PROCESS listeners "
                         "(Retry-After: 5); or the database is unavailable"),

@@ -9,8 +9,11 @@ missing scope its 403 JSON, an unknown parameter its 400. Then the listener cap
 """
 from __future__ import annotations
 
+import logging
+
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
+from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
@@ -20,11 +23,14 @@ from rest_framework.views import APIView
 from core.api.strict import int_param
 from core.api.tenancy import request_tenant
 from core.errors import ValidationFailed, error_body
+from core.middleware import dependency_down_response
 
 from .. import services, stream, watch
 from ..messages import event_payload
 from . import docs
 from .views import EventListView
+
+logger = logging.getLogger(__name__)
 
 
 class JsonAnswers(BaseContentNegotiation):
@@ -189,6 +195,9 @@ async def long_poll_view(request):
     except watch.WaitRefused as exc:
         return JsonResponse(error_body(exc.code, exc.message), status=exc.status,
                             headers={"Retry-After": str(exc.retry_after)})
+    except DatabaseError:  # the database went away during the wait (the async door has no middleware for it)
+        logger.warning("long poll: database unavailable during a wait")
+        return dependency_down_response("the database")
     cursor = events[-1].pk if events else wait.after
     checked.data = {"events": [event_payload(e) for e in events], "cursor": cursor}  # the view's own renderer
     return checked.render()

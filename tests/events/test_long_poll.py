@@ -23,6 +23,12 @@ class Poll(threading.Thread):
         self.response: requests.Response | None = None
         self.started = self.returned = 0.0
 
+    @staticmethod
+    def refused(base: str, key: str, after: int) -> int:
+        """The status of one more wait of ``key`` (429: the key's waits are all held)."""
+        return requests.get(f"{base}/api/v1/events/?after={after}&wait=1", headers={"Authorization": f"ApiKey {key}"},
+                            timeout=30).status_code
+
     def run(self) -> None:
         self.started = time.monotonic()
         self.response = requests.get(self.url, headers={"Authorization": f"ApiKey {self.key}"}, timeout=60)

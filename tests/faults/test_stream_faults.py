@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 
 from tests.events.test_long_poll import Poll
 from tests.events.test_stream import Listener, _ids
@@ -48,3 +49,35 @@ def test_redis_restarts_under_a_live_stream__the_listener_stays_and_misses_nothi
         "before.the.outage", "during.the.outage", "after.the.outage"]
     assert poll.response.status_code == 200
     assert [e["id"] for e in poll.response.json()["events"]] == [during]
+
+
+def test_postgres_down_during_a_long_poll_under_asgi__503_json_with_retry_after(tenant, make_key, postgres_outage,
+                                                                               tmp_path):
+    from events.models import Event
+
+    key = make_key(tenant=tenant, scopes=["events:read"])
+    with uvicorn_hub(tmp_path / "uvicorn.log", server_env(EVENTS_WAIT_MAX_PER_KEY="1")) as base:
+        after = Event.objects.latest("id").pk
+        held: list[Poll] = []
+
+        def a_held_wait() -> bool:
+            poll = Poll(base, key, wait=5, after=after)
+            poll.start()
+            if Poll.refused(base, key, after) == 429:  # one wait per key: this one is held
+                held.append(poll)
+                return True
+            poll.join(10)  # the probe came first (and the poll got the 429): again
+            return False
+
+        assert wait_until(a_held_wait, timeout=30)
+        (poll,) = held
+        with postgres_outage():
+            poll.join(30)  # the wait ends; its look at the outbox finds no database
+        connection.close()  # the test's own connection died with the server
+        again = Poll(base, key, wait=1, after=after)
+        again.run()  # and the hub recovers by itself
+
+    assert poll.response.status_code == 503
+    assert poll.response.headers["Retry-After"] == "5"
+    assert poll.response.json()["error"]["code"] == "dependency_unavailable"
+    assert again.response.status_code == 200
