@@ -58,19 +58,7 @@ def test_postgres_down_during_a_long_poll_under_asgi__503_json_with_retry_after(
     key = make_key(tenant=tenant, scopes=["events:read"])
     with uvicorn_hub(tmp_path / "uvicorn.log", server_env(EVENTS_WAIT_MAX_PER_KEY="1")) as base:
         after = Event.objects.latest("id").pk
-        held: list[Poll] = []
-
-        def a_held_wait() -> bool:
-            poll = Poll(base, key, wait=5, after=after)
-            poll.start()
-            if Poll.refused(base, key, after) == 429:  # one wait per key: this one is held
-                held.append(poll)
-                return True
-            poll.join(10)  # the probe came first (and the poll got the 429): again
-            return False
-
-        assert wait_until(a_held_wait, timeout=30)
-        (poll,) = held
+        poll = Poll.held(base, key, after, wait=5)
         with postgres_outage():
             poll.join(30)  # the wait ends; its look at the outbox finds no database
         connection.close()  # the test's own connection died with the server
