@@ -2,14 +2,20 @@
 config_hub.asgi:application`` with uvicorn workers, or ``uvicorn config_hub.asgi:application``).
 
 Two doors in one process (docs/operations.md, "How the hub is served"):
-- the change stream (``/api/v1/stream``) is Django's ASGI handler: an async view,
-  each listener a coroutine, no thread held;
+- the change stream (``/api/v1/stream``) and the long poll's waits
+  (``/api/v1/events/?wait=``) are Django's ASGI handler with their own URLconf
+  (config_hub.async_urls): async views, each listener a coroutine, no thread held;
+  what they send goes through a bounded buffer per connection (:class:`BoundedSend`);
 - every other route is the WSGI application run on a pool of ``GUNICORN_THREADS``
   threads (a2wsgi), exactly as gunicorn's gthread workers ran it: the synchronous
   API keeps its persistent database connections per thread (Django's ASGI handler
   would open one per request) and its measured speed.
 """
+import asyncio
+import logging
 import os
+from collections import deque
+from urllib.parse import parse_qsl
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config_hub.settings.base")
 
@@ -39,7 +45,17 @@ class AsyncRoutesHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"only HTTP is served here, not {scope['type']}")
-        await self.handle(scope, receive, send)
+        bounded = BoundedSend(send, settings.EVENTS_STREAM_BUFFER, settings.EVENTS_STREAM_KEEPALIVE)
+        try:
+            await self.handle(scope, receive, bounded)
+        finally:
+            bounded.stop()
+
+    def create_request(self, scope, body_file):
+        request, error = super().create_request(scope, body_file)
+        if request is not None:
+            request.urlconf = "config_hub.async_urls"
+        return request, error
 
     def load_middleware(self, is_async=False):
         full = settings.MIDDLEWARE
@@ -50,11 +66,104 @@ class AsyncRoutesHandler(ASGIHandler):
             settings.MIDDLEWARE = full
 
 
+logger = logging.getLogger("events.stream")
+
+
+class BoundedSend:
+    """The ``send`` of one connection of the async door, through a buffer of at most
+    ``limit`` bytes (``EVENTS_STREAM_BUFFER``): a writer task forwards what the view
+    sends, so the view never waits on the network while there is room. When the
+    buffer is full the view waits for room, at most ``grace`` seconds
+    (``EVENTS_STREAM_KEEPALIVE``: a listener that has not taken a byte for that long
+    is not reading); then the connection is closed at once (the transport aborted,
+    so the view sees a disconnect and leaves the hub) and the listener resumes by
+    its Last-Event-ID. A slow listener thus holds up only its own coroutine, for a
+    bounded time, with bounded memory (``limit`` plus the transport's 64 KiB)."""
+
+    def __init__(self, send, limit: int, grace: float):
+        self.send = send
+        self.limit = limit
+        self.grace = grace
+        self.queue: deque = deque()
+        self.size = 0
+        self.ready = asyncio.Event()
+        self.room = asyncio.Event()
+        self.writer: asyncio.Task | None = None
+        self.closed = False
+
+    async def __call__(self, message) -> None:
+        if self.closed:
+            return
+        if message["type"] != "http.response.body":
+            await self.send(message)
+            return
+        size = len(message.get("body", b""))
+        if self.size and self.size + size > self.limit:
+            try:
+                await asyncio.wait_for(self._room_for(size), self.grace)
+            except TimeoutError:
+                self._close()
+                return
+        self.queue.append(message)
+        self.size += size
+        if self.writer is None:
+            self.writer = asyncio.get_running_loop().create_task(self._write())
+        self.ready.set()
+        if not message.get("more_body", False):
+            await asyncio.shield(self.writer)  # the end of the answer: written before the view returns
+
+    async def _room_for(self, size: int) -> None:
+        while self.size and self.size + size > self.limit:
+            self.room.clear()
+            await self.room.wait()
+
+    async def _write(self) -> None:
+        while True:
+            while self.queue:
+                message = self.queue[0]
+                await self.send(message)
+                self.queue.popleft()
+                self.size -= len(message.get("body", b""))
+                self.room.set()
+                if not message.get("more_body", False):
+                    return
+            self.ready.clear()
+            await self.ready.wait()
+
+    def stop(self) -> None:
+        """The view returned (or was cancelled: the client left): the writer goes too."""
+        if self.writer is not None and not self.writer.done():
+            self.writer.cancel()
+
+    def _close(self) -> None:
+        self.closed = True
+        self.queue.clear()
+        if self.writer is not None:
+            self.writer.cancel()
+        # uvicorn's send is a method of the request's cycle, which holds the connection's
+        # transport: aborting it ends the connection now (close() would wait to flush
+        # to a client that does not read) and tells the view the client is gone.
+        transport = getattr(getattr(self.send, "__self__", None), "transport", None)
+        logger.info("stream: a listener took nothing for %.0f s with its buffer full (%d bytes); closing it",
+                    self.grace, self.limit)
+        if transport is not None:
+            transport.abort()
+
+
 django_asgi = AsyncRoutesHandler()
 django_wsgi = WSGIMiddleware(get_wsgi_application(), workers=int(os.environ.get("GUNICORN_THREADS", "16")))
 
 # The routes served by async views (an exact path: the stream takes no suffix).
-ASYNC_PATHS = frozenset({"/api/v1/stream"})
+ASYNC_PATHS = frozenset({"/api/v1/stream", "/ofrep/v1/stream"})
+LONG_POLL_PATH = "/api/v1/events/"
+
+
+def waits(query_string: bytes) -> bool:
+    """Whether a request of the long poll asks to wait (``wait`` other than empty or 0)."""
+    if b"wait" not in query_string:
+        return False
+    value = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)).get("wait", "")
+    return value.strip() not in ("", "0")
 
 
 async def application(scope, receive, send):
@@ -66,6 +175,7 @@ async def application(scope, receive, send):
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    if scope["type"] == "http" and scope["path"] in ASYNC_PATHS:
+    if scope["type"] == "http" and (scope["path"] in ASYNC_PATHS or (
+            scope["path"] == LONG_POLL_PATH and waits(scope["query_string"]))):
         return await django_asgi(scope, receive, send)
     return await django_wsgi(scope, receive, send)

@@ -15,8 +15,12 @@ rules), so nothing is lost and the order is the outbox's. Listeners at the same
 cursor with the same visibility share one query and one serialisation
 (:meth:`Hub.fetch`). The queries run on a few threads of the hub
 (``EVENTS_STREAM_DB_THREADS``), each keeping its database connection, never one
-per listener. A listener that does not read blocks only its own task: nothing is
-queued for it (the socket's buffer is the bound); it resumes by id.
+per listener. A listener that does not read holds up only its own coroutine:
+what it is sent waits in a buffer of ``EVENTS_STREAM_BUFFER`` bytes
+(``config_hub.asgi.BoundedSend``); left full for ``EVENTS_STREAM_KEEPALIVE``
+seconds, the connection is closed and the listener resumes by id.
+
+The long poll under ASGI (:func:`wait_for_events`) is a listener of the same hub.
 """
 from __future__ import annotations
 
@@ -59,14 +63,17 @@ class Plan:
     environment: str = ""
     service_name: str = ""
     key_prefix: str = ""
+    # True: events of no environment (a flag's definition, a segment) pass the environment filter too.
+    environment_wide: bool = False
 
     @property
     def visibility(self) -> tuple:
         return (self.tenant_id, self.all_tenants, self.tenant_filter)
 
     def matches(self, event: Event) -> bool:
+        environment = "" if self.environment_wide and not event.environment else self.environment
         return event_matches(event, resource_types=self.resource_types, key_prefix=self.key_prefix,
-                             environment=self.environment, service_name=self.service_name)
+                             environment=environment, service_name=self.service_name)
 
 
 def frame(event_id: int | None, event: str, data: dict) -> str:
@@ -82,12 +89,18 @@ def _events_after(visibility: tuple, cursor: int) -> list[tuple[Event, str]]:
     return [(e, frame(e.pk, f"{e.resource_type}.{e.action}", event_payload(e))) for e in events]
 
 
+def _events_only(visibility: tuple, cursor: int, limit: int) -> list[Event]:
+    tenant_id, all_tenants, tenant_filter = visibility
+    return list(selectors.events_after(tenant_id=tenant_id, all_tenants=all_tenants, after=cursor, limit=limit,
+                                       tenant_filter=tenant_filter))
+
+
 def _bounds() -> tuple[int | None, int | None]:
     row = Event.objects.aggregate(oldest=Min("id"), latest=Max("id"))
     return row["oldest"], row["latest"]
 
 
-def _latest() -> int | None:
+def latest_event_id() -> int | None:
     return Event.objects.order_by("-id").values_list("id", flat=True).first()
 
 
@@ -137,16 +150,24 @@ class Hub:
         """``fn(*args)`` on one of the hub's threads (each keeps its database connection)."""
         return self.loop.run_in_executor(self.executor, functools.partial(_on_hub_thread, fn, *args))
 
-    async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, str]]:
-        """The events after ``cursor`` that ``plan``'s caller may see, with their frames;
-        concurrent listeners asking the same share one query."""
-        key = (plan.visibility, cursor)
+    async def fetch_events(self, visibility: tuple, cursor: int, limit: int) -> list[Event]:
+        """The long poll's read: the events after ``cursor`` (at most ``limit``); waiters
+        at the same cursor with the same visibility share one query."""
+        return await self.shared(("events", visibility, cursor, limit), _events_only, visibility, cursor, limit)
+
+    async def shared(self, key: tuple, fn, *args):
+        """``fn(*args)`` on a hub thread; concurrent callers with the same ``key`` share one call."""
         future = self._inflight.get(key)
         if future is None:
-            future = asyncio.ensure_future(self.run_sync(_events_after, plan.visibility, cursor))
+            future = asyncio.ensure_future(self.run_sync(fn, *args))
             self._inflight[key] = future
             future.add_done_callback(lambda _f: self._inflight.pop(key, None))
         return await asyncio.shield(future)
+
+    async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, str]]:
+        """The events after ``cursor`` that ``plan``'s caller may see, with their frames;
+        concurrent listeners asking the same share one query."""
+        return await self.shared((plan.visibility, cursor), _events_after, plan.visibility, cursor)
 
     # --- the one source of wake-ups -----------------------------------------------------
 
@@ -193,7 +214,7 @@ class Hub:
             if not self.listeners:
                 continue
             try:
-                latest = await self.run_sync(_latest)
+                latest = await self.run_sync(latest_event_id)
             except Exception:  # noqa: BLE001 - database away: listeners keep their cursor
                 logger.info("stream: outbox poll failed", exc_info=True)
                 continue
@@ -230,6 +251,14 @@ class StreamBody:
     def __aiter__(self):
         return self._frames()
 
+    async def render(self, matched: list[tuple[Event, str]]) -> str:
+        """What the listener is sent for the events of a batch it may see (each its frame)."""
+        return "".join(text for _event, text in matched)
+
+    async def reset(self, cursor: int) -> str:
+        """What the listener is sent when its cursor can no longer be replayed."""
+        return reset_frame(cursor)
+
     async def _frames(self):
         hub, plan, wake = self.hub, self.plan, self.wake
         keepalive = settings.EVENTS_STREAM_KEEPALIVE
@@ -245,18 +274,16 @@ class StreamBody:
                 yield ": connected\n\n"
                 if reset_needed(cursor, oldest, latest):
                     cursor = latest or 0
-                    yield reset_frame(cursor)
+                    yield await self.reset(cursor)
             last_sent = time.monotonic()
             while True:
                 wake.clear()
                 batch = await hub.fetch(plan, cursor)
-                out = []
-                for event, text in batch:
-                    cursor = event.pk
-                    if plan.matches(event):
-                        out.append(text)
-                if out:
-                    yield "".join(out)
+                matched = [(event, text) for event, text in batch if plan.matches(event)]
+                if batch:
+                    cursor = batch[-1][0].pk
+                if matched:
+                    yield await self.render(matched)
                     last_sent = time.monotonic()
                 if len(batch) >= BATCH:
                     continue
@@ -270,6 +297,46 @@ class StreamBody:
                     last_sent = time.monotonic()
         finally:
             hub.leave(wake)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One long poll that found nothing yet (``GET /api/v1/events/?wait=`` under ASGI)."""
+
+    visibility: tuple
+    after: int
+    seconds: int
+    limit: int
+    caller: str
+
+
+async def wait_for_events(wait: Wait) -> list[Event]:
+    """The long poll as a listener of the hub: a coroutine awaiting the process's
+    wake-up, no thread held. Admitted before its first look at the outbox, so an
+    event committed after that look wakes it. Beyond the caller's limit:
+    ``watch.TooManyWaits`` (429); beyond the process's listener cap:
+    ``watch.WaitRefused`` (503)."""
+    hub_ = hub()
+    with watch.held_wait(wait.caller, thread_held=False):
+        try:
+            wake = hub_.admit()
+        except StreamRefused:
+            raise watch.WaitRefused("this server holds as many listeners as it allows "
+                                    "(EVENTS_STREAM_MAX_PER_PROCESS); try again shortly") from None
+        try:
+            deadline = time.monotonic() + wait.seconds
+            while True:
+                wake.clear()
+                events = await hub_.fetch_events(wait.visibility, wait.after, wait.limit)
+                left = deadline - time.monotonic()
+                if events or left <= 0:
+                    return events
+                try:
+                    await asyncio.wait_for(wake.wait(), left)
+                except TimeoutError:
+                    pass
+        finally:
+            hub_.leave(wake)
 
 
 def answer_once(plan: Plan) -> str:

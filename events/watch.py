@@ -1,9 +1,14 @@
 """The long-poll watch (``GET /api/v1/events/?wait=``): limits on held waits, and the wake-up.
 
-Each held wait occupies a server thread for up to ``EVENTS_MAX_WAIT`` seconds, so
-a process holds at most ``EVENTS_WAIT_MAX_PER_PROCESS`` of them (503 beyond) and
-one caller (API key, user, service) at most ``EVENTS_WAIT_MAX_PER_KEY`` (429
-beyond), both with ``Retry-After``: the other threads stay free for ordinary reads.
+Served under ASGI (the Procfile's ``web``, ``make run``) a held wait is a listener
+of the stream's hub (``events.stream.wait_for_events``): a coroutine, no thread;
+the process bounds them with the stream's listeners (``EVENTS_STREAM_MAX_PER_PROCESS``).
+Served by a WSGI server (runserver, gthread, the test client's live server) each
+held wait occupies a server thread for up to ``EVENTS_MAX_WAIT`` seconds, so such
+a process holds at most ``EVENTS_WAIT_MAX_PER_PROCESS`` of them (503 beyond): the
+other threads stay free for ordinary reads. Either way one caller (API key,
+user, service) holds at most ``EVENTS_WAIT_MAX_PER_KEY`` (429 beyond), both
+answers with ``Retry-After``. The rest of this module is the thread-holding wait.
 
 A waiter wakes as soon as an event commits:
 - with Redis, on the pub/sub message of :func:`watchers_wake` (an after-commit hook, ``events.apps``)
@@ -46,26 +51,31 @@ class TooManyWaits(WaitRefused):
 _lock = threading.Lock()
 _held: dict[str, int] = {}
 _state = {"total": 0}
+_threads_held = [0]  # of which held a thread
 
 
 @contextmanager
-def held_wait(caller: str) -> Iterator[None]:
-    """Count one held wait of ``caller`` for the body; refuse beyond the limits."""
+def held_wait(caller: str, *, thread_held: bool = True) -> Iterator[None]:
+    """Count one held wait of ``caller`` for the body; refuse beyond the limits.
+    ``thread_held=False``: a wait of the stream's hub (served under ASGI, no thread
+    held), bounded per process by the hub's listener cap instead (events.stream)."""
     with _lock:
         per_key = settings.EVENTS_WAIT_MAX_PER_KEY
         if _held.get(caller, 0) >= per_key:
             raise TooManyWaits(f"this caller already holds {per_key} waits (EVENTS_WAIT_MAX_PER_KEY); "
                                "use one watch, or poll without wait")
-        if _state["total"] >= settings.EVENTS_WAIT_MAX_PER_PROCESS:
+        if thread_held and _threads_held[0] >= settings.EVENTS_WAIT_MAX_PER_PROCESS:
             raise WaitRefused("this server holds as many waits as it allows (EVENTS_WAIT_MAX_PER_PROCESS); "
                               "try again shortly")
         _held[caller] = _held.get(caller, 0) + 1
         _state["total"] += 1
+        _threads_held[0] += thread_held
     try:
         yield
     finally:
         with _lock:
             _state["total"] -= 1
+            _threads_held[0] -= thread_held
             if _held[caller] <= 1:
                 del _held[caller]
             else:

@@ -187,7 +187,8 @@ def _context_digest(ctx: dict) -> bytes | None:
 
 
 def flags_evaluate_all_shaped(
-    *, tenant: Tenant, environment: str, context: dict, shape: Callable[[dict[str, Evaluation], str], Any]
+    *, tenant: Tenant, environment: str, context: dict, shape: Callable[[dict[str, Evaluation], str], Any],
+    count_usage: bool = True,
 ) -> Any:
     """``shape(flags_evaluate_all(...), environment)``, reused while nothing it depends on changed.
 
@@ -197,8 +198,9 @@ def flags_evaluate_all_shaped(
     segment write bumps the generation, so the next call evaluates afresh. An
     answer is kept only when the state says it is repeatable for this context
     (no random bucketing, no clock) and the generation is known (Redis up).
-    Every call, reused or not, counts one evaluation per flag. Callers must
-    not mutate what they get: it may be shared with later calls.
+    Every call, reused or not, counts one evaluation per flag (unless
+    ``count_usage=False``: the OFREP stream computing the answer's ETag). Callers
+    must not mutate what they get: it may be shared with later calls.
     """
     ctx = dict(context)
     ctx.setdefault("environment", environment)
@@ -216,8 +218,7 @@ def flags_evaluate_all_shaped(
         names, shaped = tuple(results), shape(results, environment)
         if key is not None and len(names) <= _ANSWER_MAX_FLAGS:
             _answers.set(key, (names, shaped))
-    if names:
-
+    if names and count_usage:
         usage_record(tenant_id=tenant.pk, environment=environment, names=names)
     return shaped
 

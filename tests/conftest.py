@@ -182,26 +182,30 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 
+def process_settings() -> dict[str, str]:
+    """The environment a process of the hub (worker, server) needs to run on the test
+    database, Redis and broker with the test's keys."""
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    return {
+        "DJANGO_SETTINGS_MODULE": "config_hub.settings.base",
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL or "",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "FERNET_KEYS": ",".join(settings.FERNET_KEYS),
+        "SECRET_KEY": settings.SECRET_KEY,
+    }
+
+
 class WorkerProcess:
     """A real ``celery worker`` subprocess on the test database and the test broker."""
 
     def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None):
-        from django.conf import settings
-        from django.db import connection
-
         self.log_path = log_path
-        db = connection.settings_dict
         env = os.environ.copy()
-        env.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "config_hub.settings.base",
-                "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-                "REDIS_URL": settings.REDIS_URL or "",
-                "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-                "FERNET_KEYS": ",".join(settings.FERNET_KEYS),
-                "SECRET_KEY": settings.SECRET_KEY,
-            }
-        )
+        env.update(process_settings())
         env.update(extra_env or {})
         self.env = env
         self.proc: subprocess.Popen | None = None

@@ -47,6 +47,15 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
                 "description": "A service token: HS256 with a secret of the instance's tenant (kid header optional; SERVICE_JWT_SECRET for the default tenant only), claim service_id"}
 
 
+class OfrepStreamTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "flags.api.views.ofrep_stream.StreamTokenAuthentication"
+    name = "OfrepStreamToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "query", "name": "token",
+                "description": "the token of an OFREP bulk answer's eventStreams[].url (GET /ofrep/v1/stream only)"}
+
+
 # Every answer an operation can give besides its own (views document those, with
 # docs.errors() for 409/412 and OFREP's own shapes): see ``_error_statuses``.
 _BODY_METHODS = {"POST", "PUT", "PATCH"}

@@ -394,6 +394,13 @@ EVENTS_STREAM_DB_THREADS = env_int("EVENTS_STREAM_DB_THREADS", 4)
 CHANGE_PROTECTED_ENVIRONMENTS = env_list("CHANGE_PROTECTED_ENVIRONMENTS")
 # How often the beat looks for scheduled change requests that are due (seconds).
 CHANGE_SCHEDULE_INTERVAL = env_float("CHANGE_SCHEDULE_INTERVAL", 15)
+# Bytes a listener's connection may have waiting to be sent; a listener that leaves
+# it full for EVENTS_STREAM_KEEPALIVE seconds is closed (it resumes by id): config_hub/asgi.py.
+EVENTS_STREAM_BUFFER = env_int("EVENTS_STREAM_BUFFER", 256 * 1024)
+# OFREP push (ADR-0008): the bulk answer names the hub's OFREP stream in eventStreams
+# (for API-key callers), with this inactivityDelaySec for the providers.
+OFREP_EVENT_STREAMS = env_bool("OFREP_EVENT_STREAMS", True)
+OFREP_STREAM_INACTIVITY_DELAY = env_int("OFREP_STREAM_INACTIVITY_DELAY", 120)
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
 BENCH_ROUTES = env_bool("BENCH_ROUTES", False)
 # Per-process caches of hot lookups, invalidated by Redis pub/sub (core/invalidation.py, core/cache.py).

@@ -4,9 +4,11 @@ The views use ``docs.X`` for these and for the shared helpers re-exported here.
 """
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 from core.api.docs import *  # noqa: F403  (the shared helpers: the views write docs.errors, docs.conditional, ...)
+from core.api.docs import error
 
 
 class EventDataSerializer(serializers.Serializer):
@@ -70,3 +72,35 @@ class DeliveryOutSerializer(serializers.Serializer):
     next_attempt_at = when()
     delivered_at = when()
     attempt_log = DeliveryAttemptSerializer(many=True)
+
+
+# --- the streams (server-sent events) -------------------------------------------------
+
+LAST_EVENT_ID = OpenApiParameter(
+    "Last-Event-ID", int, OpenApiParameter.HEADER, required=False,
+    description="Resume after this event id (what an EventSource sends when it reconnects); wins over ?after=")
+
+STREAM_EXAMPLE = (": connected\nid: 41\n\n"
+                  'id: 42\nevent: config.updated\ndata: {"data":{"action":"updated","key":"db.url",...},'
+                  '"id":42,"timestamp":"2026-01-01T00:00:00+00:00","type":"config.updated"}\n\n'
+                  ": keepalive\n\n")
+
+
+class ServerSentEventSerializer(serializers.Serializer):
+    """One event of a ``text/event-stream`` answer, as an SSE client parses it."""
+
+    id = serializers.CharField(required=False, help_text="the outbox event id (the client's Last-Event-ID)")
+    event = serializers.CharField(required=False, help_text="the event's type")
+    data = serializers.CharField(required=False, help_text="JSON on one line")
+
+
+def event_stream(description: str, example: str) -> dict:
+    """The ``text/event-stream`` answer of a stream route (the schema is one event's,
+    as OpenAPI 3.2's itemSchema), and its 503 past the listener cap."""
+    return {
+        (200, "text/event-stream"): OpenApiResponse(
+            ServerSentEventSerializer, description=description,
+            examples=[OpenApiExample("events", value=example, media_type="text/event-stream")]),
+        503: error(503, "stream_capacity: the process holds EVENTS_STREAM_MAX_PER_PROCESS listeners "
+                        "(Retry-After: 5); or the database is unavailable"),
+    }

@@ -9,9 +9,13 @@ missing scope its 403 JSON, an unknown parameter its 400. Then the listener cap
 """
 from __future__ import annotations
 
+import logging
+
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
+from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,8 +23,14 @@ from rest_framework.views import APIView
 from core.api.strict import int_param
 from core.api.tenancy import request_tenant
 from core.errors import ValidationFailed, error_body
+from core.middleware import dependency_down_response
 
-from .. import services, stream
+from .. import services, stream, watch
+from ..messages import event_payload
+from . import docs
+from .views import EventListView
+
+logger = logging.getLogger(__name__)
 
 
 class JsonAnswers(BaseContentNegotiation):
@@ -33,7 +43,7 @@ class JsonAnswers(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _cursor(request) -> int | None:
+def stream_cursor(request) -> int | None:
     """``Last-Event-ID`` (what an EventSource sends when it reconnects) wins over
     ``?after=``; neither: None (from the latest event on)."""
     raw = request.META.get("HTTP_LAST_EVENT_ID", "").strip()
@@ -54,9 +64,26 @@ class StreamGate(APIView):
     query_parameters = frozenset({"after", "types", "environment", "service", "key_prefix", "tenant"})
     content_negotiation_class = JsonAnswers
 
+    @extend_schema(
+        operation_id="api_v1_stream",
+        summary="The change stream (server-sent events)",
+        description="Every change the caller may see, as server-sent events: `id` = the outbox event id, "
+                    "`event` = its type, `data` = the webhook body. Replay with Last-Event-ID or ?after=; "
+                    "a `reset` event when the cursor is older than the outbox keeps. docs/events.md, Stream.",
+        parameters=[
+            OpenApiParameter("after", int, description="resume after this event id (no cursor: from now on)"),
+            OpenApiParameter("types", str, description="resource types, comma-separated (config,flag,...)"),
+            OpenApiParameter("environment", str, description="only this environment's events"),
+            OpenApiParameter("service", str, description="only this service's events"),
+            OpenApiParameter("key_prefix", str, description="only keys starting with this"),
+            OpenApiParameter("tenant", str, description="a platform caller: one tenant (or X-Tenant-ID)"),
+            docs.LAST_EVENT_ID,
+        ],
+        responses=docs.event_stream("text/event-stream, open until the client closes it", docs.STREAM_EXAMPLE),
+    )
     def get(self, request):
         principal = request.auth
-        after = _cursor(request)
+        after = stream_cursor(request)
         tenant_filter = None
         if principal.all_tenants and (request.query_params.get("tenant") or request.META.get("HTTP_X_TENANT_ID")):
             tenant_filter = request_tenant(request, request.query_params.get("tenant")).pk
@@ -75,21 +102,36 @@ class StreamGate(APIView):
         return Response(plan)
 
 
-_gate = StreamGate.as_view()
+def gate_check(gate_class: type[APIView]):
+    """The function that runs ``gate_class`` (a DRF view whose answer is the listener's
+    plan) on a request: its answer, rendered unless it is the plan."""
+    gate = gate_class.as_view()
+
+    def check(request):
+        response = gate(request)
+        if response.status_code != 200:
+            response.render()
+        return response
+
+    return check
 
 
-def _check(request):
-    response = _gate(request)
-    if response.status_code != 200:
-        response.render()
-    return response
-
-
-async def stream_view(request):
+async def serve_stream(request, check, body_class, answer_once):
+    """A stream route: ``check`` (on a hub thread) refuses or gives the plan, then the
+    listener cap (503 with Retry-After), then ``body_class(hub, plan)`` as the
+    ``text/event-stream`` answer. Under a WSGI server (``manage.py runserver``, the
+    test client) a response cannot stay open without holding a thread: the same
+    checks, then ``answer_once(plan)`` (what is there after the cursor) and the end,
+    with ``retry:`` so an EventSource comes back in a second: a poll. The Procfile's
+    server and ``make run`` serve the real stream."""
     if not isinstance(request, ASGIRequest):
-        return await _answer_once(request)
+        checked = await sync_to_async(check)(request)
+        if checked.status_code != 200:
+            return checked
+        text = await sync_to_async(answer_once)(checked.data)
+        return _event_stream_response(HttpResponse(text))
     hub = stream.hub()
-    checked = await hub.run_sync(_check, request)
+    checked = await hub.run_sync(check, request)
     if checked.status_code != 200:
         return checked
     if not hub.has_room():
@@ -97,23 +139,24 @@ async def stream_view(request):
         return JsonResponse(error_body(refused.code, "this server holds as many stream listeners as it allows "
                                                      "(EVENTS_STREAM_MAX_PER_PROCESS); try again shortly"),
                             status=refused.status, headers={"Retry-After": str(refused.retry_after)})
-    return _event_stream_response(StreamingHttpResponse(stream.StreamBody(hub, checked.data)))
+    return _event_stream_response(StreamingHttpResponse(body_class(hub, checked.data)))
 
 
-# The route's checks, for whoever inspects routes (the authorization matrix, docs).
-stream_view.view_class = StreamGate
+_check = gate_check(StreamGate)
 
 
-async def _answer_once(request):
-    """Under a WSGI server (``manage.py runserver``, the test client) a response cannot
-    stay open without holding a thread: the same checks, then what is there after the
-    cursor (at most one batch) and the end, with ``retry:`` so an EventSource comes
-    back in a second: a poll. The Procfile's server and ``make run`` serve the real stream."""
-    checked = await sync_to_async(_check)(request)
-    if checked.status_code != 200:
-        return checked
-    text = await sync_to_async(stream.answer_once)(checked.data)
-    return _event_stream_response(HttpResponse(text))
+async def stream_view(request):
+    return await serve_stream(request, _check, stream.StreamBody, stream.answer_once)
+
+
+def describe(view, gate_class: type[APIView]) -> None:
+    """Show a stream route's checks to whoever inspects routes: the authorization
+    matrix (``view_class``) and the OpenAPI schema (``cls``, as DRF's ``as_view``)."""
+    view.view_class = view.cls = gate_class
+    view.initkwargs = {}
+
+
+describe(stream_view, StreamGate)
 
 
 def _event_stream_response(response):
@@ -122,3 +165,42 @@ def _event_stream_response(response):
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     response["X-Content-Type-Options"] = "nosniff"  # (the async routes skip SecurityMiddleware: config_hub/asgi.py)
     return response
+
+
+# --- the long poll under ASGI -------------------------------------------------------
+
+_event_list = EventListView.as_view()
+
+
+def _check_wait(request):
+    request.hub_waits = True
+    response = _event_list(request)
+    if not isinstance(response.data, stream.Wait):
+        response.render()
+    return response
+
+
+async def long_poll_view(request):
+    """``GET /api/v1/events/?wait=`` served under ASGI (config_hub/asgi.py routes a
+    request with ``wait`` here): the same DRF view checks it and answers at once
+    when it can; a wait is then a listener of the hub (``stream.wait_for_events``),
+    holding no thread. Same JSON, same limits' answers (429 per caller, 503 per process)."""
+    hub = stream.hub()
+    checked = await hub.run_sync(_check_wait, request)
+    wait = getattr(checked, "data", None)
+    if not isinstance(wait, stream.Wait):
+        return checked
+    try:
+        events = await stream.wait_for_events(wait)
+    except watch.WaitRefused as exc:
+        return JsonResponse(error_body(exc.code, exc.message), status=exc.status,
+                            headers={"Retry-After": str(exc.retry_after)})
+    except DatabaseError:  # the database went away during the wait (the async door has no middleware for it)
+        logger.warning("long poll: database unavailable during a wait")
+        return dependency_down_response("the database")
+    cursor = events[-1].pk if events else wait.after
+    checked.data = {"events": [event_payload(e) for e in events], "cursor": cursor}  # the view's own renderer
+    return checked.render()
+
+
+long_poll_view.view_class = EventListView

@@ -16,7 +16,7 @@ from core.errors import NotFound, error_body
 from core.validators import service_url_field
 from events.api import docs
 
-from .. import selectors, services, watch
+from .. import selectors, services, stream, watch
 from ..messages import event_payload
 from ..models import RESOURCE_TYPES, WebhookDelivery, WebhookSubscription
 
@@ -39,6 +39,12 @@ class EventListView(APIView):
             tenant_filter = request_tenant(request, request.query_params.get("tenant")).pk
         elif not principal.all_tenants:
             request_tenant(request)
+
+        if wait > 0 and getattr(request, "hub_waits", False):
+            # Served under ASGI: the stream's hub holds the wait (events.api.stream.long_poll_view).
+            return Response(stream.Wait(visibility=(principal.tenant_id, principal.all_tenants, tenant_filter),
+                                        after=after, seconds=wait, limit=limit,
+                                        caller=f"{principal.kind}:{principal.ident}"))
 
         def events_now():
             return selectors.events_after(tenant_id=principal.tenant_id, all_tenants=principal.all_tenants,

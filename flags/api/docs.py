@@ -73,5 +73,15 @@ class OfrepEvaluationSerializer(serializers.Serializer):
     metadata = serializers.DictField()
 
 
+class OfrepEventStreamSerializer(serializers.Serializer):
+    """OpenFeature ADR-0008: where the provider hears that it should fetch again."""
+
+    type = serializers.ChoiceField(choices=["sse"])
+    url = serializers.URLField(help_text="GET /ofrep/v1/stream?token=...: the token is a credential, do not log it")
+    inactivityDelaySec = serializers.IntegerField(min_value=1)  # noqa: N815 - OFREP's name
+
+
 class OfrepBulkSerializer(serializers.Serializer):
     flags = OfrepEvaluationSerializer(many=True)
+    eventStreams = OfrepEventStreamSerializer(many=True, required=False,  # noqa: N815 - OFREP's name
+                                              help_text="for API-key callers (OFREP_EVENT_STREAMS)")

@@ -1,7 +1,7 @@
 """Flag routes: /api/v1/feature-flags/...; OFREP and the Unleash client API at the site root."""
 from django.urls import path
 
-from .views import evaluate, flags, ofrep, unleash
+from .views import evaluate, flags, ofrep, ofrep_stream, unleash
 
 urlpatterns = [
     path("feature-flags/", flags.FlagListCreateView.as_view(), name="flag-list"),
@@ -14,6 +14,7 @@ urlpatterns = [
 root_urlpatterns = [
     path("ofrep/v1/evaluate/flags", ofrep.OfrepBulkView.as_view(), name="ofrep-bulk"),
     path("ofrep/v1/evaluate/flags/<str:key>", ofrep.OfrepSingleView.as_view(), name="ofrep-single"),
+    path("ofrep/v1/stream", ofrep_stream.ofrep_stream_view, name="ofrep-stream"),
     path("unleash/<str:environment>/api/client/features", unleash.UnleashFeaturesView.as_view(), name="unleash-features"),
     path("unleash/<str:environment>/api/client/register", unleash.UnleashRegisterView.as_view(), name="unleash-register"),
     path("unleash/<str:environment>/api/client/metrics", unleash.UnleashMetricsView.as_view(), name="unleash-metrics"),

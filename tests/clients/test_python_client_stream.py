@@ -16,7 +16,8 @@ from confighub import ConfigClient  # from clients/python (tests/clients/conftes
 from tests import factories as make
 from tests.clients.proxy import Proxy
 from tests.conftest import ensure_builtin_rows
-from tests.events.test_stream import _server_env, _uvicorn
+from tests.hub_servers import server_env as _server_env
+from tests.hub_servers import uvicorn_hub as _uvicorn
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -23,6 +23,23 @@ class Poll(threading.Thread):
         self.response: requests.Response | None = None
         self.started = self.returned = 0.0
 
+    @staticmethod
+    def refused(base: str, key: str, after: int) -> int:
+        """The status of one more wait of ``key`` (429: the key's waits are all held)."""
+        return requests.get(f"{base}/api/v1/events/?after={after}&wait=1", headers={"Authorization": f"ApiKey {key}"},
+                            timeout=30).status_code
+
+    @classmethod
+    def held(cls, base: str, key: str, after: int, wait: int = 40) -> Poll:
+        """A poll of ``key`` that the server holds, known by a second wait of the same
+        key answering 429 (EVENTS_WAIT_MAX_PER_KEY=1); if the second came first, again."""
+        while True:
+            poll = cls(base, key, wait=wait, after=after)
+            poll.start()
+            if cls.refused(base, key, after) == 429:
+                return poll
+            poll.join(wait + 10)  # the probe was the one held (and this poll got the 429)
+
     def run(self) -> None:
         self.started = time.monotonic()
         self.response = requests.get(self.url, headers={"Authorization": f"ApiKey {self.key}"}, timeout=60)
@@ -154,3 +171,59 @@ def test_long_poll__with_redis__woken_by_pub_sub_well_under_a_second(live_server
 
     assert poll.response.json()["events"][0]["data"]["key"] == "watched"
     assert latency < 0.5, latency
+
+
+# --- under ASGI (the Procfile's server): a wait is a coroutine of the stream's hub --------
+
+ASGI_LISTENERS = 14
+
+
+@pytest.fixture(scope="module")
+def asgi_hub(django_db_setup, django_db_blocker, tmp_path_factory):
+    """uvicorn with a pool of 2 threads for the synchronous routes; the thread-held
+    cap (EVENTS_WAIT_MAX_PER_PROCESS=1) would refuse a second wait if waits held threads."""
+    from tests.hub_servers import server_env, uvicorn_hub
+
+    with django_db_blocker.unblock():
+        env = server_env(GUNICORN_THREADS="2", EVENTS_WAIT_MAX_PER_PROCESS="1", EVENTS_WAIT_MAX_PER_KEY="1",
+                         EVENTS_STREAM_MAX_PER_PROCESS=str(ASGI_LISTENERS))
+    with uvicorn_hub(tmp_path_factory.mktemp("long-poll") / "uvicorn.log", env) as base:
+        yield base
+
+
+def test_long_poll_under_asgi__more_waits_than_threads__reads_answer_while_they_wait_and_a_change_ends_them(
+        asgi_hub, make_key):
+    from tenants.services.configs import config_create
+    from tests import factories as make
+    from tests.hub_servers import thread_count
+
+    tenant = make.tenant(f"long-poll-{time.monotonic_ns()}")
+    keys = [make_key(tenant=tenant, scopes=["events:read", "configs:read"], name=f"svc-{i}")
+            for i in range(ASGI_LISTENERS)]
+    one_more = make_key(tenant=tenant, scopes=["events:read"], name="one-more")
+    make.config(tenant, "plain.read", 41)
+    after = _cursor()
+    warm = Poll(asgi_hub, keys[0], wait=1, after=after)
+    warm.run()  # the hub and its reading thread exist from here on
+    assert (warm.response.status_code, warm.response.json()) == (200, {"events": [], "cursor": after})
+    bad = requests.get(f"{asgi_hub}/api/v1/events/?wait=5", headers={"Authorization": "ApiKey nope"}, timeout=30)
+    assert bad.status_code == 401  # (and the threads an error answer starts, once)
+    threads = thread_count(asgi_hub)
+
+    # 14 waits held at once (each known by its key's next wait answering 429)...
+    polls = [Poll.held(asgi_hub, key, after) for key in keys]
+    full = requests.get(f"{asgi_hub}/api/v1/events/?after={after}&wait=40",
+                        headers={"Authorization": f"ApiKey {one_more}"}, timeout=30)
+    assert (full.status_code, full.headers["Retry-After"]) == (503, "5")  # ...the process is full,
+    assert full.json()["error"]["code"] == "wait_capacity"
+    assert thread_count(asgi_hub) == threads  # none of them holds a thread,
+    read = requests.get(f"{asgi_hub}/api/v1/configs/", headers={"Authorization": f"ApiKey {keys[0]}"}, timeout=30)
+    assert read.status_code == 200 and "plain.read" in read.text  # so a read answers meanwhile.
+    assert all(poll.response is None for poll in polls)
+
+    config_create(tenant=tenant, key="ends.the.waits", value=1, actor="t")
+    for poll in polls:
+        poll.join(30)
+    assert [p.response.status_code for p in polls] == [200] * ASGI_LISTENERS
+    assert {p.response.json()["events"][0]["data"]["key"] for p in polls} == {"ends.the.waits"}
+    assert {p.response.json()["cursor"] for p in polls} == {_cursor()}

@@ -10,77 +10,28 @@ import itertools
 import json
 import os
 import queue
-import sys
+import socket
 import threading
-from contextlib import contextmanager
-from pathlib import Path
+import time
 
 import httpx
 import pytest
 
 from tests import factories as make
 from tests.conftest import ensure_builtin_rows
-from tests.faults.conftest import free_port
+from tests.hub_servers import KEEPALIVE, MAX_LISTENERS, server_env, thread_count, uvicorn_hub
 from tests.ops.test_static_and_csp import production_gunicorn  # noqa: F401 - a fixture
-from tests.waiting import serving, wait_until
-
-REPO = Path(__file__).resolve().parents[2]
-MAX_LISTENERS = 3
-KEEPALIVE = 1.0
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _server_env(**extra: str) -> dict[str, str]:
-    from django.conf import settings
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PROMETHEUS_"))}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "config_hub.settings.base",
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL or "",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "FERNET_KEYS": ",".join(settings.FERNET_KEYS),
-        "SECRET_KEY": settings.SECRET_KEY,
-        "EVENTS_STREAM_MAX_PER_PROCESS": str(MAX_LISTENERS),
-        "EVENTS_STREAM_KEEPALIVE": str(KEEPALIVE),
-        "GUNICORN_THREADS": "4",
-        # One reading thread: a thread more after a connect would be a listener's.
-        "EVENTS_STREAM_DB_THREADS": "1",
-        # Tests flush the database between them: no per-process cache may outlive a test.
-        "LOCAL_INVALIDATION": "false",
-    })
-    env.update(extra)
-    return env
-
-
-_PIDS: dict[str, int] = {}
-
-
-def _threads(base: str) -> int:
-    status = Path(f"/proc/{_PIDS[base]}/status").read_text()
-    return int(status.split("Threads:")[1].split()[0])
-
-
-@contextmanager
-def _uvicorn(log_path: Path, env: dict[str, str]):
-    """``uvicorn config_hub.asgi:application`` of this checkout on a free port; yields its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with serving([sys.executable, "-m", "uvicorn", "config_hub.asgi:application", "--host", "127.0.0.1",
-                  "--port", str(port)], base=base, cwd=REPO, env=env, log_path=log_path) as proc:
-        _PIDS[base] = proc.pid
-        yield base
 
 
 @pytest.fixture(scope="module")
 def hub_server(django_db_setup, django_db_blocker, tmp_path_factory):
     """The hub on PostgreSQL and Redis (one pub/sub subscription wakes the listeners)."""
     with django_db_blocker.unblock():
-        env = _server_env()
-    with _uvicorn(tmp_path_factory.mktemp("stream") / "uvicorn.log", env) as base:
+        env = server_env()
+    with uvicorn_hub(tmp_path_factory.mktemp("stream") / "uvicorn.log", env) as base:
         yield base
 
 
@@ -90,8 +41,8 @@ def redisless_server(django_db_setup, django_db_blocker, tmp_path_factory):
     processes' events only every 30 s: a change made through it wakes its listeners
     by the in-process notification."""
     with django_db_blocker.unblock():
-        env = _server_env(REDIS_URL="", EVENTS_POLL_INTERVAL="30")
-    with _uvicorn(tmp_path_factory.mktemp("stream-local") / "uvicorn.log", env) as base:
+        env = server_env(REDIS_URL="", EVENTS_POLL_INTERVAL="30")
+    with uvicorn_hub(tmp_path_factory.mktemp("stream-local") / "uvicorn.log", env) as base:
         yield base
 
 
@@ -301,11 +252,11 @@ def test_stream__listeners_beyond_the_process_cap__503_with_retry_after_and_the_
     listeners = [Listener(hub_server, key) for _ in range(MAX_LISTENERS)]
     try:
         listeners[0].__enter__()
-        threads = _threads(hub_server)
+        threads = thread_count(hub_server)
         for listener in listeners[1:]:
             listener.__enter__()
         assert [listener.status for listener in listeners] == [200] * MAX_LISTENERS
-        assert _threads(hub_server) == threads  # a listener holds no thread
+        assert thread_count(hub_server) == threads  # a listener holds no thread
         refused = httpx.get(f"{hub_server}/api/v1/stream", headers=_auth(key), timeout=10)
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "5"
@@ -383,3 +334,99 @@ def test_stream__served_without_asgi__answers_once_with_the_events_after_the_cur
     assert text.count("event: ") == 1
     assert fresh.content.decode() == f"retry: 1000\n: connected\nid: {latest.pk}\n\n"
     assert denied.status_code == 403
+
+
+SMALL_BUFFER = 16 * 1024
+BIG_EVENTS = 60
+
+
+@pytest.fixture(scope="module")
+def small_buffer_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The hub with a 16 KiB buffer per listener (EVENTS_STREAM_BUFFER)."""
+    with django_db_blocker.unblock():
+        env = server_env(EVENTS_STREAM_BUFFER=str(SMALL_BUFFER))
+    log = tmp_path_factory.mktemp("stream-slow") / "uvicorn.log"
+    with uvicorn_hub(log, env) as base:
+        yield base, log
+
+
+def _stalled_listener(base: str, key: str, after: int) -> socket.socket:
+    """A stream connection that reads its headers and then nothing (a tiny receive buffer)."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.sendall(f"GET /api/v1/stream?after={after} HTTP/1.0\r\nHost: {host}\r\nAuthorization: ApiKey {key}\r\n"
+                 "Accept: text/event-stream\r\n\r\n".encode())
+    sock.settimeout(20)
+    head = b""
+    while b": connected" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return sock
+
+
+def _read_to_the_end(sock: socket.socket, seconds: float = 30) -> str:
+    """Everything the connection still holds, up to its end (fails if it does not end)."""
+    deadline = time.monotonic() + seconds
+    sock.settimeout(5)
+    data = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+            assert time.monotonic() < deadline, "the server kept the connection open"
+    except ConnectionResetError:
+        pass
+    return data.decode()
+
+
+def test_stream__a_listener_that_stops_reading__is_closed_the_others_get_everything_and_it_resumes_by_id(
+        small_buffer_server, tenant, make_key):
+    from django.db import transaction
+
+    from events.models import Event
+    from events.services import event_record
+
+    base, log = small_buffer_server
+    key = make_key(tenant=tenant, scopes=["events:read"])
+    before = Event.objects.latest("id").pk
+    stalled = _stalled_listener(base, key, before)
+    try:
+        with Listener(base, key, query=f"?after={before}") as reading:
+            for i in range(BIG_EVENTS):  # 7 MB: more than every buffer on the way (the kernel's: 4 MB at most)
+                with transaction.atomic():
+                    event_record(tenant=tenant, resource_type="config", action="updated", actor="t", key=f"big.{i}",
+                                 data={"blob": "x" * 120_000})
+            assert wait_until(lambda: len(reading.events) >= BIG_EVENTS, timeout=60)
+        # The server closes the one that does not read (and says so in its log) ...
+        assert wait_until(lambda: "closing it" in log.read_text(), timeout=30)
+        received = _read_to_the_end(stalled)  # ... so what it holds ends, no keepalive follows.
+    finally:
+        stalled.close()
+    expected = list(Event.objects.filter(pk__gt=before).order_by("id").values_list("id", flat=True))
+    assert _ids(reading) == expected
+
+    complete = [int(line[4:]) for block in received.split("\n\n")[:-1] for line in block.split("\n")
+                if line.startswith("id: ")]
+    assert complete == expected[:len(complete)] and len(complete) < len(expected)
+    with Listener(base, key, headers={"Last-Event-ID": str(complete[-1] if complete else before)}) as again:
+        assert wait_until(lambda: len(again.events) >= len(expected) - len(complete), timeout=30)
+    assert complete + _ids(again) == expected
+
+
+def test_openapi_schema__shows_the_streams_with_their_parameters_and_text_event_stream(client, admin_user):
+    client.force_login(admin_user)
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+
+    stream, ofrep, long_poll = (paths["/api/v1/stream"]["get"], paths["/ofrep/v1/stream"]["get"],
+                                paths["/api/v1/events/"]["get"])
+    assert {p["name"] for p in stream["parameters"]} == {"after", "types", "environment", "service", "key_prefix",
+                                                         "tenant", "Last-Event-ID"}
+    assert list(stream["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert {"400", "401", "403", "503"} <= set(stream["responses"])
+    assert list(ofrep["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert "Last-Event-ID" in {p["name"] for p in ofrep["parameters"]}
+    assert {"OfrepStreamToken": []} in ofrep["security"]
+    bulk = paths["/ofrep/v1/evaluate/flags"]["post"]
+    assert {"flagConfigEtag", "flagConfigLastModified"} <= {p["name"] for p in bulk["parameters"]}
+    assert {p["name"] for p in long_poll["parameters"]} >= {"after", "wait", "limit"}

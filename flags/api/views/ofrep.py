@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
-from drf_spectacular.utils import extend_schema
+import orjson
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -11,9 +15,11 @@ from core.api.conditional import etag_for, not_modified
 from core.api.strict import unknown_names
 from core.api.tenancy import request_tenant
 from core.errors import NotFound
+from core.fields import encrypt_json
 from flags import selectors
 from flags.api import docs
 from flags.engine import Evaluation
+from tenants.models import Tenant
 from tenants.selectors import environment_get
 
 from .evaluate import payload_value
@@ -76,6 +82,35 @@ def _ofrep_bulk_shape(results: dict[str, Evaluation], environment: str) -> tuple
     return body, etag_for(body)
 
 
+def bulk_etag(*, tenant: Tenant, environment: str, context: dict) -> str:
+    """The ETag the bulk answer has now for ``context`` (the OFREP stream's events)."""
+    _body, etag = selectors.flags_evaluate_all_shaped(tenant=tenant, environment=environment, context=context,
+                                                     shape=_ofrep_bulk_shape, count_usage=False)
+    return etag
+
+
+# A context larger than this is not put into a stream token (the URL stays short):
+# that stream's events then carry no etag.
+CONTEXT_MAX_BYTES = 2048
+STREAM_TOKEN_SALT = "ofrep-stream"
+
+
+def event_streams(request, *, tenant: Tenant, environment: str, context: dict) -> list[dict] | None:
+    """The bulk answer's ``eventStreams`` (OpenFeature ADR-0008) for this caller: the
+    hub's OFREP stream (views/ofrep_stream.py) with a token naming the caller's API
+    key, the tenant, the environment and the context, encrypted with the hub's
+    Fernet keys (a context holds a user's attributes: never readable in a URL or a
+    log). None for a caller that is not an API key, or with OFREP_EVENT_STREAMS off."""
+    principal = request.auth
+    if not settings.OFREP_EVENT_STREAMS or principal is None or principal.kind != "apikey":
+        return None
+    fits = len(orjson.dumps(context)) <= CONTEXT_MAX_BYTES
+    token = encrypt_json({"s": STREAM_TOKEN_SALT, "k": int(principal.ident), "t": tenant.pk, "e": environment,
+                          "c": context if fits else None})
+    url = request.build_absolute_uri(reverse("ofrep-stream")) + "?" + urlencode({"token": token})
+    return [{"type": "sse", "url": url, "inactivityDelaySec": settings.OFREP_STREAM_INACTIVITY_DELAY}]
+
+
 def _ofrep_request(request, key: str | None):
     """(context, environment, None), or (None, None, the INVALID_CONTEXT answer)."""
     try:
@@ -117,11 +152,19 @@ class OfrepSingleView(APIView):
 
 
 class OfrepBulkView(APIView):
-    """``POST /ofrep/v1/evaluate/flags``: every flag of the environment; ETag and 304."""
+    """``POST /ofrep/v1/evaluate/flags``: every flag of the environment; ETag and 304;
+    ``eventStreams`` names the OFREP stream (ADR-0008)."""
 
     required_scopes = {"POST": "flags:read"}
+    # What a provider adds when a stream's event made it fetch again (ADR-0008): taken and
+    # not needed (caches are dropped before a change's event is sent, so the answer is fresh).
+    query_parameters = frozenset({"flagConfigEtag", "flagConfigLastModified"})
 
     @extend_schema(
+        parameters=[OpenApiParameter("flagConfigEtag", str, description="ADR-0008: the etag of the stream's event "
+                                     "that made the provider fetch again (accepted; the answer is always fresh)"),
+                    OpenApiParameter("flagConfigLastModified", str, description="ADR-0008: the event's lastModified "
+                                     "(accepted, as flagConfigEtag)")],
         request=docs.OfrepRequestSerializer,
         responses={
             **docs.conditional(docs.OfrepBulkSerializer),
@@ -137,6 +180,7 @@ class OfrepBulkView(APIView):
         if not_modified(request, etag):
             response = Response(status=304)
         else:
-            response = Response(body)
+            streams = event_streams(request, tenant=tenant, environment=env, context=ctx)
+            response = Response(body if streams is None else {**body, "eventStreams": streams})
         response["ETag"] = etag
         return response
