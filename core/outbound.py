@@ -26,23 +26,34 @@ service on 169.254.169.254.
   no status, no error class, no duration, so the caller cannot learn what (if
   anything) listens there.
 
-Why this module is long: the policy and the only HTTP client of the hub that
-dials out (a small HTTP/1.1 client on asyncio, answers parsed by httptools)
-live together, so that no connection can be made around the policy.
+The HTTP itself is aiohttp's (a well-kept asyncio client: pooled keep-alive
+connections, a C parser (llhttp), TLS), where a small HTTP/1.1 client
+of our own was before. The policy is plugged into it where no connection can
+get around it: a resolver of ours (:class:`_CheckedResolver`) is the only way
+from a name to an address, and address literals, which aiohttp does not
+resolve, are checked before the request.
+
+Why this module is long: the policy and the only outbound HTTP client of the
+hub (aiohttp, wrapped so that its resolver is the policy) live together, so
+that no connection can be made around the policy.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ipaddress
 import socket
 import ssl
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-import httptools
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from django.conf import settings
+from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -175,9 +186,6 @@ BLOCKED = Outcome(blocked=True, error="blocked")
 # What is read of an answer's body, and thrown away: enough for the usual short
 # answer to end, so that its connection can carry the next request.
 _DRAIN_LIMIT = 64 * 1024
-# Characters a request target keeps as they are; anything else (spaces, control
-# characters, non-ASCII) is percent-encoded, so a URL can never split the request.
-_TARGET_SAFE = "/%:@!$&'()*+,;=-._~?"
 
 
 @lru_cache(maxsize=1)
@@ -192,79 +200,53 @@ def _tls_context() -> ssl.SSLContext:
         return ssl.create_default_context()
 
 
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection to a checked address: one exchange at a time, the
-    answer parsed by httptools (status and headers, then the body counted and
-    thrown away)."""
+class _CheckedResolver(AbstractResolver):
+    """aiohttp's resolver for one :class:`Sender`: a name is resolved once (whatever
+    the port, :func:`resolve_checked`: every address it resolves to checked) and the
+    first checked address is the only one handed to the connector; a refused name
+    raises :class:`Blocked` before any connection.
+    aiohttp keeps the URL's own host for ``Host`` and as the TLS SNI and certificate
+    name, so connecting to the checked address changes neither. (Address literals
+    never reach a resolver: :meth:`Sender.send` checks them.)"""
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.received = False  # any byte of the current answer
-        self._parser = None
-        self._headers: asyncio.Future | None = None
-        self._complete: asyncio.Future | None = None
-        self._body = 0
+        self._answers: dict[str, asyncio.Future] = {}
 
-    # asyncio.Protocol
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_UNSPEC) -> list[ResolveResult]:
+        if host not in self._answers:
+            self._answers[host] = asyncio.get_running_loop().run_in_executor(None, resolve_checked, host, port)
+        # Shielded: a deadline that ends one exchange's wait must not cancel the
+        # resolution other exchanges wait for.
+        address = await asyncio.shield(self._answers[host])
+        return [{"hostname": host, "host": address, "port": port,
+                 "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                 "proto": 0, "flags": socket.AI_NUMERICHOST}]
 
-    def data_received(self, data: bytes) -> None:
-        self.received = True
-        if self._parser is None:  # nothing asked: a server talking out of turn
-            self.close()
-            return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(exc)
-            self.close()
+    async def close(self) -> None:
+        pass
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._fail(exc or ConnectionResetError("connection closed"))
 
-    # httptools' callbacks
-    def on_headers_complete(self) -> None:
-        if self._headers is not None and not self._headers.done():
-            self._headers.set_result(self._parser.get_status_code())
+class _Connector(aiohttp.TCPConnector):
+    """Remembers which connections already carried an exchange, so that a kept
+    connection the receiver closed meanwhile can be told from a new one."""
 
-    def on_body(self, body: bytes) -> None:
-        self._body += len(body)
-        if self._body > _DRAIN_LIMIT and not self._complete.done():
-            self._complete.set_result(False)  # a long answer: the connection is not worth keeping
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._used: weakref.WeakSet = weakref.WeakSet()
 
-    def on_message_complete(self) -> None:
-        if self._complete is not None and not self._complete.done():
-            self._complete.set_result(self._parser.should_keep_alive())
+    async def connect(self, req, traces, timeout):
+        connection = await super().connect(req, traces, timeout)
+        protocol = connection.protocol
+        _reused.set(protocol in self._used)
+        self._used.add(protocol)
+        return connection
 
-    def _fail(self, exc: BaseException) -> None:
-        for future in (self._headers, self._complete):
-            if future is not None and not future.done():
-                future.set_exception(exc)
-                future.exception()  # seen: nobody may be waiting any more
 
-    async def exchange(self, request: bytes) -> int:
-        """Send one request; the status once the answer's headers are in."""
-        if self.closed:
-            raise ConnectionResetError("connection closed")
-        loop = asyncio.get_running_loop()
-        self._parser = httptools.HttpResponseParser(self)
-        self._headers, self._complete = loop.create_future(), loop.create_future()
-        self._body, self.received = 0, False
-        self.transport.write(request)
-        return await self._headers
-
-    async def drain(self) -> bool:
-        """Wait for the end of the answer (its body thrown away); whether the
-        connection can carry another request."""
-        return await self._complete is True and not self.closed
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-        self.closed = True
+# Whether the current exchange went over a kept connection (set by _Connector.connect,
+# which runs in the exchange's own task).
+_reused: contextvars.ContextVar[bool] = contextvars.ContextVar("outbound_reused", default=False)
+# What aiohttp would add by itself and the hand-written client never sent.
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
 class Sender:
@@ -273,21 +255,24 @@ class Sender:
         async with Sender(connect_timeout=2, total_timeout=4, concurrency=100) as sender:
             outcomes = await asyncio.gather(*(sender.send("POST", url, ...) for url in urls))
 
-    - A name is resolved once per sender (every address it resolves to is checked,
-      :func:`resolve_checked`) and every connection for it goes to that checked
-      address; the URL's own host goes in ``Host`` and as the TLS SNI and certificate
-      name. A second DNS answer (DNS rebinding) is never asked for.
-    - Connections are kept and reused per (scheme, host, port, checked address): a
-      TLS connection made for one name never carries another name's request.
-    - At most ``concurrency`` exchanges at once; each has one deadline,
+    One aiohttp ``ClientSession`` per sender, with:
+
+    - a resolver that applies the policy (:class:`_CheckedResolver`): a name is
+      resolved once per sender, every address it resolves to is checked, and
+      every connection for it goes to the checked address; the URL's own host goes
+      in ``Host`` and as the TLS SNI and certificate name. A second DNS answer (DNS
+      rebinding) is never asked for. Address literals are checked before the request;
+    - connections kept and reused by aiohttp's pool (per scheme, host, port: a TLS
+      connection made for one name never carries another name's request);
+    - at most ``concurrency`` exchanges at once; each has one deadline,
       ``total_timeout``, for everything (resolving, connecting, TLS, request, status
-      line and headers), so a receiver trickling bytes cannot hold a slot beyond it.
-    - No redirect is followed, no proxy from the environment is used, and the
-      answer's body is never kept (up to 64 KiB of it is read and thrown away, so
-      that the connection can carry the next request).
-    - HTTP/1.1 written by hand and parsed by httptools (a dependency of the web
-      server already): a tenth of the CPU of a general-purpose client per
-      exchange, which is what a fan-out to thousands of receivers costs.
+      line and headers, what is read of the body), counted from when it gets its
+      slot, so a receiver trickling bytes cannot hold a slot beyond it; connecting
+      (TCP and TLS) also has ``connect_timeout``;
+    - no redirect followed, no proxy from the environment, no cookie kept, no
+      credentials from the URL sent; the answer's body is never kept (up to 64 KiB
+      of it is read and thrown away, so that the connection can carry the next
+      request).
     """
 
     def __init__(self, *, connect_timeout: float, total_timeout: float, concurrency: int = 100):
@@ -295,100 +280,90 @@ class Sender:
         self.total_timeout = total_timeout
         self.concurrency = max(1, concurrency)
         self._slots: asyncio.Semaphore | None = None
-        self._resolved: dict[str, asyncio.Future] = {}
-        self._idle: dict[tuple[str, str, int, str], list[_Connection]] = {}
+        self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Sender:
         self._slots = asyncio.Semaphore(self.concurrency)
+        # The connector's limit matches the slots (so no exchange waits for the pool
+        # once it has a slot); no limit per host, as before.
+        connector = _Connector(resolver=_CheckedResolver(), use_dns_cache=False, ssl=_tls_context(),
+                               limit=self.concurrency, limit_per_host=0)
+        self._session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, auto_decompress=False,
+            skip_auto_headers=_NO_AUTO_HEADERS, timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout))
         return self
 
     async def __aexit__(self, *exc) -> None:
-        idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
-
-    async def _address(self, host: str, port: int) -> str:
-        """The checked address of ``host`` (resolved once per sender, whatever the port)."""
-        if host not in self._resolved:
-            loop = asyncio.get_running_loop()
-            self._resolved[host] = loop.run_in_executor(None, resolve_checked, host, port)
-        # Shielded: a deadline that ends one exchange's wait must not cancel the
-        # resolution other exchanges wait for.
-        return await asyncio.shield(self._resolved[host])
-
-    async def _connect(self, key: tuple[str, str, int, str], deadline: float) -> tuple[_Connection, bool]:
-        """An idle connection of ``key`` (and True), or a new one to the checked address."""
-        idle = self._idle.get(key)
-        while idle:
-            connection = idle.pop()
-            if not connection.closed:
-                return connection, True
-        scheme, host, port, address = key
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout_at(min(deadline, loop.time() + self.connect_timeout)):
-            if scheme == "https":
-                _transport, connection = await loop.create_connection(
-                    _Connection, host=address, port=port, ssl=_tls_context(), server_hostname=host)
-            else:
-                _transport, connection = await loop.create_connection(_Connection, host=address, port=port)
-        return connection, False
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def send(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                    body: bytes | None = None) -> Outcome:
         """One HTTP exchange under the outbound policy; the body of the answer is never kept."""
         try:
             parts = urlsplit(url)
-            scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
+            scheme, host = parts.scheme.lower(), parts.hostname
+            parts.port  # noqa: B018 - raises ValueError on a bad port
         except ValueError:
             return Outcome(error="invalid url")
         if scheme not in ("http", "https") or not host:
             return Outcome(error="invalid url")
-        port = port or (443 if scheme == "https" else 80)
+        if _is_address(host) and _literal_refused(host):
+            return BLOCKED
+        try:
+            target = URL(url).with_user(None)
+        except UnicodeError:
+            return Outcome(error="name not resolved")
+        except ValueError:
+            return Outcome(error="invalid url")
+        try:
+            request_headers = _request_headers(headers or {})
+        except UnicodeError:  # a header value beyond latin-1: nothing is sent
+            return Outcome(error="invalid request")
         async with self._slots:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.total_timeout
+            deadline = asyncio.get_running_loop().time() + self.total_timeout
             try:
                 async with asyncio.timeout_at(deadline):
-                    address = await self._address(host, port)
-                host_name = host.encode("idna").decode("ascii") if not _is_address(host) else host
+                    response = await self._request(method, target, request_headers, body or b"")
             except Blocked:
                 return BLOCKED
-            except TimeoutError:
-                return Outcome(error="timeout")
-            except (OSError, UnicodeError):
-                return Outcome(error="name not resolved")
-            try:
-                request = _request_bytes(method, parts, host_name, port, scheme, headers or {}, body or b"")
-            except UnicodeError:  # a header value beyond latin-1: nothing is sent
-                return Outcome(error="invalid request")
-            key = (scheme, host_name, port, address)
-            connection = None
-            try:
-                async with asyncio.timeout_at(deadline):
-                    for _ in range(2):  # once more on a fresh connection if a kept one was closed meanwhile
-                        connection, reused = await self._connect(key, deadline)
-                        try:
-                            status = await connection.exchange(request)
-                            break
-                        except ConnectionError:
-                            connection.close()
-                            if not reused or connection.received:
-                                raise
             except Exception as exc:  # noqa: BLE001 - every failure is one short reason, nothing more
-                if connection is not None:
-                    connection.close()
                 return Outcome(error=_reason(exc))
+            keep = False
             try:
                 async with asyncio.timeout_at(deadline):
-                    reusable = await connection.drain()
+                    keep = await _drain(response)
             except Exception:  # noqa: BLE001 - the status is the answer; the body is thrown away
-                reusable = False
-            if reusable:
-                self._idle.setdefault(key, []).append(connection)
-            else:
-                connection.close()
+                pass
+            finally:
+                if not keep:
+                    response.close()  # a long or broken answer: the connection is not worth keeping
+                response.release()  # back to the pool if the answer is complete (and may be kept), else closed
+        status = response.status
         return Outcome(status=status, error="" if 200 <= status < 300 else f"HTTP {status}")
+
+    async def _request(self, method: str, url: URL, headers: dict[str, str], body: bytes) -> aiohttp.ClientResponse:
+        """The answer, once its status line and headers are in."""
+        for attempt in range(2):  # once more on a new connection if a kept one was closed meanwhile
+            _reused.set(False)
+            try:
+                return await self._session.request(method, url, headers=headers, data=body, allow_redirects=False)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                if attempt or not _reused.get():
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _drain(response: aiohttp.ClientResponse) -> bool:
+    """Read the answer's body and throw it away, up to 64 KiB; whether it ended within that."""
+    read = 0
+    while read <= _DRAIN_LIMIT:
+        chunk = await response.content.readany()
+        if not chunk:
+            return True
+        read += len(chunk)
+    return False
 
 
 def _is_address(host: str) -> bool:
@@ -399,16 +374,21 @@ def _is_address(host: str) -> bool:
     return True
 
 
-def _request_bytes(method: str, parts, host: str, port: int, scheme: str, headers: dict[str, str], body: bytes) -> bytes:
-    """An HTTP/1.1 request: the URL's own host in ``Host``, the body with its length."""
-    target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_TARGET_SAFE)
-    authority = f"[{host}]" if ":" in host else host
-    if port != (443 if scheme == "https" else 80):
-        authority = f"{authority}:{port}"
-    lines = [f"{method} {target} HTTP/1.1", f"host: {authority}", f"content-length: {len(body)}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()
-              if name.lower() not in ("host", "content-length") and "\r" not in value and "\n" not in value]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+def _literal_refused(host: str) -> bool:
+    """An address literal as host: checked here, as aiohttp connects to it without resolving."""
+    policy = current_policy()
+    return not host_allowed_by_name(host, policy) and not address_allowed(host.split("%", 1)[0], policy)
+
+
+def _request_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The caller's headers, except ``Host`` and ``Content-Length`` (aiohttp writes them
+    from the URL and the body) and any value that could split the request; UnicodeError
+    for a name or value beyond latin-1."""
+    kept = {name: value for name, value in headers.items()
+            if name.lower() not in ("host", "content-length") and "\r" not in value and "\n" not in value}
+    for name, value in kept.items():
+        name.encode("latin-1"), value.encode("latin-1")
+    return kept
 
 
 def run(coro):
@@ -436,10 +416,12 @@ def send(method: str, url: str, *, headers: dict[str, str] | None = None, body: 
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+    if isinstance(exc, (ssl.SSLError, ssl.CertificateError, aiohttp.ClientSSLError)):
         return "tls error"
     if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, OSError):
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "name not resolved"
+    if isinstance(exc, (OSError, aiohttp.ClientConnectionError)):
         return "connection failed"
     return "bad response"
