@@ -86,7 +86,14 @@ def bench_env() -> dict[str, str]:
 
 
 def prepare(env: dict[str, str], work: Path) -> dict:
-    """A fresh database and Redis, migrated and seeded; the seed's handles (keys, tokens, names)."""
+    """A fresh database and Redis, migrated and seeded; the seed's handles (keys, tokens, names).
+    BENCH_REUSE_SEED=1: the database seeded by the previous run, as it is (quicker profiling)."""
+    kept = Path(tempfile.gettempdir()) / f"bench-seed-{DB_NAME}.json"
+    keys = ("SECRET_KEY", "FERNET_KEYS", "JWT_SIGNING_KEY", "SERVICE_JWT_SECRET")
+    if os.environ.get("BENCH_REUSE_SEED") and kept.exists():
+        saved = json.loads(kept.read_text())
+        env.update(saved["env"])  # the keys the seeded secrets and tokens were made with
+        return saved["seed"]
     print(f"preparing database {DB_NAME} ...", flush=True)
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True)
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True)
@@ -94,7 +101,9 @@ def prepare(env: dict[str, str], work: Path) -> dict:
     run([PY, "manage.py", "migrate", "--noinput"], env, stdout=subprocess.DEVNULL)
     seed_file = work / "seed.json"
     run([PY, "manage.py", "bench_seed", str(seed_file)], env)
-    return json.loads(seed_file.read_text())
+    seed = json.loads(seed_file.read_text())
+    kept.write_text(json.dumps({"seed": seed, "env": {k: env[k] for k in keys}}))
+    return seed
 
 
 def routes(seed: dict, base: str = "") -> list[tuple[str, str, str, dict, dict | None]]:

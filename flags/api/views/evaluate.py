@@ -10,10 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.conditional import conditional_response, etag_for
-from core.api.lean import json_response, lean_route
+from core.api.lean import json_response, lean_route, lean_tenant
 from core.api.parsers import loads
 from core.api.strict import StrictSerializer
-from core.api.tenancy import request_tenant, tenant_for_principal
+from core.api.tenancy import request_tenant
 from core.errors import NotFound, ValidationFailed
 from flags import selectors
 from flags.api import docs
@@ -142,7 +142,7 @@ def evaluate_route(request, principal, query):
     data = evaluate_body(loads(request.body))
     slug = _environment(request, data.get("environment"), principal)
     context = _context(data)
-    tenant = tenant_for_principal(principal)
+    tenant = lean_tenant(request, principal)
 
     def answer():
         # Evaluating records usage, so it runs after the throttle's count; a flag
