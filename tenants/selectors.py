@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.db.models import Q
 
 from core.api.conditional import etag_for
+from core.api.renderers import dumps
 from core.cache import LocalCache
 from core.errors import NotFound, ValidationFailed
 from core.fields import decrypt_json, encrypt_json
@@ -302,6 +303,7 @@ class Bundle:
     secrets: tuple[tuple[int, str], ...]
     etag_masked: str
     etag_revealed: str
+    masked_json: bytes  # the masked body as JSON (the lean route answers it as it is)
 
     @classmethod
     def shape(cls, items: list[dict[str, Any]]) -> Bundle:
@@ -316,7 +318,8 @@ class Bundle:
             rows.append(row)
         masked = etag_for(rows)
         revealed = etag_for({"rows": rows, "secrets": secret_versions}) if secrets else masked
-        return cls(rows=tuple(rows), secrets=tuple(secrets), etag_masked=masked, etag_revealed=revealed)
+        return cls(rows=tuple(rows), secrets=tuple(secrets), etag_masked=masked, etag_revealed=revealed,
+                   masked_json=dumps(rows))
 
     def etag(self, *, reveal: bool) -> str:
         return self.etag_revealed if reveal else self.etag_masked

@@ -159,8 +159,9 @@ def _plain_query(raw: str) -> dict[str, str] | None:
 
 
 def json_response(body, *, etag: str | None = None) -> HttpResponse:
-    """The answer a DRF view would render for ``body`` (JSON, ``Vary: Accept``)."""
-    response = HttpResponse(dumps(body), content_type="application/json")
+    """The answer a DRF view would render for ``body`` (JSON, ``Vary: Accept``);
+    ``body`` as bytes: JSON rendered already (with :func:`core.api.renderers.dumps`)."""
+    response = HttpResponse(body if isinstance(body, bytes) else dumps(body), content_type="application/json")
     _set_headers(response, etag)
     return response
 
