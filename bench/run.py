@@ -131,6 +131,16 @@ def routes(seed: dict, base: str = "") -> list[tuple[str, str, str, dict, dict |
     ]
 
 
+def selected_routes(seed: dict, base: str) -> list[tuple[str, str, str, dict, dict | None]]:
+    """:func:`routes`, or with BENCH_ONLY (e.g. ``"304,bundle"``) the bare view and
+    the routes whose names hold one of its parts."""
+    all_routes = routes(seed, base)
+    only = os.environ.get("BENCH_ONLY")
+    if only:
+        all_routes = all_routes[:1] + [r for r in all_routes[1:] if any(o in r[0] for o in only.split(","))]
+    return all_routes
+
+
 SERVERS = {  # BENCH_SERVER: the web server the throughput table drives (docs/performance.md compares them)
     "uvicorn": ["config_hub.asgi:application"],  # the Procfile's: uvicorn workers, the WSGI app on a thread pool
     "gthread": ["-k", "gthread", "config_hub.wsgi"],
@@ -155,7 +165,7 @@ def throughput_table(env: dict, seed: dict, work: Path) -> list[dict]:
     try:
         if "etag" not in seed:
             seed["etag"] = fetch_etag(base, seed)
-        all_routes = routes(seed, base)
+        all_routes = selected_routes(seed, base)
         scripts = {name: wrk_script(work, re.sub(r"\W+", "_", name), method, headers, body)
                    for name, method, _url, headers, body in all_routes}
         urls = {name: url for name, _m, url, _h, _b in all_routes}

@@ -153,7 +153,7 @@ def test_clear_all__every_app_cache__registered_and_emptied():
         "cfg:": True, "env:": True, "apikey:": True, "flags:gen:": True, "reg:disc:": True,
         "registry:instance-owner:": True, "reg:inst:": True, "registry:service-token-secrets:": True,
         "tenants.by-slug": False, "tenants.resolved": False, "tenants.api-key-used": False,
-        "flags.compiled": False, "flags.answers": False, "flags.unleash": False, "registry.verified-tokens": False,
+        "flags.compiled": False, "flags.answers": False, "flags.evaluate-answers": False, "flags.unleash": False, "registry.verified-tokens": False,
         "tenancy.slug-by-id": False, "throttle.leases": False,
     }
     for c in caches():
