@@ -8,6 +8,17 @@ busy without the memory of more processes; and the long-poll watch
 (``/api/v1/events/?wait=``) holds one thread per waiting caller, not a whole
 process. At most EVENTS_WAIT_MAX_PER_PROCESS (default half of these threads)
 are held by long polls, so ordinary reads always find a thread.
+
+Why these settings and not gthread or sync workers (docs/performance.md, "Server
+settings"): measured side by side at concurrency 16 (``BENCH_SERVER=uvicorn|gthread|sync
+BENCH_WORKERS=n BENCH_THREADS=n make bench``), the uvicorn worker serves the
+synchronous API as fast as gthread and is the only one that also serves the
+change stream's listeners as coroutines; sync workers hold a process per request
+(and per long poll). No setting met the p99 target (< 25 ms) on the 2-vCPU
+machine of those measurements, the bare view's own p99 included: its tail was the
+machine's (the load generator, PostgreSQL, Redis and other jobs on the same two
+cores), not the server's settings. Re-measure on the production host with
+``bench/run`` before changing them.
 """
 import multiprocessing
 import os

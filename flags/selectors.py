@@ -43,6 +43,9 @@ _generations = LocalCache("flags:gen:", push=True, max_items=10_000)
 # answer of 100 flags is some tens of KB, hence the bounds.
 _answers = LocalCache("flags.answers", ttl=60.0, max_items=2_000)
 _ANSWER_MAX_FLAGS = 1_000
+# The single-flag evaluate's answers by request (body, environment header, key's
+# environment), under the flag generation they were evaluated at.
+_evaluate_answers = LocalCache("flags.evaluate-answers", ttl=60.0, max_items=10_000)
 # The Unleash client API's documents with their ETags, under the flag generation
 # they were built at (see unleash_client_features).
 _unleash_documents = LocalCache("flags.unleash", ttl=60.0, max_items=1_000)
@@ -165,6 +168,41 @@ def flag_evaluate(*, tenant: Tenant, environment: str, name: str, context: dict)
 
         usage_record(tenant_id=tenant.pk, environment=environment, names=(name,))
     return result
+
+
+def flag_evaluate_shaped(*, tenant: Tenant, environment: str, name: str, context: dict,
+                         shape: Callable[[Evaluation], Any], request_key: Any = None) -> Any:
+    """``shape(flag_evaluate(...))``, or None for a flag that does not exist. With
+    ``request_key`` (what the request's context is made of, exactly), the shaped
+    answer is kept for :func:`flag_evaluation_reused` when it is repeatable (the
+    rules of :func:`flags_evaluate_all_shaped`)."""
+    ctx = dict(context)
+    ctx.setdefault("environment", environment)
+    state, token = _state_and_token(tenant_id=tenant.pk, environment=environment)
+    result = state.evaluate(name, ctx)
+    if result.reason == "FLAG_NOT_FOUND":
+        return None
+    shaped = shape(result)
+    if request_key is not None and token is not None and state.repeatable(ctx):
+        _evaluate_answers.set((tenant.pk, request_key), (environment, name, token, shaped))
+    usage_record(tenant_id=tenant.pk, environment=environment, names=(name,))
+    return shaped
+
+
+def flag_evaluation_reused(*, tenant: Tenant, request_key: Any) -> tuple[str, str, Any] | None:
+    """(environment, flag name, shaped answer) kept by :func:`flag_evaluate_shaped`
+    for the same request, while the tenant's flag generation is the one it was
+    evaluated at and its environment exists; else None. The caller counts the
+    evaluation (``usage_record``) when it answers."""
+    hit = _evaluate_answers.get((tenant.pk, request_key))
+    if hit is None:
+        return None
+    environment, name, token, shaped = hit
+    key = generation_key(tenant.pk)
+    if _generations.get_or_load(key, lambda: cache.get(key)) != token:
+        return None
+    environment_get(slug=environment)  # deleted since: NotFound
+    return environment, name, shaped
 
 
 def flags_evaluate_all(*, tenant: Tenant, environment: str, context: dict) -> dict[str, Evaluation]:

@@ -63,11 +63,39 @@ def usage_push() -> None:
         pass
 
 
+class _Pusher:
+    """One daemon thread per process that sends the counts to Redis when a push is
+    due: the request that finds it due does not wait for the round trip."""
+
+    def __init__(self) -> None:
+        self._due = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        global _last_push
+        with self._lock:
+            _last_push = time.monotonic()  # one wake-up per period, whoever finds it due
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="flag-usage-push", daemon=True)
+                self._thread.start()
+        self._due.set()
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            usage_push()
+
+
+_pusher = _Pusher()
+
+
 def usage_record(*, tenant_id: int, environment: str, names: tuple[str, ...]) -> None:
     """Count one evaluation of each flag in ``names``; never fails the request.
 
-    Counts gather in the process and go to Redis at most once a second, so an
-    evaluation costs no network round trip of its own.
+    Counts gather in the process and go to Redis at most once a second, from a
+    thread of their own, so an evaluation costs no network round trip.
     """
     usage_add(tenant_id=tenant_id, environment=environment, counts=dict.fromkeys(names, 1))
 
@@ -83,7 +111,7 @@ def usage_add(*, tenant_id: int, environment: str, counts: dict[str, int]) -> No
                 _pending[f"{tenant_id}|{environment}|{name}"] += n
             due = time.monotonic() - _last_push >= PUSH_EVERY
         if due:
-            usage_push()
+            _pusher.wake()
         return
     global _last_local_flush
     with _local_lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -96,7 +97,8 @@ def _api_key_data(ck: str, digest: str, allow_query: bool = True) -> dict | None
 
 
 def _principal_from(data: dict) -> Principal | None:
-    if data["expires_at"] is not None and data["expires_at"] <= timezone.now().timestamp():
+    expires_at = data["expires_at"]
+    if expires_at is not None and expires_at <= time.time():
         return None
     # last_used_at: at most one write a minute per key, and one Redis call a
     # minute per key and process.
@@ -104,11 +106,16 @@ def _principal_from(data: dict) -> Principal | None:
         _local_used.set(data["id"], True)
         if cache.add(f"apikey:used:{data['id']}", 1, 60):
             ApiKey.objects.filter(pk=data["id"]).update(last_used_at=timezone.now())
-    return Principal(
-        kind="apikey",
-        ident=str(data["id"]),
-        label=data["name"],
-        tenant_id=data["tenant_id"],
-        scopes=frozenset(data["scopes"]),
-        environment=data["environment"],
-    )
+    # The principal is immutable: built once per loaded entry, kept beside it in
+    # this process (the entry in Redis does not change).
+    principal = data.get("_principal")
+    if principal is None:
+        principal = data["_principal"] = Principal(
+            kind="apikey",
+            ident=str(data["id"]),
+            label=data["name"],
+            tenant_id=data["tenant_id"],
+            scopes=frozenset(data["scopes"]),
+            environment=data["environment"],
+        )
+    return principal

@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.db.models import Q
 
 from core.api.conditional import etag_for
+from core.api.renderers import dumps
 from core.cache import LocalCache
 from core.errors import NotFound, ValidationFailed
 from core.fields import decrypt_json, encrypt_json
@@ -38,20 +39,28 @@ _CACHE_HIT, _CACHE_MISS = CONFIG_CACHE.labels("hit"), CONFIG_CACHE.labels("miss"
 
 
 def tenant_get(*, slug: str) -> Tenant:
-    """An active tenant by slug (cached briefly: every request needs it)."""
+    """An active tenant by slug (cached briefly: every request needs it).
+
+    The instance is shared by this process's requests for a few seconds (building a
+    model instance costs more than the rest of a cached read): read it, never
+    change or save it; the services that change a tenant load their own."""
     ck = f"tenant:{slug}"
-    data = _local_tenants.get(ck)
-    if data is None:
+    tenant = _local_tenants.get(ck)
+    if tenant is None:
         data = cache.get(ck)
         if data is None:
-            tenant = Tenant.objects.filter(slug=slug).first()
-            data = (tenant.pk, tenant.name, tenant.is_active) if tenant else (None, "", False)
+            row = Tenant.objects.filter(slug=slug).first()
+            data = (row.pk, row.name, row.is_active) if row else (None, "", False)
             cache.set(ck, data, _TENANT_TTL)
-        _local_tenants.set(ck, data)
-    pk, name, active = data
-    if pk is None or not active:
+        pk, name, active = data
+        tenant = Tenant(pk=pk, slug=slug, name=name, is_active=active) if pk is not None and active else _NO_TENANT
+        _local_tenants.set(ck, tenant)
+    if tenant is _NO_TENANT:
         raise NotFound(f"tenant '{slug}' not found")
-    return Tenant(pk=pk, slug=slug, name=name, is_active=active)
+    return tenant
+
+
+_NO_TENANT = object()  # a slug with no active tenant, kept as briefly as one
 
 
 def tenant_cache_clear(*, slug: str) -> None:
@@ -63,10 +72,11 @@ def environment_get(*, slug: str) -> Environment:
     """An environment by slug. Every flag evaluation and config read names one, so
     its pk is kept in this process (dropped over pub/sub when the environment is
     created or deleted) in front of the shared cache: no round trip per request.
-    An unknown slug is never cached: creating it takes effect at once."""
+    An unknown slug is never cached: creating it takes effect at once. The instance
+    is shared by this process's requests (as :func:`tenant_get`'s): read it only."""
     ck = f"env:{slug}"
 
-    def load() -> int:
+    def load() -> Environment:
         pk = cache.get(ck)
         if pk is None:
             env = Environment.objects.filter(slug=slug).first()
@@ -74,10 +84,9 @@ def environment_get(*, slug: str) -> Environment:
                 raise NotFound(f"environment '{slug}' not found")
             pk = env.pk
             cache.set(ck, pk, 300)
-        return pk
+        return Environment(pk=pk, slug=slug, name=slug)
 
-    pk = _environments.get_or_load(ck, load)
-    return Environment(pk=pk, slug=slug, name=slug)
+    return _environments.get_or_load(ck, load)
 
 
 def environment_named(slug: str, *, field: str = "environment") -> Environment:
@@ -306,6 +315,7 @@ class Bundle:
     secrets: tuple[tuple[int, str], ...]
     etag_masked: str
     etag_revealed: str
+    masked_json: bytes  # the masked body as JSON (the lean route answers it as it is)
 
     @classmethod
     def shape(cls, items: list[dict[str, Any]]) -> Bundle:
@@ -320,7 +330,8 @@ class Bundle:
             rows.append(row)
         masked = etag_for(rows)
         revealed = etag_for({"rows": rows, "secrets": secret_versions}) if secrets else masked
-        return cls(rows=tuple(rows), secrets=tuple(secrets), etag_masked=masked, etag_revealed=revealed)
+        return cls(rows=tuple(rows), secrets=tuple(secrets), etag_masked=masked, etag_revealed=revealed,
+                   masked_json=dumps(rows))
 
     def etag(self, *, reveal: bool) -> str:
         return self.etag_revealed if reveal else self.etag_masked

@@ -20,11 +20,14 @@ only its handler::
 The route checks, in this order, and hands over at the first that fails: the
 method; the ``Content-Type`` of a body route; the query string (only ``query``'s
 names, ``?format=`` and anything else go to DRF); ``Accept`` (none, ``*/*`` or
-``application/json``, as ``JsonFirstNegotiation``'s shortcut); no
-``X-Tenant-ID``; an API key read by the DRF authentication's own
-:func:`~core.api.authentication.api_key_token`, already in the principal cache
-(an unknown, uncached, revoked or malformed key is the DRF view's: its refusal,
-its failure throttle, its one query), bound to a tenant and holding ``scope``.
+``application/json``, as ``JsonFirstNegotiation``'s shortcut); an API key read
+by the DRF authentication's own :func:`~core.api.authentication.api_key_token`,
+already in the principal cache (an unknown, uncached, revoked or malformed key is
+the DRF view's: its refusal, its failure throttle, its one query), holding
+``scope``. A key bound to a tenant and a platform key naming one with
+``X-Tenant-ID`` are both served: the handler takes the caller's tenant from
+:func:`lean_tenant`, which answers as the DRF views' ``request_tenant`` (a tenant
+the caller may not reach raises NotFound: the DRF view answers 404).
 Then the handler runs; it returns None (hand over) or a function of no arguments
 that answers. Between the two the throttle is counted (``admit``, the DRF
 throttle's own counter): a request handed over before that is counted once, by
@@ -54,6 +57,7 @@ from core.fields import SecretDecryptionError
 from .authentication import api_key_token
 from .negotiation import PLAIN_ACCEPT
 from .renderers import dumps
+from .tenancy import principal_tenant
 from .throttling import admit
 
 # What a handler may raise instead of returning None: the DRF view words the refusal.
@@ -108,12 +112,11 @@ def lean_route(drf_view, *, method: str, scope: str, query: Iterable[str] = (), 
                             raise _HandOver
                     else:
                         params = _NO_QUERY
-                    if meta.get("HTTP_ACCEPT") not in PLAIN_ACCEPT or "HTTP_X_TENANT_ID" in meta:
+                    if meta.get("HTTP_ACCEPT") not in PLAIN_ACCEPT:
                         raise _HandOver
                     token = api_key_token(request)  # AuthenticationFailed: malformed
                     principal = None if token is None else directory.api_key_principal(raw_key=token, allow_query=False)
-                    if (principal is None or principal is directory.UNCHECKED or principal.tenant_id is None
-                            or not principal.has_scope(scope)):
+                    if principal is None or principal is directory.UNCHECKED or not principal.has_scope(scope):
                         raise _HandOver
                     answer = handler(request, principal, params, **kwargs)
                     if answer is None or admit(principal) is not None:
@@ -133,6 +136,13 @@ def lean_route(drf_view, *, method: str, scope: str, query: Iterable[str] = (), 
     return decorate
 
 
+def lean_tenant(request, principal):
+    """The tenant of a lean request: ``X-Tenant-ID``'s, else the key's, else
+    ``default`` (``core.api.tenancy.request_tenant``'s rules); NotFound (the DRF
+    view answers) for a tenant the caller may not reach."""
+    return principal_tenant(principal, request.META.get("HTTP_X_TENANT_ID") or None)
+
+
 def _plain_query(raw: str) -> dict[str, str] | None:
     """A query string with nothing to decode (ASCII, no ``%``, ``+`` or ``;``) as a
     dict, the last value of a repeated name winning as in ``QueryDict.get``; None
@@ -149,17 +159,25 @@ def _plain_query(raw: str) -> dict[str, str] | None:
 
 
 def json_response(body, *, etag: str | None = None) -> HttpResponse:
-    """The answer a DRF view would render for ``body`` (JSON, ``Vary: Accept``)."""
-    response = HttpResponse(dumps(body), content_type="application/json")
-    response["Vary"] = "Accept"
-    if etag:
-        response["ETag"] = etag
+    """The answer a DRF view would render for ``body`` (JSON, ``Vary: Accept``);
+    ``body`` as bytes: JSON rendered already (with :func:`core.api.renderers.dumps`)."""
+    response = HttpResponse(body if isinstance(body, bytes) else dumps(body), content_type="application/json")
+    _set_headers(response, etag)
     return response
+
+
+def _set_headers(response: HttpResponse, etag: str | None) -> None:
+    # ``Vary`` and the ETag straight into the header store: ``response[...] = ``
+    # checks and encodes each value (a tenth of a lean read's own cost); these are
+    # ASCII constants and ETags the hub made (hex digits, ids, quotes).
+    store = response.headers._store
+    store["vary"] = ("Vary", "Accept")
+    if etag:
+        store["etag"] = ("ETag", etag)
 
 
 def not_modified_response(etag: str) -> HttpResponse:
     """The 304 a DRF view answers for a representation the caller holds."""
     response = HttpResponseNotModified()
-    response["Vary"] = "Accept"
-    response["ETag"] = etag
+    _set_headers(response, etag)
     return response

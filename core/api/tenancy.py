@@ -16,8 +16,13 @@ from .principal import Principal
 
 
 def request_tenant(request, path_slug: str | None = None):
-    principal: Principal = request.auth
-    slug = path_slug or request.META.get("HTTP_X_TENANT_ID") or None
+    return principal_tenant(request.auth, path_slug or request.META.get("HTTP_X_TENANT_ID") or None)
+
+
+def principal_tenant(principal: Principal | None, slug: str | None):
+    """The tenant a caller names (``slug``: the path's or ``X-Tenant-ID``; None: its
+    own, else ``default``), or NotFound for one it may not reach. The lean routes
+    (``core.api.lean.lean_tenant``) and :func:`request_tenant` both answer with it."""
     if slug is None and principal is not None and principal.tenant_id is not None:
         return tenant_for_principal(principal)
     tenant = directory.tenant_get(slug=slug or directory.default_tenant_slug())

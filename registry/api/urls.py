@@ -8,7 +8,7 @@ urlpatterns = [
     path("registry/health", views.HealthView.as_view(), name="registry-health"),
     path("registry/healthy", views.HealthyListView.as_view(), name="registry-healthy"),
     path("registry/instances/<int:instance_id>", views.InstanceDetailView.as_view(), name="registry-instance"),
-    path("registry/<str:service_name>", views.DiscoverView.as_view(), name="registry-discover"),
+    path("registry/<str:service_name>", views.discover_route, name="registry-discover"),
 ]
 
 root_urlpatterns = [

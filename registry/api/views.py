@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.conditional import conditional_response
+from core.api.lean import json_response, lean_route, lean_tenant
 from core.api.strict import ANY_QUERY, StrictSerializer, validated_body
 from core.api.tenancy import request_tenant
 from core.errors import NotFound
@@ -203,3 +204,18 @@ class HeartbeatView(APIView):
         if result is None:
             raise NotFound("instance not found")
         return Response({"service_id": data["service_id"], "status": "ok"})
+
+
+# --- the lean route of discovery (core.api.lean) -----------------------------------------
+
+_discover_view = DiscoverView.as_view()
+
+
+@lean_route(_discover_view, method="GET", scope="registry:read")
+def discover_route(request, principal, query, service_name: str):
+    """``GET /api/v1/registry/{name}`` without metadata filters (see ``core.api.lean``):
+    the same tenant and cached snapshot as DiscoverView, which answers anything
+    else (filters, a service not registered, none healthy)."""
+    tenant = lean_tenant(request, principal)
+    instance = selectors.instance_discover(tenant_id=tenant.pk, service_name=service_name, filters=None)
+    return lambda: json_response(instance)

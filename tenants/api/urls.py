@@ -5,7 +5,7 @@ from .views import bundles, configs, environments, schemas, tenant_configs, tena
 # Mounted at /api/v1/ (see config_hub/urls.py).
 urlpatterns = [
     path("config/", configs.ConfigCreateView.as_view(), name="config-create"),
-    path("config/service/<str:service_name>", bundles.ServiceBundleView.as_view(), name="config-bundle"),
+    path("config/service/<str:service_name>", bundles.bundle_route, name="config-bundle"),
     path("config/<str:key>", configs.config_key_route, name="config-key"),
     path("configs/", configs.ConfigListView.as_view(), name="config-list"),
     path("configs/<int:config_id>", configs.ConfigEntryDetailView.as_view(), name="config-detail"),

@@ -86,3 +86,23 @@ def test_lean_evaluate__usage_counted_once_per_evaluation(flags, tenant, make_ke
     usage_flush()
 
     assert FlagEnvironment.objects.get(flag__tenant=tenant, flag__name="beta").evaluation_count == before + 3
+
+
+def test_lean_evaluate__repeated_request__reused_answer_and_a_flag_change_seen_by_the_next(
+        flags, tenant, make_key, client_for, django_capture_on_commit_callbacks):
+    from flags.models import Flag
+    from flags.services.flags import flag_update
+    from tenants.models import Environment
+
+    client = client_for(make_key(tenant=tenant, scopes=["flags:read"]))
+    body = {"flag_name": "off", "environment": "production", "user_id": "user-7"}
+    first = [client.post("/api/v1/feature-flags/evaluate", body, format="json").json() for _ in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        flag_update(flag=Flag.objects.get(tenant=tenant, name="off"), environment=Environment.objects.get(slug="production"),
+                    is_enabled=True, actor="test")
+
+    after = client.post("/api/v1/feature-flags/evaluate", body, format="json").json()
+
+    assert [a["enabled"] for a in first] == [False, False, False]
+    assert first[0] == first[2]
+    assert after["enabled"] is True

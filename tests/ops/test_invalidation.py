@@ -143,7 +143,7 @@ def test_local_cache__none__never_kept():
 
 
 def test_clear_all__every_app_cache__registered_and_emptied():
-    for owner in ("core.api.tenancy", "flags.selectors", "registry.api.authentication", "registry.selectors",
+    for owner in ("core.api.tenancy", "core.api.throttling", "flags.selectors", "registry.api.authentication", "registry.selectors",
                   "registry.tokens", "tenants.cache", "tenants.selectors", "releases.selectors"):
         importlib.import_module(owner)  # every module that owns a cache
 
@@ -153,8 +153,8 @@ def test_clear_all__every_app_cache__registered_and_emptied():
         "cfg:": True, "env:": True, "apikey:": True, "flags:gen:": True, "reg:disc:": True,
         "registry:instance-owner:": True, "reg:inst:": True, "registry:service-token-secrets:": True,
         "tenants.by-slug": False, "tenants.resolved": False, "tenants.api-key-used": False,
-        "flags.compiled": False, "flags.answers": False, "flags.unleash": False, "registry.verified-tokens": False,
-        "tenancy.slug-by-id": False, "releases:pins": True, "releases.pinned-views": False,
+        "flags.compiled": False, "flags.answers": False, "flags.evaluate-answers": False, "flags.unleash": False, "registry.verified-tokens": False,
+        "tenancy.slug-by-id": False, "throttle.leases": False, "releases:pins": True, "releases.pinned-views": False,
     }
     for c in caches():
         if c.push:

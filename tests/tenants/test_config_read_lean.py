@@ -51,13 +51,23 @@ def _answer(view, request, key):
     ("/api/v1/config/db.url", {"scopes": ["flags:read"]}),
     ("/api/v1/config/db.url", {"bearer": True}),
     ("/api/v1/config/db.url", {"bad_key": True}),
+    # A platform key (bound to no tenant) names the tenant with X-Tenant-ID.
+    ("/api/v1/config/db.url", {"platform": True, "HTTP_X_TENANT_ID": "acme"}),
+    ("/api/v1/config/db.url?environment=production&service_name=svc", {"platform": True, "HTTP_X_TENANT_ID": "acme"}),
+    ("/api/v1/config/db.url", {"platform": True, "HTTP_X_TENANT_ID": "globex"}),
+    ("/api/v1/config/db.url", {"platform": True, "HTTP_X_TENANT_ID": "nobody"}),
+    ("/api/v1/config/db.url", {"platform": True, "HTTP_X_TENANT_ID": ""}),
+    ("/api/v1/config/db.url", {"platform": True}),
+    ("/api/v1/config/db.password", {"platform": True, "HTTP_X_TENANT_ID": "acme"}),
+    ("/api/v1/config/db.password", {"platform": True, "reveal": True, "HTTP_X_TENANT_ID": "acme"}),
+    ("/api/v1/config/db.url", {"HTTP_X_TENANT_ID": "acme"}),
 ])
 def test_lean_route__same_answer_as_the_drf_view(data, tenant, make_key, path, headers):
     from tenants.api.views import configs as views
 
     headers = dict(headers)
     scopes = headers.pop("scopes", ["configs:read"] + (["secrets:read"] if headers.pop("reveal", False) else []))
-    raw = make_key(tenant=tenant, scopes=scopes)
+    raw = make_key(tenant=None if headers.pop("platform", False) else tenant, scopes=scopes)
     if headers.pop("bad_key", False):
         raw = raw[:-4] + "xxxx"
     directory.api_key_principal(raw_key=raw)  # cached, as after the key's first request: the lean path may answer
@@ -69,7 +79,24 @@ def test_lean_route__same_answer_as_the_drf_view(data, tenant, make_key, path, h
     drf = _answer(views._config_key_view, factory.get(path, HTTP_AUTHORIZATION=f"{scheme} {raw}", **headers), key)
 
     assert lean == drf
-    assert "THEIRS" not in json.dumps(lean[1])
+    if headers.get("HTTP_X_TENANT_ID") != "globex":
+        assert "THEIRS" not in json.dumps(lean[1])
+
+
+@pytest.mark.parametrize("bound,tenant_header", [(True, None), (True, "acme"), (False, "acme")])
+def test_lean_route__platform_key_with_x_tenant_id__served_without_the_drf_view(
+        data, tenant, make_key, monkeypatch, bound, tenant_header):
+    from tenants.api.views import configs as views
+
+    raw = make_key(tenant=tenant if bound else None, scopes=["configs:read"])
+    directory.api_key_principal(raw_key=raw)
+    monkeypatch.setattr(views.ConfigKeyView, "get", lambda *a, **k: pytest.fail("handed to the DRF view"))
+    extra = {"HTTP_X_TENANT_ID": tenant_header} if tenant_header else {}
+
+    response = views.config_key_route(RequestFactory().get("/api/v1/config/db.url", HTTP_AUTHORIZATION=f"ApiKey {raw}",
+                                                           **extra), key="db.url")
+
+    assert (response.status_code, json.loads(response.content)["value"]) == (200, "tenant")
 
 
 def test_lean_route__304_and_etag_match_the_drf_view(data, tenant, make_key):

@@ -72,11 +72,14 @@ class Command(BaseCommand):
         # The stream benchmark's key (bench/listeners): its listeners and its writes.
         _, stream_key = api_key_create(name="bench-stream", tenant=t0, scopes=["configs:read", "configs:write", "events:read"],
                                        actor="system:bench")
+        # A platform key (bound to no tenant): the fleet's shared readers name the tenant with X-Tenant-ID.
+        _, platform_key = api_key_create(name="bench-platform", tenant=None, scopes=["configs:read", "flags:read"],
+                                         environment=prod, actor="system:bench")
         instance = Instance.objects.filter(service__tenant=t0, service__name="svc-1").order_by("id").first()
 
         _, service_secret = service_token_secret_create(tenant=t0, name="bench", actor="system:bench")
         token = jwt.encode({"service_id": instance.pk}, service_secret, algorithm="HS256")
         with open(out, "w") as handle:
-            json.dump({"tenant": t0.slug, "api_key": key, "stream_key": stream_key, "service_token": token, "instance_id": instance.pk,
+            json.dump({"tenant": t0.slug, "api_key": key, "stream_key": stream_key, "platform_key": platform_key, "service_token": token, "instance_id": instance.pk,
                        "config_key": "app.key3", "tenant_key": "app.key51", "bundle_service": "svc-1"}, handle)
         self.stdout.write(f"seeded {len(tenant_rows)} tenants, {len(entries)} config entries, {len(flags)} flags, 1000 instances")

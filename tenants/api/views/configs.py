@@ -10,10 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.conditional import conditional_response, expected_version, not_modified, version_etag
-from core.api.lean import json_response, lean_route, not_modified_response
+from core.api.lean import json_response, lean_route, lean_tenant, not_modified_response
 from core.api.pagination import Pagination
 from core.api.strict import bool_param, refuse_unknown, validated_body
-from core.api.tenancy import request_tenant, tenant_for_principal
+from core.api.tenancy import request_tenant
 from core.errors import NotFound, ValidationFailed
 from core.metrics import CONFIG_FETCH_SECONDS
 from tenants import pins, selectors
@@ -273,7 +273,7 @@ def config_key_route(request, principal, query, key: str):
     ConfigKeyView's."""
     environment = query.get("environment") or None
     service_name = query.get("service_name") or ""
-    tenant = tenant_for_principal(principal)
+    tenant = lean_tenant(request, principal)
     data = selectors.config_resolve_cached(tenant=tenant, key=key, environment=environment, service_name=service_name)
     if not data["found"]:
         return None
