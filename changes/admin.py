@@ -29,7 +29,7 @@ from tenants.models import ConfigEntry, ConfigSchema
 
 from . import selectors
 from .approvers import may_approve
-from .changeset import CONFIG_SET, FLAG_SET, secrets_made_plain, text
+from .changeset import CONFIG_SET, FLAG_SET, SCHEMA_DELETE, SCHEMA_SET, SCHEMA_TYPES, secrets_made_plain, text
 from .models import ChangeRequest, EnvironmentPolicy
 from .policies import policy_set
 from .services import change_requests as svc
@@ -175,7 +175,32 @@ class ProtectedSegmentAdmin(RefusedWriteMixin, SegmentAdmin):
 
 
 class ProtectedConfigSchemaAdmin(RefusedWriteMixin, ConfigSchemaAdmin):
-    pass
+    """A schema write the gate refuses (its default value changes while an
+    environment is protected) is an error on the page linking to a pre-filled
+    change request (``schema.set``; the operator picks its tenant and environment)."""
+
+    def save_model(self, request, obj, form, change):
+        try:
+            super().save_model(request, obj, form, change)
+        except ChangeRequestRequired as exc:
+            data = form.cleaned_data
+            proposed = {"type": SCHEMA_SET, "key": obj.key, "schema": data.get("schema"),
+                        "metadata": data.get("metadata") or {}, "required": bool(data.get("required")),
+                        "default_value": data.get("default_value")}
+            self._offer(request, exc, proposed)
+            raise
+
+    def delete_model(self, request, obj):
+        try:
+            super().delete_model(request, obj)
+        except ChangeRequestRequired as exc:
+            self._offer(request, exc, {"type": SCHEMA_DELETE, "key": obj.key})
+            raise
+
+    def _offer(self, request, exc: ChangeRequestRequired, proposed: dict) -> None:
+        url = _cr_add_url(title=f"Schema of {proposed['key']}", changes=json.dumps([proposed]))
+        self.message_user(request, format_html('{} <a href="{}" class="change-request-link">Open this as a change '
+                                               "request</a>.", exc.message, url), messages.ERROR)
 
 
 for model, model_admin in ((ConfigEntry, ProtectedConfigEntryAdmin), (Flag, ProtectedFlagAdmin),
@@ -221,7 +246,9 @@ class ChangeRequestForm(forms.ModelForm):
     changes = PrettyJSONField(widget=forms.Textarea(attrs={"rows": 12, "cols": 90, "class": "json-editor"}),
                               help_text='A list of changes: {"type": "config.set", "key", "service_name", "value", '
                                         '"is_secret"}, {"type": "config.delete", "key", "service_name"}, '
-                                        '{"type": "flag.set", "name", "is_enabled", "rollout_percentage", "strategies", ...}. '
+                                        '{"type": "flag.set", "name", "is_enabled", "rollout_percentage", "strategies", ...}, '
+                                        '{"type": "schema.set", "key", "schema", "metadata", "required", "default_value"}, '
+                                        '{"type": "schema.delete", "key"} (schemas: for who may change schemas). '
                                         f"A secret's value shows as {MASK}: leave it so to keep it.")
     draft = forms.BooleanField(required=False, help_text="Keep it a draft (not yet for review).")
 
@@ -304,6 +331,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         if keys and not request.user.has_perm("tenants.reveal_secret"):
             raise Forbidden(f"making secrets plain ({', '.join(keys)}) needs the permission to reveal secrets",
                             code="secrets_read_required")
+        _may_change_schemas(request, data.get("changes"))
         if not change:
             created = svc.change_request_create(
                 tenant=data["tenant"], environment=data["environment"], title=data["title"],
@@ -355,6 +383,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             elif action == "decline":
                 svc.change_request_decline(change_request=cr, actor=actor, user_id=uid, user=request.user, comment=comment)
             elif action == "apply":
+                _may_change_schemas(request, cr.changes)
                 svc.change_request_apply(change_request=cr, actor=actor, user_id=uid)
             elif action == "cancel":
                 svc.change_request_cancel(change_request=cr, actor=actor, user_id=uid)
@@ -368,6 +397,16 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:changes_changerequest_change", args=[cr.pk]))
 
 
+def _may_change_schemas(request, changes) -> None:
+    """A schema is global: proposing or applying its change needs the permissions
+    its own admin page needs (change a schema; delete one for ``schema.delete``)."""
+    kinds = {c.get("type") for c in changes or [] if isinstance(c, dict)} & set(SCHEMA_TYPES)
+    needed = {f"tenants.{'delete' if kind == SCHEMA_DELETE else 'change'}_configschema" for kind in kinds}
+    if needed and not request.user.has_perms(sorted(needed)):
+        raise Forbidden("changing schemas needs the permission to change (and, to delete one, delete) schemas",
+                        code="schema_permission_required")
+
+
 def _shown(value, masked: bool) -> str:
     return MASK if masked else text(value)
 
@@ -379,6 +418,10 @@ def _review_rows(out: dict) -> dict:
         if row["type"] == FLAG_SET:
             diff.append({"target": f"flag {row['name']}", "old": text(row["old"]), "new": text(row["new"]),
                          "note": "" if row["exists"] else "new flag"})
+        elif row["type"] in SCHEMA_TYPES:
+            diff.append({"target": f"schema {row['key']}", "old": text(row["old"]) if row["exists"] else "—",
+                         "new": "(removed)" if row["type"] == SCHEMA_DELETE else text(row["new"]),
+                         "note": "schema (every tenant)" if row["exists"] else "new schema (every tenant)"})
         else:
             masked = bool(row.get("masked"))
             target = f"{row['key']}" + (f" ({row['service_name']})" if row["service_name"] else "")

@@ -26,11 +26,14 @@ from flags.models import Flag
 from flags.services.flags import flag_create, flag_update
 from tenants.models import ConfigEntry, Environment, Tenant
 from tenants.services.configs import config_create, config_delete, config_update
+from tenants.services.schemas import schema_delete, schema_set
 
 from ..approvers import change_request_approver_check
 from ..changeset import (
     CONFIG_DELETE,
     FLAG_SET,
+    SCHEMA_DELETE,
+    SCHEMA_SET,
     base_of,
     changes_validate,
     config_target,
@@ -280,6 +283,13 @@ def _write(cr: ChangeRequest, index: int, change: dict, *, actor: str) -> None:
         else:
             flag_update(flag=Flag.objects.select_related("tenant", "default_environment").get(pk=flag.pk),
                         environment=env, actor=actor, **fields)
+        return
+    if change["type"] == SCHEMA_SET:
+        schema_set(key=change["key"], schema=change["schema"], metadata=change.get("metadata"),
+                   required=bool(change.get("required")), default_value=change.get("default_value"), actor=actor)
+        return
+    if change["type"] == SCHEMA_DELETE:
+        schema_delete(key=change["key"], actor=actor)
         return
     entry = config_target(tenant, env, change)
     if change["type"] == CONFIG_DELETE:
