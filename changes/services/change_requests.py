@@ -42,7 +42,7 @@ from ..changeset import (
     target_of,
 )
 from ..models import ChangeRequest, Review
-from ..policies import policy_effective
+from ..policies import policy_of_request
 from ..protection import applying, applying_reason
 from ..signals import change_request_applied
 
@@ -94,7 +94,7 @@ def _settle(cr: ChangeRequest, *, actor: str) -> None:
     approved or scheduled), announcing that it is scheduled."""
     if cr.status not in (CR.OPEN, CR.APPROVED, CR.SCHEDULED):
         return
-    policy = policy_effective(tenant=cr.tenant, environment=cr.environment)
+    policy = policy_of_request(tenant=cr.tenant, environment=cr.environment, changes=cr.changes)
     enough = len(approvals_of(cr)) >= policy.approvals_required
     was = cr.status
     cr.status = (CR.SCHEDULED if cr.apply_at else CR.APPROVED) if enough else CR.OPEN
@@ -202,7 +202,7 @@ def change_request_approve(*, change_request: ChangeRequest, actor: str, user_id
         cr = _lock(change_request)
         if cr.status not in (CR.OPEN, CR.APPROVED, CR.SCHEDULED):
             raise _refuse(cr, "approved")
-        policy = policy_effective(tenant=cr.tenant, environment=cr.environment)
+        policy = policy_of_request(tenant=cr.tenant, environment=cr.environment, changes=cr.changes)
         if actor == cr.author and not policy.author_may_approve:
             raise Conflict(f"the policy of {cr.environment.slug} forbids approving one's own change request",
                            code="author_may_not_approve")
@@ -340,7 +340,7 @@ def change_request_apply(*, change_request: ChangeRequest | None = None, change_
             code = {CR.DECLINED: "change_request_declined", CR.CONFLICTED: "change_request_conflicted",
                     CR.APPLIED: "already_applied", CR.CANCELLED: "change_request_cancelled"}
             raise _refuse(cr, "applied", code=code.get(cr.status, "change_request_not_approved"))
-        policy = policy_effective(tenant=cr.tenant, environment=cr.environment)
+        policy = policy_of_request(tenant=cr.tenant, environment=cr.environment, changes=cr.changes)
         approvals = approvals_of(cr)
         conflicts = []
         if len(approvals) < policy.approvals_required:

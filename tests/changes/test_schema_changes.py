@@ -245,3 +245,20 @@ def test_admin__schema_change_without_schema_permission__refused(tenant, environ
 
     assert "changing schemas needs the permission" in page.content.decode()
     assert not ChangeRequest.objects.exists()
+
+
+def test_schema_change__reviewed_under_the_strictest_policy_anywhere(tenant, other_tenant, environments, protect,
+                                                                     platform, approver, approver2):
+    """A request of an unprotected environment cannot carry a schema default past
+    another tenant's protected production: it needs the strictest policy's approvals."""
+    make.schema("svc.limit", {"type": "integer"}, default_value=1)
+    protect(other_tenant, approvals=2)
+    cr = platform.post(CR, {"environment": "development", "title": "limit", "changes": [
+        {"type": "schema.set", "key": "svc.limit", "schema": {"type": "integer"}, "default_value": 2}]}, format="json").json()
+
+    assert (cr["status"], cr["policy"]["approvals_required"]) == ("open", 2)
+    assert platform.post(f"{CR}{cr['id']}/apply").json()["error"]["code"] == "change_request_not_approved"
+    assert approver.post(f"{CR}{cr['id']}/approve").json()["status"] == "open"
+    assert approver2.post(f"{CR}{cr['id']}/approve").json()["status"] == "approved"
+    assert platform.post(f"{CR}{cr['id']}/apply").json()["status"] == "applied"
+    assert ConfigSchema.objects.get(key="svc.limit").default_value == 2
