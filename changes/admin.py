@@ -29,9 +29,10 @@ from tenants.models import ConfigEntry, ConfigSchema
 
 from . import selectors
 from .approvers import may_approve
-from .changeset import CONFIG_SET, FLAG_SET, SCHEMA_DELETE, SCHEMA_SET, SCHEMA_TYPES, secrets_made_plain, text
+from .changeset import CONFIG_SET, FLAG_SET, SCHEMA_DELETE, SCHEMA_SET, secrets_made_plain
 from .models import ChangeRequest, EnvironmentPolicy
 from .policies import policy_set
+from .review import may_change_schemas, review_rows
 from .services import change_requests as svc
 
 
@@ -331,7 +332,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         if keys and not request.user.has_perm("tenants.reveal_secret"):
             raise Forbidden(f"making secrets plain ({', '.join(keys)}) needs the permission to reveal secrets",
                             code="secrets_read_required")
-        _may_change_schemas(request, data.get("changes"))
+        may_change_schemas(request, data.get("changes"))
         if not change:
             created = svc.change_request_create(
                 tenant=data["tenant"], environment=data["environment"], title=data["title"],
@@ -357,7 +358,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             if cr is not None:
                 reveal = request.user.has_perm("tenants.reveal_secret")
                 out = selectors.change_request_out(cr, reveal=False)
-                extra_context["review"] = _review_rows(out)
+                extra_context["review"] = review_rows(out)
                 extra_context["cr"] = out
                 extra_context["may_approve"] = may_approve(change_request=cr, user=request.user)
                 extra_context["reveal"] = reveal
@@ -383,7 +384,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             elif action == "decline":
                 svc.change_request_decline(change_request=cr, actor=actor, user_id=uid, user=request.user, comment=comment)
             elif action == "apply":
-                _may_change_schemas(request, cr.changes)
+                may_change_schemas(request, cr.changes)
                 svc.change_request_apply(change_request=cr, actor=actor, user_id=uid)
             elif action == "cancel":
                 svc.change_request_cancel(change_request=cr, actor=actor, user_id=uid)
@@ -395,44 +396,3 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             cr.refresh_from_db()
             self.message_user(request, f"Change request #{cr.pk}: {action} done, now {cr.status}.")
         return HttpResponseRedirect(reverse("admin:changes_changerequest_change", args=[cr.pk]))
-
-
-def _may_change_schemas(request, changes) -> None:
-    """A schema is global: proposing or applying its change needs the permissions
-    its own admin page needs (change a schema; delete one for ``schema.delete``)."""
-    kinds = {c.get("type") for c in changes or [] if isinstance(c, dict)} & set(SCHEMA_TYPES)
-    needed = {f"tenants.{'delete' if kind == SCHEMA_DELETE else 'change'}_configschema" for kind in kinds}
-    if needed and not request.user.has_perms(sorted(needed)):
-        raise Forbidden("changing schemas needs the permission to change (and, to delete one, delete) schemas",
-                        code="schema_permission_required")
-
-
-def _shown(value, masked: bool) -> str:
-    return MASK if masked else text(value)
-
-
-def _review_rows(out: dict) -> dict:
-    """The diff and the affected services as the review panel shows them (values as JSON text)."""
-    diff = []
-    for row in out["diff"]:
-        if row["type"] == FLAG_SET:
-            diff.append({"target": f"flag {row['name']}", "old": text(row["old"]), "new": text(row["new"]),
-                         "note": "" if row["exists"] else "new flag"})
-        elif row["type"] in SCHEMA_TYPES:
-            diff.append({"target": f"schema {row['key']}", "old": text(row["old"]) if row["exists"] else "—",
-                         "new": "(removed)" if row["type"] == SCHEMA_DELETE else text(row["new"]),
-                         "note": "schema (every tenant)" if row["exists"] else "new schema (every tenant)"})
-        else:
-            masked = bool(row.get("masked"))
-            target = f"{row['key']}" + (f" ({row['service_name']})" if row["service_name"] else "")
-            diff.append({"target": target, "old": _shown(row["old"], masked) if row["exists"] else "—",
-                         "new": "(removed)" if row["type"] == "config.delete" else _shown(row["new"], masked),
-                         "note": "secret" if row["is_secret"] else ""})
-    services = [{"service": s["service"] or "(no service named)",
-                 "rows": [{"key": c["key"], "old": _shown(c["old"], bool(c.get("masked"))),
-                           "new": _shown(c["new"], bool(c.get("masked"))),
-                           "sources": f"{c['old_source'] or '—'} → {c['new_source'] or '—'}"} for c in s["changes"]]}
-                for s in out["affected_services"]]
-    return {"diff": diff, "services": services}
-
-
