@@ -29,9 +29,10 @@ from tenants.models import ConfigEntry, ConfigSchema
 
 from . import selectors
 from .approvers import may_approve
-from .changeset import CONFIG_SET, FLAG_SET, secrets_made_plain, text
+from .changeset import CONFIG_SET, FLAG_SET, SCHEMA_DELETE, SCHEMA_SET, secrets_made_plain
 from .models import ChangeRequest, EnvironmentPolicy
 from .policies import policy_set
+from .review import may_change_schemas, review_rows
 from .services import change_requests as svc
 
 
@@ -175,7 +176,32 @@ class ProtectedSegmentAdmin(RefusedWriteMixin, SegmentAdmin):
 
 
 class ProtectedConfigSchemaAdmin(RefusedWriteMixin, ConfigSchemaAdmin):
-    pass
+    """A schema write the gate refuses (its default value changes while an
+    environment is protected) is an error on the page linking to a pre-filled
+    change request (``schema.set``; the operator picks its tenant and environment)."""
+
+    def save_model(self, request, obj, form, change):
+        try:
+            super().save_model(request, obj, form, change)
+        except ChangeRequestRequired as exc:
+            data = form.cleaned_data
+            proposed = {"type": SCHEMA_SET, "key": obj.key, "schema": data.get("schema"),
+                        "metadata": data.get("metadata") or {}, "required": bool(data.get("required")),
+                        "default_value": data.get("default_value")}
+            self._offer(request, exc, proposed)
+            raise
+
+    def delete_model(self, request, obj):
+        try:
+            super().delete_model(request, obj)
+        except ChangeRequestRequired as exc:
+            self._offer(request, exc, {"type": SCHEMA_DELETE, "key": obj.key})
+            raise
+
+    def _offer(self, request, exc: ChangeRequestRequired, proposed: dict) -> None:
+        url = _cr_add_url(title=f"Schema of {proposed['key']}", changes=json.dumps([proposed]))
+        self.message_user(request, format_html('{} <a href="{}" class="change-request-link">Open this as a change '
+                                               "request</a>.", exc.message, url), messages.ERROR)
 
 
 for model, model_admin in ((ConfigEntry, ProtectedConfigEntryAdmin), (Flag, ProtectedFlagAdmin),
@@ -221,7 +247,9 @@ class ChangeRequestForm(forms.ModelForm):
     changes = PrettyJSONField(widget=forms.Textarea(attrs={"rows": 12, "cols": 90, "class": "json-editor"}),
                               help_text='A list of changes: {"type": "config.set", "key", "service_name", "value", '
                                         '"is_secret"}, {"type": "config.delete", "key", "service_name"}, '
-                                        '{"type": "flag.set", "name", "is_enabled", "rollout_percentage", "strategies", ...}. '
+                                        '{"type": "flag.set", "name", "is_enabled", "rollout_percentage", "strategies", ...}, '
+                                        '{"type": "schema.set", "key", "schema", "metadata", "required", "default_value"}, '
+                                        '{"type": "schema.delete", "key"} (schemas: for who may change schemas). '
                                         f"A secret's value shows as {MASK}: leave it so to keep it.")
     draft = forms.BooleanField(required=False, help_text="Keep it a draft (not yet for review).")
 
@@ -304,6 +332,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         if keys and not request.user.has_perm("tenants.reveal_secret"):
             raise Forbidden(f"making secrets plain ({', '.join(keys)}) needs the permission to reveal secrets",
                             code="secrets_read_required")
+        may_change_schemas(request, data.get("changes"))
         if not change:
             created = svc.change_request_create(
                 tenant=data["tenant"], environment=data["environment"], title=data["title"],
@@ -329,7 +358,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             if cr is not None:
                 reveal = request.user.has_perm("tenants.reveal_secret")
                 out = selectors.change_request_out(cr, reveal=False)
-                extra_context["review"] = _review_rows(out)
+                extra_context["review"] = review_rows(out)
                 extra_context["cr"] = out
                 extra_context["may_approve"] = may_approve(change_request=cr, user=request.user)
                 extra_context["reveal"] = reveal
@@ -355,6 +384,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             elif action == "decline":
                 svc.change_request_decline(change_request=cr, actor=actor, user_id=uid, user=request.user, comment=comment)
             elif action == "apply":
+                may_change_schemas(request, cr.changes)
                 svc.change_request_apply(change_request=cr, actor=actor, user_id=uid)
             elif action == "cancel":
                 svc.change_request_cancel(change_request=cr, actor=actor, user_id=uid)
@@ -366,30 +396,3 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             cr.refresh_from_db()
             self.message_user(request, f"Change request #{cr.pk}: {action} done, now {cr.status}.")
         return HttpResponseRedirect(reverse("admin:changes_changerequest_change", args=[cr.pk]))
-
-
-def _shown(value, masked: bool) -> str:
-    return MASK if masked else text(value)
-
-
-def _review_rows(out: dict) -> dict:
-    """The diff and the affected services as the review panel shows them (values as JSON text)."""
-    diff = []
-    for row in out["diff"]:
-        if row["type"] == FLAG_SET:
-            diff.append({"target": f"flag {row['name']}", "old": text(row["old"]), "new": text(row["new"]),
-                         "note": "" if row["exists"] else "new flag"})
-        else:
-            masked = bool(row.get("masked"))
-            target = f"{row['key']}" + (f" ({row['service_name']})" if row["service_name"] else "")
-            diff.append({"target": target, "old": _shown(row["old"], masked) if row["exists"] else "—",
-                         "new": "(removed)" if row["type"] == "config.delete" else _shown(row["new"], masked),
-                         "note": "secret" if row["is_secret"] else ""})
-    services = [{"service": s["service"] or "(no service named)",
-                 "rows": [{"key": c["key"], "old": _shown(c["old"], bool(c.get("masked"))),
-                           "new": _shown(c["new"], bool(c.get("masked"))),
-                           "sources": f"{c['old_source'] or '—'} → {c['new_source'] or '—'}"} for c in s["changes"]]}
-                for s in out["affected_services"]]
-    return {"diff": diff, "services": services}
-
-

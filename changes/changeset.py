@@ -3,8 +3,13 @@ who is affected (API.md's change format).
 
 ``{"type": "config.set", "key", "service_name", "value", "is_secret"}``,
 ``{"type": "config.delete", "key", "service_name"}``, ``{"type": "flag.set",
-"name", ...}`` with the fields of the flag route's ``PATCH``. Every change
-targets the request's tenant and environment.
+"name", ...}`` with the fields of the flag route's ``PATCH``, ``{"type":
+"schema.set", "key", "schema", "metadata"?, "required"?, "default_value"?}`` (the
+schema route's body: a replacement) and ``{"type": "schema.delete", "key"}``.
+Every change targets the request's tenant and environment; a schema is global,
+so its change is seen (diff, affected services) from the request's tenant and
+environment, and proposing one needs the right to write schemas directly
+(docs/change-requests.md).
 """
 from __future__ import annotations
 
@@ -21,11 +26,15 @@ from core.jsonvalue import validate_json_value
 from flags.api.views.flags import FlagUpdateSerializer
 from flags.models import Flag, FlagEnvironment
 from registry.models import Service
+from tenants.api.serializers import SchemaSerializer
 from tenants.models import ConfigEntry, ConfigSchema, Environment, Tenant, key_validator, service_validator
-from tenants.schemas import config_validate
+from tenants.schemas import config_validate, schema_validate
 
 MAX_CHANGES = 200
 CONFIG_SET, CONFIG_DELETE, FLAG_SET = "config.set", "config.delete", "flag.set"
+SCHEMA_SET, SCHEMA_DELETE = "schema.set", "schema.delete"
+SCHEMA_TYPES = (SCHEMA_SET, SCHEMA_DELETE)
+SCHEMA_FIELDS = ("schema", "metadata", "required", "default_value")
 FLAG_STATE_FIELDS = ("is_enabled", "rollout_percentage", "strategies")
 FLAG_FIELDS = ("description", "kind", "variants", "dependencies")
 
@@ -61,15 +70,41 @@ class FlagSetChange(FlagUpdateSerializer):
     version = None
 
 
-_SERIALIZERS = {CONFIG_SET: ConfigSetChange, CONFIG_DELETE: ConfigDeleteChange, FLAG_SET: FlagSetChange}
+class SchemaSetChange(SchemaSerializer):
+    """The schema route's body (a full replacement: metadata, required and the
+    default as given, else none), without ``version``: the request records it."""
 
+    type = serializers.ChoiceField(choices=[SCHEMA_SET])
+    version = None
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "schema" not in data:
+            raise ValidationError({"schema": ["This field is required."]})
+        return super().to_internal_value(data)
+
+
+class SchemaDeleteChange(StrictSerializer):
+    type = serializers.ChoiceField(choices=[SCHEMA_DELETE])
+    key = serializers.CharField(max_length=200, validators=[key_validator])
+
+
+_SERIALIZERS = {CONFIG_SET: ConfigSetChange, CONFIG_DELETE: ConfigDeleteChange, FLAG_SET: FlagSetChange,
+                SCHEMA_SET: SchemaSetChange, SCHEMA_DELETE: SchemaDeleteChange}
+
+
+def has_schema_changes(changes: Any) -> bool:
+    """Whether ``changes`` (as given, unvalidated) hold a schema change: proposing
+    or applying one needs the right to write schemas directly."""
+    return any(isinstance(c, dict) and c.get("type") in SCHEMA_TYPES for c in changes or [])
 
 
 
 def target_of(change: dict) -> tuple:
-    """What a change writes: one config scope, or one flag (its state and/or itself)."""
+    """What a change writes: one config scope, one flag (its state and/or itself), or one key's schema."""
     if change["type"] == FLAG_SET:
         return ("flag", change["name"])
+    if change["type"] in SCHEMA_TYPES:
+        return ("schema", change["key"])
     return ("config", change["key"], change.get("service_name") or "")
 
 
@@ -92,6 +127,8 @@ def changes_validate(*, tenant: Tenant, environment: Environment, changes: Any) 
             errors[str(index)] = ser.errors
             continue
         change = {k: v for k, v in ser.validated_data.items() if v is not None or k == "value"}
+        if kind == SCHEMA_SET:
+            change.setdefault("default_value", None)
         if kind == FLAG_SET:
             if "rollout_percentage" in change and "strategies" in change:
                 errors[str(index)] = {"strategies": ["give rollout_percentage or strategies, not both"]}
@@ -114,8 +151,13 @@ def changes_validate(*, tenant: Tenant, environment: Environment, changes: Any) 
                 if change["is_secret"]:
                     secrets[str(index)] = change["value"]
                     change["value"] = None
+            elif kind == SCHEMA_SET:
+                # As schema_set checks it: the schema, the metadata, the default, the key's values now.
+                schema_validate(key=change["key"], schema=change["schema"], metadata=change.get("metadata"),
+                                default_value=change["default_value"])
         except ValidationFailed as exc:
-            errors[str(index)] = {"value": [exc.message], **({"details": exc.details} if exc.details else {})}
+            field = (getattr(exc, "field", None) or "schema") if kind == SCHEMA_SET else "value"
+            errors[str(index)] = {field: [exc.message], **({"details": exc.details} if exc.details else {})}
             continue
         stored.append(change)
     if errors:
@@ -142,6 +184,18 @@ def secrets_made_plain(*, tenant: Tenant, environment: Environment, changes: Any
     return keys
 
 
+def schema_target(change: dict) -> ConfigSchema | None:
+    """The schema a schema change writes (global: one per key), if it exists."""
+    return ConfigSchema.objects.filter(key=change["key"]).first()
+
+
+def _schema_view(schema: ConfigSchema | None) -> dict | None:
+    if schema is None:
+        return None
+    return {"schema": schema.schema, "metadata": schema.metadata, "required": schema.required,
+            "default_value": schema.default_value}
+
+
 def flag_target(tenant: Tenant, environment: Environment, change: dict) -> tuple[Flag | None, FlagEnvironment | None]:
     flag = Flag.objects.filter(tenant_id=tenant.pk, name=change["name"]).first()
     state = FlagEnvironment.objects.filter(flag=flag, environment=environment).first() if flag else None
@@ -155,6 +209,9 @@ def base_of(*, tenant: Tenant, environment: Environment, changes: list[dict]) ->
         if change["type"] == FLAG_SET:
             flag, state = flag_target(tenant, environment, change)
             out.append({"flag": flag.version if flag else None, "state": state.version if state else None})
+        elif change["type"] in SCHEMA_TYPES:
+            schema = schema_target(change)
+            out.append({"version": schema.version if schema else None})
         else:
             entry = config_target(tenant, environment, change)
             out.append({"version": entry.version if entry else None})
@@ -174,7 +231,7 @@ def conflicts_of(*, tenant: Tenant, environment: Environment, changes: list[dict
                 changed = True
         else:
             changed = was.get("version") != is_["version"]
-        if not changed and change["type"] == CONFIG_DELETE and is_.get("version") is None:
+        if not changed and change["type"] in (CONFIG_DELETE, SCHEMA_DELETE) and is_.get("version") is None:
             changed = True
         if changed:
             out.append({"index": index, "target": _label(change), "opened_at": was, "now": is_})
@@ -184,6 +241,8 @@ def conflicts_of(*, tenant: Tenant, environment: Environment, changes: list[dict
 def _label(change: dict) -> str:
     if change["type"] == FLAG_SET:
         return f"flag {change['name']}"
+    if change["type"] in SCHEMA_TYPES:
+        return f"schema {change['key']}"
     return f"config {change['key']}" + (f" ({change['service_name']})" if change.get("service_name") else "")
 
 
@@ -211,6 +270,14 @@ def diff_of(*, tenant: Tenant, environment: Environment, changes: list[dict], se
             fields = [f for f in (*FLAG_STATE_FIELDS, *FLAG_FIELDS) if f in change]
             out.append({"type": FLAG_SET, "name": change["name"], "exists": flag is not None,
                         "old": _flag_view(flag, state, fields), "new": {f: change[f] for f in fields}})
+            continue
+        if change["type"] in SCHEMA_TYPES:
+            schema = schema_target(change)
+            new = None if change["type"] == SCHEMA_DELETE else {
+                "schema": change["schema"], "metadata": change.get("metadata") or {},
+                "required": bool(change.get("required")), "default_value": change.get("default_value")}
+            out.append({"type": change["type"], "key": change["key"], "exists": schema is not None,
+                        "old": _schema_view(schema), "new": new})
             continue
         entry = config_target(tenant, environment, change)
         secret = bool(change.get("is_secret")) or bool(entry and entry.is_secret)
@@ -256,33 +323,38 @@ def _resolve(entries: list[ConfigEntry], overlay: dict[tuple, Any], default: Any
 def affected_services(*, tenant: Tenant, environment: Environment, changes: list[dict], secrets: dict,
                       reveal: bool = False) -> list[dict]:
     """Per service (and ``""``: a caller naming no service), the resolved values that
-    the config changes would change in the request's environment."""
-    configs = [(i, c) for i, c in enumerate(changes) if c["type"] != FLAG_SET]
-    if not configs:
+    the config and schema changes would change in the request's environment (a
+    schema's by its default value: resolution's last scope, where nothing else
+    holds the key). One row per key, all of the request's changes to it at once."""
+    relevant = [(i, c) for i, c in enumerate(changes) if c["type"] != FLAG_SET]
+    if not relevant:
         return []
-    keys = {c["key"] for _, c in configs}
+    keys = list(dict.fromkeys(c["key"] for _, c in relevant))
     # Every scope that can win in this tenant and environment, for every service: one query.
     entries = list(ConfigEntry.objects.filter(key__in=keys)
                    .filter(Q(tenant_id=tenant.pk) | Q(tenant__isnull=True))
                    .filter(Q(environment_id=environment.pk) | Q(environment__isnull=True)))
     schemas = {s.key: s for s in ConfigSchema.objects.filter(key__in=keys)}
+    defaults_now = {key: (s.default_value, s.default_value is not None) for key, s in schemas.items()}  # (default, has one)
+    defaults_after = dict(defaults_now)
+    for _, change in relevant:
+        if change["type"] in SCHEMA_TYPES:
+            default = change.get("default_value") if change["type"] == SCHEMA_SET else None
+            defaults_after[change["key"]] = (default, default is not None)
     out = []
     for service in ["", *known_services(tenant=tenant)]:
         rows = []
-        for index, change in configs:
-            svc = change.get("service_name") or ""
-            if svc and svc != service:
-                continue
-            key = change["key"]
+        for key in keys:
+            overlay: dict[int, tuple] = {}
+            for index, change in relevant:
+                svc = change.get("service_name") or ""
+                if change["key"] != key or change["type"] in SCHEMA_TYPES or (svc and svc != service):
+                    continue
+                overlay[7 if svc else 6] = ("delete",) if change["type"] == CONFIG_DELETE else (
+                    "set", secrets.get(str(index), change.get("value")), bool(change.get("is_secret")))
             seen = [e for e in entries if e.key == key and e.service_name in ("", service)]
-            rank = 7 if svc else 6
-            op = ("delete",) if change["type"] == CONFIG_DELETE else (
-                "set", secrets.get(str(index), change.get("value")), bool(change.get("is_secret")))
-            schema = schemas.get(key)
-            has_default = schema is not None and schema.default_value is not None
-            default = schema.default_value if has_default else None
-            before = _resolve(seen, {}, default, has_default)
-            after = _resolve(seen, {rank: op}, default, has_default)
+            before = _resolve(seen, {}, *defaults_now.get(key, (None, False)))
+            after = _resolve(seen, overlay, *defaults_after.get(key, (None, False)))
             if (before and before[:2]) == (after and after[:2]):
                 continue
             secret = bool((before and before[1]) or (after and after[1]))

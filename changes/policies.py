@@ -15,6 +15,7 @@ from django.db import transaction
 from core.errors import ValidationFailed
 from tenants.models import Environment, Tenant
 
+from .changeset import has_schema_changes
 from .models import EnvironmentPolicy
 
 
@@ -53,6 +54,31 @@ def policy_effective(*, tenant: Tenant, environment: Environment) -> Policy:
     base = policy_global(environment=environment)
     row = EnvironmentPolicy.objects.filter(tenant_id=tenant.pk, environment_id=environment.pk).first()
     return _tighter(base, Policy(row.approvals_required, row.author_may_approve)) if row else base
+
+
+def policy_strictest() -> Policy:
+    """The strictest protected policy of any tenant and environment (unprotected
+    when none is): what a change reaching every tenant is reviewed under."""
+    out = UNPROTECTED
+    policies = [policy_global(environment=env) for env in Environment.objects.all()]
+    policies += [Policy(r.approvals_required, r.author_may_approve)
+                 for r in EnvironmentPolicy.objects.filter(tenant__isnull=False, approvals_required__gt=0)]
+    for policy in policies:
+        if policy.protected:
+            out = _tighter(out, policy) if out.protected else policy
+    return out
+
+
+def policy_of_request(*, tenant: Tenant, environment: Environment, changes: list[dict]) -> Policy:
+    """What a change request needs: its environment's policy; tightened by the
+    strictest policy anywhere when it carries a schema change (a schema is every
+    tenant's: its default takes part in every protected environment's values)."""
+    policy = policy_effective(tenant=tenant, environment=environment)
+    if has_schema_changes(changes):
+        strictest = policy_strictest()
+        if strictest.protected:
+            policy = _tighter(policy, strictest)
+    return policy
 
 
 def policy_set(*, tenant: Tenant | None, environment: Environment, approvals_required: int,

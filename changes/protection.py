@@ -23,7 +23,7 @@ What "would change a protected environment" means (docs/change-requests.md):
   (flags of production may use it); creating one goes through.
 
 While a change request is being applied (:func:`applying`), its own writes (its
-tenant's) pass: that is the only way in.
+tenant's, and its schema changes: a schema has no tenant) pass: that is the only way in.
 """
 from __future__ import annotations
 
@@ -86,7 +86,9 @@ def _schema_default_changes(write: Write) -> bool:
 def protection_check(write: Write) -> None:
     """The gate rule (registered by ChangesConfig.ready)."""
     current = _applying.get()
-    if current is not None and write.tenant is not None and write.tenant.pk == current[0]:
+    if current is not None and (write.tenant is not None and write.tenant.pk == current[0] or write.resource == "schema"):
+        # A schema is global: the request's own schema changes (only a caller allowed
+        # the direct schema route may propose or apply them) pass with the request.
         return
     if write.action == "describe":
         return

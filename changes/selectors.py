@@ -8,7 +8,7 @@ from tenants.models import Environment, Tenant
 
 from .changeset import affected_services, diff_of
 from .models import ChangeRequest
-from .policies import policy_effective, policy_global
+from .policies import policy_effective, policy_global, policy_of_request
 
 
 def change_request_for_tenant(*, tenant_id: int, change_request_id: int) -> ChangeRequest:
@@ -68,7 +68,7 @@ def change_request_review(cr: ChangeRequest, *, reveal: bool) -> dict[str, Any]:
 def change_request_out(cr: ChangeRequest, *, reveal: bool = False, review: bool = True) -> dict[str, Any]:
     """API.md's answer: the request, ``approvals``, and (``review``) ``diff`` and ``affected_services``."""
     reviews = list(cr.reviews.all())
-    policy = policy_effective(tenant=cr.tenant, environment=cr.environment)
+    policy = policy_of_request(tenant=cr.tenant, environment=cr.environment, changes=cr.changes)
     out = {
         "id": cr.pk,
         "tenant": cr.tenant.slug,

@@ -44,7 +44,8 @@ class ChangeRequestOutSerializer(serializers.Serializer):
     created_at = when()
     updated_at = when()
     changes = serializers.ListField(child=serializers.DictField(child=AnyJSON()),
-                                    help_text="API.md's changes; a secret's value null and masked without secrets:read")
+                                    help_text="API.md's changes and schema.set / schema.delete (docs/change-requests.md); "
+                                              "a secret's value null and masked without secrets:read")
     approvals = serializers.ListField(child=serializers.CharField(), help_text="who approved the current revision")
     declined_by = serializers.ListField(child=serializers.CharField())
     reviews = ReviewOutSerializer(many=True)

@@ -13,7 +13,7 @@ from core.errors import Forbidden, NotFound, ValidationFailed
 from tenants.selectors import environment_get, environment_named
 
 from .. import selectors
-from ..changeset import FLAG_SET, secrets_made_plain
+from ..changeset import FLAG_SET, has_schema_changes, secrets_made_plain
 from ..models import ChangeRequest
 from ..policies import policy_set
 from ..services import change_requests as svc
@@ -40,6 +40,14 @@ def _needs_flag_scope(request, changes) -> None:
     # The route needs configs:write; a request that changes flags needs flags:write too.
     if any(isinstance(c, dict) and c.get("type") == FLAG_SET for c in changes or []) and not request.auth.has_scope("flags:write"):
         raise Forbidden("changing flags needs the 'flags:write' scope")
+
+
+def _needs_schema_right(request, changes) -> None:
+    # A schema is global (every tenant's): proposing or applying a schema change
+    # needs what the direct schema route needs, a platform credential with ``admin``.
+    if has_schema_changes(changes) and not (request.auth.all_tenants and request.auth.has_scope("admin")):
+        raise Forbidden("changing schemas needs a platform credential (bound to all tenants) with the 'admin' scope, "
+                        "as the schema routes do")
 
 
 def _may_unmask(request, tenant, environment, changes) -> None:
@@ -74,6 +82,7 @@ class ChangeRequestListView(APIView):
     def post(self, request):
         data = validated_body(ChangeRequestCreateSerializer, request.data)
         _needs_flag_scope(request, data["changes"])
+        _needs_schema_right(request, data["changes"])
         tenant = request_tenant(request)
         env = environment_named(data["environment"])
         _may_unmask(request, tenant, env, data["changes"])
@@ -101,6 +110,7 @@ class ChangeRequestDetailView(APIView):
         cr = self._cr(request, change_request_id)
         data = validated_body(ChangeRequestUpdateSerializer, request.data)
         _needs_flag_scope(request, data.get("changes"))
+        _needs_schema_right(request, data.get("changes"))
         _may_unmask(request, cr.tenant, cr.environment, data.get("changes"))
         kwargs = {"apply_at": data["apply_at"]} if "apply_at" in data else {}
         cr = svc.change_request_update(
@@ -153,6 +163,7 @@ class ApplyView(_ActionView):
 
     def act(self, request, cr, data):
         _needs_flag_scope(request, cr.changes)
+        _needs_schema_right(request, cr.changes)
         return svc.change_request_apply(change_request=cr, actor=request.auth.actor, user_id=request.auth.user_id)
 
 

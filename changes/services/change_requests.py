@@ -26,11 +26,14 @@ from flags.models import Flag
 from flags.services.flags import flag_create, flag_update
 from tenants.models import ConfigEntry, Environment, Tenant
 from tenants.services.configs import config_create, config_delete, config_update
+from tenants.services.schemas import schema_delete, schema_set
 
 from ..approvers import change_request_approver_check
 from ..changeset import (
     CONFIG_DELETE,
     FLAG_SET,
+    SCHEMA_DELETE,
+    SCHEMA_SET,
     base_of,
     changes_validate,
     config_target,
@@ -39,7 +42,7 @@ from ..changeset import (
     target_of,
 )
 from ..models import ChangeRequest, Review
-from ..policies import policy_effective
+from ..policies import policy_of_request
 from ..protection import applying, applying_reason
 from ..signals import change_request_applied
 
@@ -91,7 +94,7 @@ def _settle(cr: ChangeRequest, *, actor: str) -> None:
     approved or scheduled), announcing that it is scheduled."""
     if cr.status not in (CR.OPEN, CR.APPROVED, CR.SCHEDULED):
         return
-    policy = policy_effective(tenant=cr.tenant, environment=cr.environment)
+    policy = policy_of_request(tenant=cr.tenant, environment=cr.environment, changes=cr.changes)
     enough = len(approvals_of(cr)) >= policy.approvals_required
     was = cr.status
     cr.status = (CR.SCHEDULED if cr.apply_at else CR.APPROVED) if enough else CR.OPEN
@@ -199,7 +202,7 @@ def change_request_approve(*, change_request: ChangeRequest, actor: str, user_id
         cr = _lock(change_request)
         if cr.status not in (CR.OPEN, CR.APPROVED, CR.SCHEDULED):
             raise _refuse(cr, "approved")
-        policy = policy_effective(tenant=cr.tenant, environment=cr.environment)
+        policy = policy_of_request(tenant=cr.tenant, environment=cr.environment, changes=cr.changes)
         if actor == cr.author and not policy.author_may_approve:
             raise Conflict(f"the policy of {cr.environment.slug} forbids approving one's own change request",
                            code="author_may_not_approve")
@@ -281,6 +284,13 @@ def _write(cr: ChangeRequest, index: int, change: dict, *, actor: str) -> None:
             flag_update(flag=Flag.objects.select_related("tenant", "default_environment").get(pk=flag.pk),
                         environment=env, actor=actor, **fields)
         return
+    if change["type"] == SCHEMA_SET:
+        schema_set(key=change["key"], schema=change["schema"], metadata=change.get("metadata"),
+                   required=bool(change.get("required")), default_value=change.get("default_value"), actor=actor)
+        return
+    if change["type"] == SCHEMA_DELETE:
+        schema_delete(key=change["key"], actor=actor)
+        return
     entry = config_target(tenant, env, change)
     if change["type"] == CONFIG_DELETE:
         if entry is not None:
@@ -330,7 +340,7 @@ def change_request_apply(*, change_request: ChangeRequest | None = None, change_
             code = {CR.DECLINED: "change_request_declined", CR.CONFLICTED: "change_request_conflicted",
                     CR.APPLIED: "already_applied", CR.CANCELLED: "change_request_cancelled"}
             raise _refuse(cr, "applied", code=code.get(cr.status, "change_request_not_approved"))
-        policy = policy_effective(tenant=cr.tenant, environment=cr.environment)
+        policy = policy_of_request(tenant=cr.tenant, environment=cr.environment, changes=cr.changes)
         approvals = approvals_of(cr)
         conflicts = []
         if len(approvals) < policy.approvals_required:
