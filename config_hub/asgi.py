@@ -150,6 +150,24 @@ class BoundedSend:
             transport.abort()
 
 
+async def _no_response(request):  # (the CORS middleware below only adds headers)
+    return None
+
+
+def _stream_apps() -> dict:
+    from corsheaders.middleware import CorsMiddleware
+
+    from events.api.stream import stream_app
+    from flags.api.views.ofrep_stream import ofrep_stream_app
+
+    cors = CorsMiddleware(_no_response)
+    return {"/api/v1/stream": stream_app(cors), "/ofrep/v1/stream": ofrep_stream_app(cors)}
+
+
+# GET and HEAD of the streams: plain ASGI applications in front of Django's handler
+# (events.api.stream.asgi_stream: the same DRF checks in one hop to a hub thread,
+# then the events written straight to ``send``); the other methods: Django's handler.
+STREAM_APPS = _stream_apps()
 django_asgi = AsyncRoutesHandler()
 django_wsgi = WSGIMiddleware(get_wsgi_application(), workers=int(os.environ.get("GUNICORN_THREADS", "16")))
 
@@ -175,6 +193,12 @@ async def application(scope, receive, send):
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["type"] == "http" and scope["path"] in STREAM_APPS and scope["method"] in ("GET", "HEAD"):
+        bounded = BoundedSend(send, settings.EVENTS_STREAM_BUFFER, settings.EVENTS_STREAM_KEEPALIVE)
+        try:
+            return await STREAM_APPS[scope["path"]](scope, receive, bounded)
+        finally:
+            bounded.stop()
     if scope["type"] == "http" and (scope["path"] in ASYNC_PATHS or (
             scope["path"] == LONG_POLL_PATH and waits(scope["query_string"]))):
         return await django_asgi(scope, receive, send)
