@@ -90,11 +90,18 @@ class BoundedSend:
         self.room = asyncio.Event()
         self.writer: asyncio.Task | None = None
         self.closed = False
+        # uvicorn's flow control of the connection: while its transport takes writes
+        # (not paused), uvicorn's send returns without waiting, so it is called
+        # directly (no hop through the writer task) when nothing is queued.
+        self.flow = getattr(getattr(send, "__self__", None), "flow", None)
 
     async def __call__(self, message) -> None:
         if self.closed:
             return
         if message["type"] != "http.response.body":
+            await self.send(message)
+            return
+        if not self.queue and self.flow is not None and not self.flow.write_paused:
             await self.send(message)
             return
         size = len(message.get("body", b""))

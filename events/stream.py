@@ -142,6 +142,17 @@ def _expire(future: asyncio.Future) -> None:
         future.set_result(None)
 
 
+def _pass_on(own: asyncio.Future, shared: asyncio.Future) -> None:
+    if own.done():
+        return
+    if shared.cancelled():
+        own.cancel()
+    elif shared.exception() is not None:
+        own.set_exception(shared.exception())
+    else:
+        own.set_result(shared.result())
+
+
 def _on_hub_thread(fn, *args):
     close_old_connections()  # this thread's connection, as at a request's start
     return fn(*args)
@@ -208,7 +219,11 @@ class Hub:
             future = asyncio.ensure_future(self.run_sync(fn, *args))
             self._inflight[key] = future
             future.add_done_callback(lambda _f: self._inflight.pop(key, None))
-        return await asyncio.shield(future)
+        # Each caller awaits its own future (what ``asyncio.shield`` does, leaner): one
+        # that leaves (its client gone) does not cancel the shared call.
+        own = self.loop.create_future()
+        future.add_done_callback(functools.partial(_pass_on, own))
+        return await own
 
     async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, bytes]]:
         """The events after ``cursor`` that ``plan``'s caller may see, with their frames;
