@@ -33,8 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import close_old_connections
-from django.db.models import Max, Min
+from django.db import close_old_connections, connection
 
 from . import selectors, watch
 from .messages import event_payload
@@ -98,8 +97,15 @@ def _events_only(visibility: tuple, cursor: int, limit: int) -> list[Event]:
 
 
 def outbox_bounds() -> tuple[int | None, int | None]:
-    row = Event.objects.aggregate(oldest=Min("id"), latest=Max("id"))
-    return row["oldest"], row["latest"]
+    """The outbox's oldest and latest ids (one statement, no ORM compilation: it runs
+    at every connect)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BOUNDS_SQL)
+        oldest, latest = cursor.fetchone()
+    return oldest, latest
+
+
+_BOUNDS_SQL = f'SELECT MIN("id"), MAX("id") FROM "{Event._meta.db_table}"'
 
 
 def latest_event_id() -> int | None:

@@ -147,7 +147,16 @@ def _check_and_bounds(check, cors, request):
     if checked.status_code != 200:
         return checked, None, cors_headers(cors, request, checked)
     oldest, latest = stream.outbox_bounds()
-    return checked, (oldest, latest), cors_headers(cors, request, _event_stream_response(HttpResponse()))
+    if "HTTP_ORIGIN" in request.META:
+        headers = cors_headers(cors, request, _event_stream_response(HttpResponse()))
+    else:  # the same for every request of the route without an Origin (a service, not a browser)
+        headers = _plain_headers.get(request.path)
+        if headers is None:
+            headers = _plain_headers[request.path] = cors_headers(cors, request, _event_stream_response(HttpResponse()))
+    return checked, (oldest, latest), headers
+
+
+_plain_headers: dict[str, list] = {}
 
 
 def cors_headers(cors, request, response) -> list[tuple[bytes, bytes]]:
