@@ -2,8 +2,10 @@
 config_hub.asgi:application`` with uvicorn workers, or ``uvicorn config_hub.asgi:application``).
 
 Two doors in one process (docs/operations.md, "How the hub is served"):
-- the change stream (``/api/v1/stream``) and the long poll's waits
-  (``/api/v1/events/?wait=``) are Django's ASGI handler with their own URLconf
+- the streams' GETs (``/api/v1/stream``, ``/ofrep/v1/stream``) are plain ASGI
+  applications (events.api.stream.asgi_stream: the same DRF gate, then the events
+  written straight to ``send``); the long poll's waits (``/api/v1/events/?wait=``)
+  and the streams' other methods are Django's ASGI handler with their own URLconf
   (config_hub.async_urls): async views, each listener a coroutine, no thread held;
   what they send goes through a bounded buffer per connection (:class:`BoundedSend`);
 - every other route is the WSGI application run on a pool of ``GUNICORN_THREADS``

@@ -12,8 +12,9 @@ process's listeners and ONE source of wake-ups for all of them:
 A wake-up carries no event: each listener reads the outbox after its own cursor
 with the long poll's selector (``selectors.events_after``, the same visibility
 rules), so nothing is lost and the order is the outbox's. Listeners at the same
-cursor with the same visibility share one query and one serialisation
-(:meth:`Hub.fetch`). The queries run on a few threads of the hub
+cursor with the same visibility share one query, one serialisation and the same
+encoded frames (:meth:`Hub.fetch`); each waits on a plain future the fan-out
+resolves (:class:`Listener`). The queries run on a few threads of the hub
 (``EVENTS_STREAM_DB_THREADS``), each keeping its database connection, never one
 per listener. A listener that does not read holds up only its own coroutine:
 what it is sent waits in a buffer of ``EVENTS_STREAM_BUFFER`` bytes
@@ -38,6 +39,7 @@ from django.db import close_old_connections, connection
 from . import selectors, watch
 from .messages import event_payload
 from .models import Event, event_matches
+from .waiting import Listener, pass_on
 
 logger = logging.getLogger(__name__)
 
@@ -112,53 +114,6 @@ def latest_event_id() -> int | None:
     return Event.objects.order_by("-id").values_list("id", flat=True).first()
 
 
-class Listener:
-    """One waiting listener of the hub: woken by the hub's fan-out (a flag, and the
-    future it is waiting on, if any: no task, no ``wait_for`` per wake-up)."""
-
-    __slots__ = ("loop", "woken", "future")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self.woken = False
-        self.future: asyncio.Future | None = None
-
-    def wake(self) -> None:
-        self.woken = True
-        future = self.future
-        if future is not None and not future.done():
-            future.set_result(None)
-
-    async def wait(self, timeout: float) -> bool:
-        """Until woken (True) or ``timeout`` seconds (False)."""
-        if self.woken:
-            return True
-        future = self.future = self.loop.create_future()
-        timer = self.loop.call_later(max(timeout, 0), _expire, future)
-        try:
-            await future
-        finally:
-            timer.cancel()
-            self.future = None
-        return self.woken
-
-
-def _expire(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _pass_on(own: asyncio.Future, shared: asyncio.Future) -> None:
-    if own.done():
-        return
-    if shared.cancelled():
-        own.cancel()
-    elif shared.exception() is not None:
-        own.set_exception(shared.exception())
-    else:
-        own.set_result(shared.result())
-
-
 def _on_hub_thread(fn, *args):
     close_old_connections()  # this thread's connection, as at a request's start
     return fn(*args)
@@ -228,7 +183,7 @@ class Hub:
         # Each caller awaits its own future (what ``asyncio.shield`` does, leaner): one
         # that leaves (its client gone) does not cancel the shared call.
         own = self.loop.create_future()
-        future.add_done_callback(functools.partial(_pass_on, own))
+        future.add_done_callback(functools.partial(pass_on, own))
         return await own
 
     async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, bytes]]:
