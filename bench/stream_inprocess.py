@@ -54,6 +54,8 @@ class FakeListener:
         self.connected = asyncio.get_running_loop().create_future()
         self.delivered: asyncio.Future | None = None
         self._asked = False
+        self.flow = self  # as uvicorn's connection: its transport takes writes (config_hub.asgi.BoundedSend)
+        self.write_paused = False
 
     def scope(self) -> dict:
         return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",

@@ -2,8 +2,10 @@
 config_hub.asgi:application`` with uvicorn workers, or ``uvicorn config_hub.asgi:application``).
 
 Two doors in one process (docs/operations.md, "How the hub is served"):
-- the change stream (``/api/v1/stream``) and the long poll's waits
-  (``/api/v1/events/?wait=``) are Django's ASGI handler with their own URLconf
+- the streams' GETs (``/api/v1/stream``, ``/ofrep/v1/stream``) are plain ASGI
+  applications (events.api.stream.asgi_stream: the same DRF gate, then the events
+  written straight to ``send``); the long poll's waits (``/api/v1/events/?wait=``)
+  and the streams' other methods are Django's ASGI handler with their own URLconf
   (config_hub.async_urls): async views, each listener a coroutine, no thread held;
   what they send goes through a bounded buffer per connection (:class:`BoundedSend`);
 - every other route is the WSGI application run on a pool of ``GUNICORN_THREADS``
@@ -90,11 +92,18 @@ class BoundedSend:
         self.room = asyncio.Event()
         self.writer: asyncio.Task | None = None
         self.closed = False
+        # uvicorn's flow control of the connection: while its transport takes writes
+        # (not paused), uvicorn's send returns without waiting, so it is called
+        # directly (no hop through the writer task) when nothing is queued.
+        self.flow = getattr(getattr(send, "__self__", None), "flow", None)
 
     async def __call__(self, message) -> None:
         if self.closed:
             return
         if message["type"] != "http.response.body":
+            await self.send(message)
+            return
+        if not self.queue and self.flow is not None and not self.flow.write_paused:
             await self.send(message)
             return
         size = len(message.get("body", b""))
@@ -150,6 +159,24 @@ class BoundedSend:
             transport.abort()
 
 
+async def _no_response(request):  # (the CORS middleware below only adds headers)
+    return None
+
+
+def _stream_apps() -> dict:
+    from corsheaders.middleware import CorsMiddleware
+
+    from events.api.stream import stream_app
+    from flags.api.views.ofrep_stream import ofrep_stream_app
+
+    cors = CorsMiddleware(_no_response)
+    return {"/api/v1/stream": stream_app(cors), "/ofrep/v1/stream": ofrep_stream_app(cors)}
+
+
+# GET and HEAD of the streams: plain ASGI applications in front of Django's handler
+# (events.api.stream.asgi_stream: the same DRF checks in one hop to a hub thread,
+# then the events written straight to ``send``); the other methods: Django's handler.
+STREAM_APPS = _stream_apps()
 django_asgi = AsyncRoutesHandler()
 django_wsgi = WSGIMiddleware(get_wsgi_application(), workers=int(os.environ.get("GUNICORN_THREADS", "16")))
 
@@ -175,6 +202,12 @@ async def application(scope, receive, send):
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["type"] == "http" and scope["path"] in STREAM_APPS and scope["method"] in ("GET", "HEAD"):
+        bounded = BoundedSend(send, settings.EVENTS_STREAM_BUFFER, settings.EVENTS_STREAM_KEEPALIVE)
+        try:
+            return await STREAM_APPS[scope["path"]](scope, receive, bounded)
+        finally:
+            bounded.stop()
     if scope["type"] == "http" and (scope["path"] in ASYNC_PATHS or (
             scope["path"] == LONG_POLL_PATH and waits(scope["query_string"]))):
         return await django_asgi(scope, receive, send)

@@ -12,8 +12,9 @@ process's listeners and ONE source of wake-ups for all of them:
 A wake-up carries no event: each listener reads the outbox after its own cursor
 with the long poll's selector (``selectors.events_after``, the same visibility
 rules), so nothing is lost and the order is the outbox's. Listeners at the same
-cursor with the same visibility share one query and one serialisation
-(:meth:`Hub.fetch`). The queries run on a few threads of the hub
+cursor with the same visibility share one query, one serialisation and the same
+encoded frames (:meth:`Hub.fetch`); each waits on a plain future the fan-out
+resolves (:class:`Listener`). The queries run on a few threads of the hub
 (``EVENTS_STREAM_DB_THREADS``), each keeping its database connection, never one
 per listener. A listener that does not read holds up only its own coroutine:
 what it is sent waits in a buffer of ``EVENTS_STREAM_BUFFER`` bytes
@@ -33,12 +34,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import close_old_connections
-from django.db.models import Max, Min
+from django.db import close_old_connections, connection
 
 from . import selectors, watch
 from .messages import event_payload
 from .models import Event, event_matches
+from .waiting import Listener, pass_on
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +83,13 @@ def frame(event_id: int | None, event: str, data: dict) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'), sort_keys=True)}\n\n"
 
 
-def _events_after(visibility: tuple, cursor: int) -> list[tuple[Event, str]]:
+def _events_after(visibility: tuple, cursor: int) -> list[tuple[Event, bytes]]:
+    """The events after ``cursor`` with their frames, encoded once: every listener
+    of that visibility is handed the same bytes."""
     tenant_id, all_tenants, tenant_filter = visibility
     events = selectors.events_after(tenant_id=tenant_id, all_tenants=all_tenants, after=cursor, limit=BATCH,
                                     tenant_filter=tenant_filter)
-    return [(e, frame(e.pk, f"{e.resource_type}.{e.action}", event_payload(e))) for e in events]
+    return [(e, frame(e.pk, f"{e.resource_type}.{e.action}", event_payload(e)).encode()) for e in events]
 
 
 def _events_only(visibility: tuple, cursor: int, limit: int) -> list[Event]:
@@ -95,9 +98,16 @@ def _events_only(visibility: tuple, cursor: int, limit: int) -> list[Event]:
                                        tenant_filter=tenant_filter))
 
 
-def _bounds() -> tuple[int | None, int | None]:
-    row = Event.objects.aggregate(oldest=Min("id"), latest=Max("id"))
-    return row["oldest"], row["latest"]
+def outbox_bounds() -> tuple[int | None, int | None]:
+    """The outbox's oldest and latest ids (one statement, no ORM compilation: it runs
+    at every connect)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BOUNDS_SQL)
+        oldest, latest = cursor.fetchone()
+    return oldest, latest
+
+
+_BOUNDS_SQL = f'SELECT MIN("id"), MAX("id") FROM "{Event._meta.db_table}"'
 
 
 def latest_event_id() -> int | None:
@@ -112,7 +122,10 @@ def _on_hub_thread(fn, *args):
 class Hub:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self.listeners: set[asyncio.Event] = set()
+        self.listeners: set[Listener] = set()
+        # Counts the wake-ups: a listener admitted after a look at the outbox knows
+        # whether anything may have committed since (then it reads once).
+        self.generation = 0
         self.executor = ThreadPoolExecutor(max_workers=settings.EVENTS_STREAM_DB_THREADS, thread_name_prefix="stream-db")
         self._inflight: dict[tuple, asyncio.Future] = {}
         self._task: asyncio.Task | None = None
@@ -123,25 +136,30 @@ class Hub:
     def has_room(self) -> bool:
         return len(self.listeners) < settings.EVENTS_STREAM_MAX_PER_PROCESS
 
-    def admit(self) -> asyncio.Event:
+    def admit(self) -> Listener:
         if not self.has_room():
             raise StreamRefused("this server holds as many stream listeners as it allows "
                                 "(EVENTS_STREAM_MAX_PER_PROCESS); try again shortly")
-        wake = asyncio.Event()
-        self.listeners.add(wake)
-        if self._task is None or self._task.done():
+        listener = Listener(self.loop)
+        self.listeners.add(listener)
+        if not self.watching():
             self._task = self.loop.create_task(self._watch())
-        return wake
+        return listener
 
-    def leave(self, wake: asyncio.Event) -> None:
-        self.listeners.discard(wake)
+    def watching(self) -> bool:
+        """Whether the one source of wake-ups runs (every commit since counts in ``generation``)."""
+        return self._task is not None and not self._task.done()
+
+    def leave(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
 
     def wake_all(self) -> None:
-        for wake in self.listeners:
-            wake.set()
+        self.generation += 1
+        for listener in self.listeners:
+            listener.wake()
 
     def _wake_threadsafe(self) -> None:
-        if self.listeners and not self.loop.is_closed():
+        if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.wake_all)
 
     # --- the database, on the hub's threads -------------------------------------------
@@ -162,9 +180,13 @@ class Hub:
             future = asyncio.ensure_future(self.run_sync(fn, *args))
             self._inflight[key] = future
             future.add_done_callback(lambda _f: self._inflight.pop(key, None))
-        return await asyncio.shield(future)
+        # Each caller awaits its own future (what ``asyncio.shield`` does, leaner): one
+        # that leaves (its client gone) does not cancel the shared call.
+        own = self.loop.create_future()
+        future.add_done_callback(functools.partial(pass_on, own))
+        return await own
 
-    async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, str]]:
+    async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, bytes]]:
         """The events after ``cursor`` that ``plan``'s caller may see, with their frames;
         concurrent listeners asking the same share one query."""
         return await self.shared((plan.visibility, cursor), _events_after, plan.visibility, cursor)
@@ -235,68 +257,64 @@ def hub() -> Hub:
 
 
 class StreamBody:
-    """The response body of one listener: replay from the outbox, then live.
-
-    Django closes the body (``close``) when the response ends, even if it never
-    started, so the listener's place is always given back."""
+    """One listener's answer: replay from the outbox, then live, written straight to
+    the connection (``write(bytes)``). Admitted to the hub when made; ``close`` gives
+    its place back (always called, even when the stream never started)."""
 
     def __init__(self, hub: Hub, plan: Plan):
         self.hub = hub
         self.plan = plan
-        self.wake = hub.admit()
+        self.listener = hub.admit()
 
     def close(self) -> None:
-        self.hub.leave(self.wake)
+        self.hub.leave(self.listener)
 
-    def __aiter__(self):
-        return self._frames()
-
-    async def render(self, matched: list[tuple[Event, str]]) -> str:
+    async def render(self, matched: list[tuple[Event, bytes]]) -> bytes:
         """What the listener is sent for the events of a batch it may see (each its frame)."""
-        return "".join(text for _event, text in matched)
+        return matched[0][1] if len(matched) == 1 else b"".join(data for _event, data in matched)
 
-    async def reset(self, cursor: int) -> str:
+    async def reset(self, cursor: int) -> bytes:
         """What the listener is sent when its cursor can no longer be replayed."""
-        return reset_frame(cursor)
+        return reset_frame(cursor).encode()
 
-    async def _frames(self):
-        hub, plan, wake = self.hub, self.plan, self.wake
+    async def serve(self, write, oldest: int | None, latest: int | None, missed: bool) -> None:
+        """The stream after the checks. ``oldest``/``latest``: the outbox's bounds, read
+        before admission; ``missed``: whether a wake-up may have come between that
+        read and admission (then it reads once even from the latest id)."""
+        hub, plan, listener = self.hub, self.plan, self.listener
         keepalive = settings.EVENTS_STREAM_KEEPALIVE
-        try:
-            oldest, latest = await hub.run_sync(_bounds)
-            if plan.after is None:
-                # No cursor: from now on. The id line sets the client's Last-Event-ID,
-                # so a reconnect resumes from here.
+        listener.woken = missed
+        if plan.after is None:
+            # No cursor: from now on. The id line sets the client's Last-Event-ID,
+            # so a reconnect resumes from here.
+            cursor = latest or 0
+            await write(f": connected\nid: {cursor}\n\n".encode())
+        else:
+            cursor = plan.after
+            await write(b": connected\n\n")
+            if reset_needed(cursor, oldest, latest):
                 cursor = latest or 0
-                yield f": connected\nid: {cursor}\n\n"
+                await write(await self.reset(cursor))
             else:
-                cursor = plan.after
-                yield ": connected\n\n"
-                if reset_needed(cursor, oldest, latest):
-                    cursor = latest or 0
-                    yield await self.reset(cursor)
-            last_sent = time.monotonic()
-            while True:
-                wake.clear()
-                batch = await hub.fetch(plan, cursor)
-                matched = [(event, text) for event, text in batch if plan.matches(event)]
-                if batch:
-                    cursor = batch[-1][0].pk
+                listener.woken = True  # the replay
+        last_sent = time.monotonic()
+        while True:
+            if not listener.woken:
+                left = keepalive - (time.monotonic() - last_sent)
+                if left <= 0 or not await listener.wait(left):
+                    await write(b": keepalive\n\n")
+                    last_sent = time.monotonic()
+                    continue
+            listener.woken = False
+            batch = await hub.fetch(plan, cursor)
+            if batch:
+                cursor = batch[-1][0].pk
+                matched = [item for item in batch if plan.matches(item[0])]
                 if matched:
-                    yield await self.render(matched)
+                    await write(await self.render(matched))
                     last_sent = time.monotonic()
                 if len(batch) >= BATCH:
-                    continue
-                left = keepalive - (time.monotonic() - last_sent)
-                try:
-                    if left <= 0:
-                        raise TimeoutError
-                    await asyncio.wait_for(wake.wait(), left)
-                except TimeoutError:
-                    yield ": keepalive\n\n"
-                    last_sent = time.monotonic()
-        finally:
-            hub.leave(wake)
+                    listener.woken = True
 
 
 @dataclass(frozen=True)
@@ -319,30 +337,27 @@ async def wait_for_events(wait: Wait) -> list[Event]:
     hub_ = hub()
     with watch.held_wait(wait.caller, thread_held=False):
         try:
-            wake = hub_.admit()
+            listener = hub_.admit()
         except StreamRefused:
             raise watch.WaitRefused("this server holds as many listeners as it allows "
                                     "(EVENTS_STREAM_MAX_PER_PROCESS); try again shortly") from None
         try:
             deadline = time.monotonic() + wait.seconds
             while True:
-                wake.clear()
+                listener.woken = False
                 events = await hub_.fetch_events(wait.visibility, wait.after, wait.limit)
                 left = deadline - time.monotonic()
                 if events or left <= 0:
                     return events
-                try:
-                    await asyncio.wait_for(wake.wait(), left)
-                except TimeoutError:
-                    pass
+                await listener.wait(left)
         finally:
-            hub_.leave(wake)
+            hub_.leave(listener)
 
 
 def answer_once(plan: Plan) -> str:
     """The stream as one finite answer (served without ASGI): the opening, a reset if
     due, the events after the cursor (one batch), and ``retry:`` one second."""
-    oldest, latest = _bounds()
+    oldest, latest = outbox_bounds()
     parts = ["retry: 1000\n"]
     if plan.after is None:
         parts.append(f": connected\nid: {latest or 0}\n\n")
@@ -354,7 +369,7 @@ def answer_once(plan: Plan) -> str:
         parts.append(reset_frame(cursor))
         return "".join(parts)
     batch = _events_after(plan.visibility, cursor)
-    parts += [text for event, text in batch if plan.matches(event)]
+    parts += [data.decode() for event, data in batch if plan.matches(event)]
     if batch and not plan.matches(batch[-1][0]):
         parts.append(f"id: {batch[-1][0].pk}\n\n")  # the cursor moved past filtered-out events
     return "".join(parts)

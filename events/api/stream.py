@@ -9,12 +9,15 @@ missing scope its 403 JSON, an unknown parameter its 400. Then the listener cap
 """
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
+from django.core.handlers.exception import response_for_exception
 from django.db import DatabaseError
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
@@ -117,29 +120,106 @@ def gate_check(gate_class: type[APIView]):
 
 
 async def serve_stream(request, check, body_class, answer_once):
-    """A stream route: ``check`` (on a hub thread) refuses or gives the plan, then the
-    listener cap (503 with Retry-After), then ``body_class(hub, plan)`` as the
-    ``text/event-stream`` answer. Under a WSGI server (``manage.py runserver``, the
-    test client) a response cannot stay open without holding a thread: the same
+    """A stream route in Django's handler. Under a WSGI server (``manage.py runserver``,
+    the test client) a response cannot stay open without holding a thread: the
     checks, then ``answer_once(plan)`` (what is there after the cursor) and the end,
     with ``retry:`` so an EventSource comes back in a second: a poll. The Procfile's
-    server and ``make run`` serve the real stream."""
-    if not isinstance(request, ASGIRequest):
-        checked = await sync_to_async(check)(request)
-        if checked.status_code != 200:
-            return checked
-        text = await sync_to_async(answer_once)(checked.data)
-        return _event_stream_response(HttpResponse(text))
-    hub = stream.hub()
-    checked = await hub.run_sync(check, request)
+    server and ``make run`` serve the real stream (:func:`asgi_stream`); under ASGI
+    only the methods other than GET and HEAD come here: the checks' answer (405,
+    OPTIONS)."""
+    checked = await sync_to_async(check)(request)
     if checked.status_code != 200:
         return checked
-    if not hub.has_room():
-        refused = stream.StreamRefused
-        return JsonResponse(error_body(refused.code, "this server holds as many stream listeners as it allows "
-                                                     "(EVENTS_STREAM_MAX_PER_PROCESS); try again shortly"),
-                            status=refused.status, headers={"Retry-After": str(refused.retry_after)})
-    return _event_stream_response(StreamingHttpResponse(body_class(hub, checked.data)))
+    if isinstance(request, ASGIRequest):
+        checked.data = {}
+        return checked.render()
+    text = await sync_to_async(answer_once)(checked.data)
+    return _event_stream_response(HttpResponse(text))
+
+
+def _check_and_bounds(check, cors, request):
+    """On a hub thread, in one hop: the checks (the response: refusal or plan) and, when
+    they pass, the outbox's bounds and the stream's response headers (CORS included)."""
+    try:
+        checked = check(request)
+    except Exception as exc:  # noqa: BLE001 - what Django's handler answers for it
+        checked = response_for_exception(request, exc)
+    if checked.status_code != 200:
+        return checked, None, cors_headers(cors, request, checked)
+    oldest, latest = stream.outbox_bounds()
+    if "HTTP_ORIGIN" in request.META:
+        headers = cors_headers(cors, request, _event_stream_response(HttpResponse()))
+    else:  # the same for every request of the route without an Origin (a service, not a browser)
+        headers = _plain_headers.get(request.path)
+        if headers is None:
+            headers = _plain_headers[request.path] = cors_headers(cors, request, _event_stream_response(HttpResponse()))
+    return checked, (oldest, latest), headers
+
+
+_plain_headers: dict[str, list] = {}
+
+
+def cors_headers(cors, request, response) -> list[tuple[bytes, bytes]]:
+    """``response`` as ASGI headers, with what the CORS middleware adds (as on every route)."""
+    cors.add_response_headers(request, response)
+    headers = [(name.encode("ascii"), value.encode("latin-1")) for name, value in response.items()]
+    headers += [(b"Set-Cookie", c.output(header="").encode("ascii").strip()) for c in response.cookies.values()]
+    return headers
+
+
+async def _send_response(send, response, headers) -> None:
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.content})
+
+
+def asgi_stream(check, body_class, cors):
+    """A stream route as a plain ASGI application (GET and HEAD; config_hub/asgi.py
+    routes them here, in front of Django's handler): the request is Django's
+    ``ASGIRequest``; ``check`` (the route's DRF gate: authentication, scope, throttles,
+    strict query) and the outbox's bounds in ONE hop to a hub thread; then the listener
+    cap (503 with Retry-After), then ``text/event-stream`` written straight to
+    ``send``. A ``http.disconnect`` ends the listener."""
+
+    async def app(scope, receive, send):
+        message = await receive()  # the request (a GET: no body)
+        if message["type"] == "http.disconnect":
+            return
+        request = ASGIRequest(scope, io.BytesIO())
+        hub = stream.hub()
+        generation = hub.generation if hub.watching() else None
+        checked, bounds, headers = await hub.run_sync(_check_and_bounds, check, cors, request)
+        if bounds is None:
+            return await _send_response(send, checked, headers)
+        try:
+            body = body_class(hub, checked.data)
+        except stream.StreamRefused as refused:
+            response = JsonResponse(error_body(refused.code, str(refused)), status=refused.status,
+                                    headers={"Retry-After": str(refused.retry_after)})
+            return await _send_response(send, response, cors_headers(cors, request, response))
+        current = asyncio.current_task()
+        left = asyncio.get_running_loop().create_task(_disconnected(receive, current))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+            async def write(data: bytes) -> None:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+
+            await body.serve(write, *bounds, missed=generation is None or generation != hub.generation)
+        except asyncio.CancelledError:
+            if not left.done():
+                raise
+            current.uncancel()  # the client left: the listener's end, not the server's
+        finally:
+            left.cancel()
+            body.close()
+
+    return app
+
+
+async def _disconnected(receive, task: asyncio.Task) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task.cancel()
 
 
 _check = gate_check(StreamGate)
@@ -147,6 +227,11 @@ _check = gate_check(StreamGate)
 
 async def stream_view(request):
     return await serve_stream(request, _check, stream.StreamBody, stream.answer_once)
+
+
+def stream_app(cors):
+    """``GET /api/v1/stream`` as a plain ASGI application (:func:`asgi_stream`)."""
+    return asgi_stream(_check, stream.StreamBody, cors)
 
 
 def describe(view, gate_class: type[APIView]) -> None:

@@ -39,7 +39,7 @@ from core.errors import NotFound, ValidationFailed
 from core.fields import SecretDecryptionError, decrypt_json
 from events import stream
 from events.api import docs as event_docs
-from events.api.stream import JsonAnswers, describe, gate_check, serve_stream, stream_cursor
+from events.api.stream import JsonAnswers, asgi_stream, describe, gate_check, serve_stream, stream_cursor
 from tenants.models import ApiKey, Tenant
 from tenants.selectors import environment_get
 
@@ -153,12 +153,13 @@ class OfrepStreamBody(stream.StreamBody):
                cursor)
         return await self.hub.shared(key, _bulk_etag, ofrep.tenant_id, ofrep.environment, ofrep.context)
 
-    async def render(self, matched) -> str:
+    async def render(self, matched) -> bytes:
         last = matched[-1][0]
-        return refetch_frame(last.pk, etag=await self._etag(last.pk), last_modified=int(last.created_at.timestamp()))
+        return refetch_frame(last.pk, etag=await self._etag(last.pk),
+                             last_modified=int(last.created_at.timestamp())).encode()
 
-    async def reset(self, cursor: int) -> str:
-        return refetch_frame(cursor, etag=await self._etag(cursor))
+    async def reset(self, cursor: int) -> bytes:
+        return refetch_frame(cursor, etag=await self._etag(cursor)).encode()
 
 
 def answer_once(ofrep: OfrepPlan) -> str:
@@ -173,6 +174,11 @@ _check = gate_check(OfrepStreamGate)
 
 async def ofrep_stream_view(request):
     return await serve_stream(request, _check, OfrepStreamBody, answer_once)
+
+
+def ofrep_stream_app(cors):
+    """``GET /ofrep/v1/stream`` as a plain ASGI application (events.api.stream.asgi_stream)."""
+    return asgi_stream(_check, OfrepStreamBody, cors)
 
 
 describe(ofrep_stream_view, OfrepStreamGate)
