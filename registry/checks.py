@@ -18,7 +18,7 @@ from core import outbound
 from events.services import events_record_many
 
 from .bulk import batched_events, service_names
-from .heartbeats import heartbeat_flush, hold_flushes
+from .heartbeats import heartbeat_flush, hold_flushes, sweep_grace
 from .models import HEALTHY, STARTING, UNHEALTHY, Instance
 from .selectors import discovery_changed, instance_state_forget
 
@@ -65,7 +65,8 @@ def instance_active_checks(*, now=None) -> dict[str, Any]:
     if blocked:
         logger.warning("active checks: %s health-check URL(s) refused by the outbound policy (see OUTBOUND_ALLOW)", blocked)
     table = Instance._meta.db_table
-    fresh = now - timedelta(seconds=settings.REGISTRY_HEARTBEAT_TTL)
+    # Beats still in a web process's memory: the sweep's grace (registry.heartbeats).
+    fresh = now - timedelta(seconds=settings.REGISTRY_HEARTBEAT_TTL + sweep_grace())
     if passed:
         # "Heartbeat fresh" must count the beats still in the buffer.
         heartbeat_flush()

@@ -10,7 +10,10 @@ the active checks flush first and hold flushes off while they write
 """
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -119,6 +122,9 @@ def _buffer_beat(*, instance_id: int, tenant_id: int | None, wanted: str, respon
         return False
     if current != wanted and current != OUT_OF_SERVICE:
         return False
+    if settings.REGISTRY_HEARTBEAT_LOCAL_INTERVAL > 0:
+        _record_local(instance_id, response_time_ms)
+        return True
     client = _redis()
     if response_time_ms is None:
         client.hset(BEATS_KEY, instance_id, repr(time.time()))
@@ -128,6 +134,99 @@ def _buffer_beat(*, instance_id: int, tenant_id: int | None, wanted: str, respon
         pipe.hset(BEAT_RT_KEY, instance_id, repr(float(response_time_ms)))
         pipe.execute()
     return True
+
+
+# --- this process's beats, before Redis ----------------------------------------------------
+#
+# With REGISTRY_HEARTBEAT_LOCAL_INTERVAL > 0 a buffered beat is not even a Redis
+# round trip: it is kept in this process's memory (the newest per instance) and
+# a background thread pushes them all to the Redis buffer every interval, one
+# pipelined HSET of many beats. A beat therefore reaches Redis at most about one
+# interval after it arrived (heartbeat_flush, the sweep's and the active checks'
+# in this process push first); the sweep allows ``sweep_grace()`` beyond the TTL
+# for the other processes' (registry.sweep). If Redis refuses a push, the beats
+# go to the database (the set-based UPDATE of a flush); if that fails too they
+# stay in memory for the next push, with a warning: a beat is never dropped
+# silently. A process killed outright (SIGKILL) loses at most its last interval
+# of beats; the next beat of each of those instances brings the time back.
+
+_local: dict[int, tuple[float, float | None]] = {}
+_local_lock = threading.Lock()
+_pusher: list = [None, 0]  # the push thread and the pid it runs in (a fork starts its own)
+
+
+def sweep_grace() -> float:
+    """How much later than its TTL the sweep judges an instance silent: twice the
+    local push interval (a beat waits at most one interval, plus the push)."""
+    return 2 * settings.REGISTRY_HEARTBEAT_LOCAL_INTERVAL
+
+
+def _record_local(instance_id: int, response_time_ms: float | None) -> None:
+    now = time.time()
+    with _local_lock:
+        if response_time_ms is None:
+            old = _local.get(instance_id)
+            response_time_ms = None if old is None else old[1]  # as the Redis buffer keeps the last one
+        _local[instance_id] = (now, None if response_time_ms is None else float(response_time_ms))
+    if _pusher[1] != os.getpid() or _pusher[0] is None:
+        _start_pusher()
+
+
+def _start_pusher() -> None:
+    with _local_lock:
+        if _pusher[1] == os.getpid() and _pusher[0] is not None:
+            return
+        thread = threading.Thread(target=_push_loop, name="heartbeat-push", daemon=True)
+        _pusher[:] = [thread, os.getpid()]
+    atexit.register(push_local_beats)
+    thread.start()
+
+
+def _push_loop() -> None:
+    while True:
+        time.sleep(max(settings.REGISTRY_HEARTBEAT_LOCAL_INTERVAL, 0.05))
+        try:
+            push_local_beats()
+        except Exception:  # noqa: BLE001 - kept in memory by push_local_beats; the thread goes on
+            logger.exception("heartbeat push failed")
+        finally:
+            connection.close()  # this thread's database connection, if the fallback opened one
+
+
+def push_local_beats() -> int:
+    """Push this process's beats to the Redis buffer (or, Redis refusing, to the
+    database); the number pushed. Beats that could be written nowhere stay."""
+    with _local_lock:
+        if not _local:
+            return 0
+        taken = dict(_local)
+        _local.clear()
+    try:
+        pipe = _redis().pipeline(transaction=True)
+        pipe.hset(BEATS_KEY, mapping={iid: repr(ts) for iid, (ts, _rt) in taken.items()})
+        rts = {iid: repr(rt) for iid, (_ts, rt) in taken.items() if rt is not None}
+        if rts:
+            pipe.hset(BEAT_RT_KEY, mapping=rts)
+        pipe.execute()
+        return len(taken)
+    except Exception:  # noqa: BLE001 - Redis down: the database takes them
+        _redis_down_until[0] = time.monotonic() + _REDIS_RETRY_AFTER
+        logger.warning("heartbeat push: Redis unavailable, %d beat(s) written to the database", len(taken))
+    try:
+        with transaction.atomic():
+            hold_flushes()
+            _write_beats({iid: [ts, rt] for iid, (ts, rt) in taken.items()})
+        return len(taken)
+    except Exception:  # noqa: BLE001 - kept for the next push
+        logger.warning("heartbeat push: database unavailable too, %d beat(s) kept for the next push", len(taken))
+    with _local_lock:
+        for iid, (ts, rt) in taken.items():
+            newer = _local.get(iid)
+            if newer is None:
+                _local[iid] = (ts, rt)
+            elif newer[1] is None and rt is not None:
+                _local[iid] = (newer[0], rt)
+    return 0
 
 
 def instance_heartbeat(
@@ -258,6 +357,7 @@ def heartbeat_flush() -> dict[str, Any]:
     """
     if not settings.REDIS_URL:
         return {"skipped": "no_redis"}
+    push_local_beats()  # this process's beats first
     with transaction.atomic():
         hold_flushes()  # one flush at a time
         try:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from events.services import events_record_many
 
 from .bulk import batched_events, service_names
-from .heartbeats import heartbeat_flush, hold_flushes
+from .heartbeats import heartbeat_flush, hold_flushes, sweep_grace
 from .models import LIVE, UNHEALTHY, Instance, SweepState
 from .selectors import discovery_changed, instance_state_forget, instance_tenant_forget
 
@@ -67,7 +67,7 @@ def instance_sweep(*, now=None) -> dict[str, Any]:
         state.save()
         if state.resumed_at and now - state.resumed_at < ttl:
             return {"marked": 0, "removed": 0, "grace": True}
-        cutoff = now - ttl
+        cutoff = now - ttl - timedelta(seconds=sweep_grace())  # beats still in a web process's memory
         table = Instance._meta.db_table
         live = tuple(LIVE)
         remove_before = now - remove_after

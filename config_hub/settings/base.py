@@ -345,6 +345,10 @@ REGISTRY_ACTIVE_CHECKS = env_bool("REGISTRY_ACTIVE_CHECKS", False)
 # before every sweep); false, no Redis, or Redis down: each beat is one UPDATE.
 REGISTRY_HEARTBEAT_BUFFER = env_bool("REGISTRY_HEARTBEAT_BUFFER", True)
 REGISTRY_HEARTBEAT_FLUSH_INTERVAL = env_float("REGISTRY_HEARTBEAT_FLUSH_INTERVAL", 2)
+# Each web process keeps buffered beats in memory and pushes them to Redis every
+# REGISTRY_HEARTBEAT_LOCAL_INTERVAL seconds (0: one Redis write per beat); the
+# sweep judges an instance silent twice this interval after its TTL.
+REGISTRY_HEARTBEAT_LOCAL_INTERVAL = env_float("REGISTRY_HEARTBEAT_LOCAL_INTERVAL", 1)
 # Active checks (opt-in): probe each instance's health_check_url every interval;
 # N consecutive failures mark it unhealthy, M consecutive passes bring it back.
 REGISTRY_CHECK_INTERVAL = env_float("REGISTRY_CHECK_INTERVAL", 10)

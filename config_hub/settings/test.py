@@ -81,3 +81,6 @@ AXES_ENABLED = False
 # Webhook receivers and health endpoints of the tests listen on 127.0.0.1; tests of
 # the production policy set OUTBOUND_ALLOW_LOOPBACK = False themselves.
 OUTBOUND_ALLOW_LOOPBACK = True
+# One Redis write per buffered beat: a web process's in-memory beats (pushed by a
+# background thread) are tested with the setting on (tests/registry/test_heartbeat_buffer.py).
+REGISTRY_HEARTBEAT_LOCAL_INTERVAL = 0

@@ -56,6 +56,7 @@ from core.fields import SecretDecryptionError
 
 from .authentication import api_key_token
 from .negotiation import PLAIN_ACCEPT
+from .principal import Principal
 from .renderers import dumps
 from .tenancy import principal_tenant
 from .throttling import admit
@@ -77,7 +78,8 @@ Handler = Callable[..., Answer | None]
 
 
 def lean_route(drf_view, *, method: str, scope: str, query: Iterable[str] = (), content_type: str | None = None,
-               timer=None) -> Callable[[Handler], Callable[..., HttpResponse]]:
+               timer=None, credential: Callable[[object], Principal | None] | None = None,
+               ) -> Callable[[Handler], Callable[..., HttpResponse]]:
     """A view for the URL conf: ``handler`` answers ``method`` requests that pass
     the checks above, ``drf_view`` (an ``as_view()``) everything else.
 
@@ -86,7 +88,12 @@ def lean_route(drf_view, *, method: str, scope: str, query: Iterable[str] = (), 
     ``content_type`` (a body route): the media type the lean route serves; the
     route then takes no query string. The returned view carries ``drf_view``'s
     attributes (``view_class``, ``csrf_exempt``: the schema and the route matrix
-    see the DRF view) and ``lean_scope``."""
+    see the DRF view) and ``lean_scope``.
+
+    ``credential(request)``: another credential the route serves when the request
+    carries no API key (the heartbeat's service token): the caller's Principal,
+    only from what the DRF authentication already verified and cached, else None
+    (the DRF view authenticates); it may raise AuthenticationFailed (hand over)."""
     known = frozenset(query)
     if content_type is not None and known:
         raise ValueError("a body route takes no query parameters")
@@ -115,7 +122,10 @@ def lean_route(drf_view, *, method: str, scope: str, query: Iterable[str] = (), 
                     if meta.get("HTTP_ACCEPT") not in PLAIN_ACCEPT:
                         raise _HandOver
                     token = api_key_token(request)  # AuthenticationFailed: malformed
-                    principal = None if token is None else directory.api_key_principal(raw_key=token, allow_query=False)
+                    if token is not None:
+                        principal = directory.api_key_principal(raw_key=token, allow_query=False)
+                    else:
+                        principal = None if credential is None else credential(request)
                     if principal is None or principal is directory.UNCHECKED or not principal.has_scope(scope):
                         raise _HandOver
                     answer = handler(request, principal, params, **kwargs)

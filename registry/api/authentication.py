@@ -56,13 +56,44 @@ def _expired(claims: dict[str, Any]) -> bool:
     return exp is not None and not isinstance(exp, bool) and isinstance(exp, (int, float)) and exp <= time.time()
 
 
+def _bearer_token(request) -> str | None:
+    """The Bearer token of a request that may be a service token (not an API key)."""
+    parts = request.META.get("HTTP_AUTHORIZATION", "").split(None, 1)
+    if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1].startswith(API_KEY_PREFIX):
+        return None
+    return parts[1].strip()
+
+
+def _principal(token: str, hit: tuple[dict, int, Any]) -> Principal:
+    """The principal of a verified token (``_verified``'s entry): 401 when it has
+    expired, its secret is no longer accepted, or its instance is gone or moved."""
+    claims, tenant_id, reference = hit
+    if _expired(claims) or not service_token_secret_accepted(tenant_id=tenant_id, reference=reference):
+        _verified.delete(token)
+        raise exceptions.AuthenticationFailed(_INVALID)
+    service_id = _service_id(claims)
+    owner = instance_owner(instance_id=service_id)
+    if owner is None or owner[0] != tenant_id:
+        raise exceptions.AuthenticationFailed("service_id names no registered instance")
+    return Principal(kind="service", ident=str(service_id), label=str(service_id), tenant_id=tenant_id,
+                     scopes=SERVICE_SCOPES)
+
+
+def cached_service_principal(request) -> Principal | None:
+    """For the lean heartbeat (``core.api.lean``'s ``credential``): the principal of
+    a service token this process verified already, with every check of a cache
+    hit in :class:`ServiceTokenAuthentication`; None for a token not verified yet
+    (or not a service token): the DRF view verifies it. 401 cases raise."""
+    token = _bearer_token(request)
+    hit = None if token is None else _verified.get(token)
+    return None if hit is None else _principal(token, hit)
+
+
 class ServiceTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
-        raw = request.META.get("HTTP_AUTHORIZATION", "")
-        parts = raw.split(None, 1)
-        if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1].startswith(API_KEY_PREFIX):
+        token = _bearer_token(request)
+        if token is None:
             return None
-        token = parts[1].strip()
 
         hit = _verified.get(token)
         if hit is None:
@@ -70,16 +101,7 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
             if hit is None:
                 return None
             _verified.set(token, hit)
-        claims, tenant_id, reference = hit
-        if _expired(claims) or not service_token_secret_accepted(tenant_id=tenant_id, reference=reference):
-            _verified.delete(token)
-            raise exceptions.AuthenticationFailed(_INVALID)
-        service_id = _service_id(claims)
-        owner = instance_owner(instance_id=service_id)
-        if owner is None or owner[0] != tenant_id:
-            raise exceptions.AuthenticationFailed("service_id names no registered instance")
-        principal = Principal(kind="service", ident=str(service_id), label=str(service_id), tenant_id=tenant_id,
-                              scopes=SERVICE_SCOPES)
+        principal = _principal(token, hit)
         return PrincipalUser(principal), principal
 
     @staticmethod

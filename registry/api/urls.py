@@ -13,5 +13,5 @@ urlpatterns = [
 
 root_urlpatterns = [
     path("services/<str:service_name>", views.ServiceUrlView.as_view(), name="service-url"),
-    path("heartbeat", views.HeartbeatView.as_view(), name="heartbeat"),
+    path("heartbeat", views.heartbeat_route, name="heartbeat"),
 ]

@@ -1,6 +1,8 @@
 """Registry routes: /api/v1/registry/... (API keys) and /services/{name}, /heartbeat (service tokens)."""
 from __future__ import annotations
 
+import json
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -14,6 +16,7 @@ from core.api.tenancy import request_tenant
 from core.errors import NotFound
 from core.validators import service_url_field
 from registry.api import docs
+from registry.api.authentication import cached_service_principal
 
 from .. import heartbeats, selectors, services
 from ..models import Instance
@@ -168,12 +171,8 @@ _BEAT_FIELDS = frozenset({"service_id", "status", "response_time"})
 _BEAT_STATUSES = frozenset({"healthy", "starting", "unhealthy"})
 
 
-def _heartbeat_body(data) -> dict:
-    """The heartbeat body, validated. A heartbeat comes every few seconds from every
-    instance and its body is nearly always the same plain shape: that shape is
-    checked by hand (building the serializer's fields cost more than the
-    heartbeat's own work); anything else goes through the serializer, which
-    accepts what it accepts and words the errors."""
+def _plain_beat(data) -> dict | None:
+    """The heartbeat body in its plain shape, checked by hand; None for anything else."""
     if isinstance(data, dict) and data.keys() <= _BEAT_FIELDS:
         service_id = data.get("service_id")
         status_ = data.get("status", "healthy")
@@ -182,7 +181,17 @@ def _heartbeat_body(data) -> dict:
                 and (response_time is None or (type(response_time) in (int, float) and 0 <= response_time < float("inf")))):
             return {"service_id": service_id, "status": status_,
                     "response_time": None if response_time is None else float(response_time)}
-    return validated_body(HeartbeatSerializer, data)
+    return None
+
+
+def _heartbeat_body(data) -> dict:
+    """The heartbeat body, validated. A heartbeat comes every few seconds from every
+    instance and its body is nearly always the same plain shape: that shape is
+    checked by hand (building the serializer's fields cost more than the
+    heartbeat's own work); anything else goes through the serializer, which
+    accepts what it accepts and words the errors."""
+    plain = _plain_beat(data)
+    return validated_body(HeartbeatSerializer, data) if plain is None else plain
 
 
 class HeartbeatView(APIView):
@@ -219,3 +228,33 @@ def discover_route(request, principal, query, service_name: str):
     tenant = lean_tenant(request, principal)
     instance = selectors.instance_discover(tenant_id=tenant.pk, service_name=service_name, filters=None)
     return lambda: json_response(instance)
+
+
+# --- the lean route of the heartbeat -------------------------------------------------------
+
+_heartbeat_view = HeartbeatView.as_view()
+
+
+@lean_route(_heartbeat_view, method="POST", scope="registry:write", content_type="application/json",
+            credential=cached_service_principal)
+def heartbeat_route(request, principal, query):
+    """``POST /heartbeat`` with a service token this process verified already (or a
+    cached API key) and a plain body (see ``core.api.lean``): the same checks and
+    service function as HeartbeatView, which answers anything else (a token not
+    verified yet, another instance's id, a body the serializer must word, an
+    unknown instance or another tenant's)."""
+    data = _plain_beat(json.loads(request.body))
+    if data is None or (principal.kind == "service" and principal.ident != str(data["service_id"])):
+        return None
+    tenant = lean_tenant(request, principal)
+    owner = selectors.instance_owner(instance_id=data["service_id"])
+    if owner is None or owner[0] != tenant.pk:
+        return None  # unknown, or another tenant's: the DRF view answers 404
+
+    def answer():
+        result = heartbeats.instance_heartbeat(instance_id=data["service_id"], status=data["status"],
+                                               response_time_ms=data["response_time"], actor=principal.actor,
+                                               tenant_id=tenant.pk)
+        return None if result is None else json_response({"service_id": data["service_id"], "status": "ok"})
+
+    return answer

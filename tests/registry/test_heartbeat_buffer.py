@@ -349,3 +349,106 @@ def test_seed_heartbeat_body__plain_shape_and_the_serializer_s_shapes(tenant, se
     assert post({"service_id": inst.pk, "response_time": -1}).status_code == 400
     assert post({"service_id": inst.pk, "status": ["healthy"]}).status_code == 400
     assert post([inst.pk]).status_code == 400
+
+
+# --- a web process's beats in memory (REGISTRY_HEARTBEAT_LOCAL_INTERVAL) ------------------
+
+
+@pytest.fixture
+def local_beats(settings):
+    """Beats kept in this process's memory, pushed to Redis by the background thread
+    every hour (so only the pushes a test asks for happen): none left over."""
+    from registry import heartbeats
+
+    settings.REGISTRY_HEARTBEAT_LOCAL_INTERVAL = 3600
+    heartbeats._local.clear()
+    yield heartbeats
+    heartbeats._local.clear()
+
+
+def test_local_beats__no_redis_write_no_query__flush_pushes_then_writes(tenant, settings, client, local_beats,
+                                                                         django_capture_on_commit_callbacks):
+    from registry.models import Instance
+
+    inst = _register(tenant, on_commit=django_capture_on_commit_callbacks)
+    old = _age(inst.pk, 60)
+    assert _beat(client, settings, inst.pk).status_code == 200  # warms the token, the tenant, the state
+
+    with CaptureQueriesContext(connection) as queries:
+        r = _beat(client, settings, inst.pk, response_time=6.5)
+    _beat(client, settings, inst.pk)  # no response time: the last one is kept
+
+    assert r.status_code == 200 and [q["sql"] for q in queries.captured_queries] == []
+    assert _buffered_ids() == set()  # not in Redis yet: in this process's memory
+    assert _flush(django_capture_on_commit_callbacks) == {"flushed": 1, "buffers": 1}
+    row = Instance.objects.get(pk=inst.pk)
+    assert row.last_heartbeat > old and row.response_time_ms == 6.5
+
+
+def test_local_beats__pushed_to_redis_by_the_push(tenant, settings, client, local_beats):
+    inst = _register(tenant)
+    assert _beat(client, settings, inst.pk).status_code == 200
+
+    assert local_beats.push_local_beats() == 1
+
+    assert _buffered_ids() == {inst.pk}
+    assert local_beats.push_local_beats() == 0
+
+
+def test_local_beats__redis_down_at_the_push__written_to_the_database(tenant, settings, client, local_beats,
+                                                                     monkeypatch):
+    from registry.models import Instance
+
+    inst = _register(tenant)
+    old = _age(inst.pk, 60)
+    assert _beat(client, settings, inst.pk, response_time=2.0).status_code == 200
+    monkeypatch.setattr(local_beats, "_redis_down_until", [0.0])
+
+    def down():
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(local_beats, "_redis", down)
+
+    assert local_beats.push_local_beats() == 1
+
+    row = Instance.objects.get(pk=inst.pk)
+    assert row.last_heartbeat > old and row.response_time_ms == 2.0
+
+
+def test_local_beats__redis_and_database_down__kept_for_the_next_push(tenant, settings, client, local_beats,
+                                                                      monkeypatch):
+    inst = _register(tenant)
+    assert _beat(client, settings, inst.pk).status_code == 200
+    monkeypatch.setattr(local_beats, "_redis_down_until", [0.0])
+
+    def down(*_args, **_kwargs):
+        raise ConnectionError("down")
+
+    monkeypatch.setattr(local_beats, "_redis", down)
+    monkeypatch.setattr(local_beats, "_write_beats", down)
+
+    assert local_beats.push_local_beats() == 0
+    monkeypatch.undo()
+
+    assert local_beats.push_local_beats() == 1
+    assert _buffered_ids() == {inst.pk}
+
+
+@pytest.mark.parametrize("silent_for,marked", [(90 + 1.5, False), (90 + 2.5, True)])
+def test_sweep__local_beats__silent_past_ttl_plus_twice_the_push_interval__marked(silent_for, marked, tenant,
+                                                                                  settings):
+    from registry.models import Instance, SweepState
+    from registry.sweep import instance_sweep
+
+    settings.REGISTRY_HEARTBEAT_TTL = 90
+    settings.REGISTRY_HEARTBEAT_LOCAL_INTERVAL = 1
+    settings.REGISTRY_MAX_EVICT_RATIO = 1.0
+    inst = _register(tenant)
+    _age(inst.pk, silent_for)
+    now = timezone.now()
+    SweepState.objects.update_or_create(pk=1, defaults={"last_sweep_at": now - timedelta(seconds=1),
+                                                        "resumed_at": now - timedelta(hours=2)})
+
+    instance_sweep()
+
+    assert (Instance.objects.get(pk=inst.pk).status == "unhealthy") is marked

@@ -25,6 +25,7 @@ ROUTES = {
                       {"flag_name": "beta", "environment": "production", "user_id": "user-7"}, "flags:read"),
     "config-bundle": ("GET", "/api/v1/config/service/svc?environment=production", None, "configs:read"),
     "registry-discover": ("GET", "/api/v1/registry/svc", None, "registry:read"),
+    "heartbeat": ("POST", "/heartbeat", {"service_id": "svc", "response_time": 3.5}, "registry:write"),
 }
 # URL name -> (path, body) of a request its handler hands to the DRF view (404).
 HANDED_OVER_BY_HANDLER = {
@@ -32,6 +33,7 @@ HANDED_OVER_BY_HANDLER = {
     "flag-evaluate": ("/api/v1/feature-flags/evaluate", {"flag_name": "beta", "environment": "nowhere"}),
     "config-bundle": ("/api/v1/config/service/svc?environment=nowhere", None),
     "registry-discover": ("/api/v1/registry/unregistered", None),
+    "heartbeat": ("/heartbeat", {"service_id": 987654321}),
 }
 
 
@@ -69,8 +71,12 @@ def _call(name: str, raw_key: str, *, drf: bool = False, handler_hands_over: boo
     method, path, body, _ = ROUTES[name]
     if handler_hands_over:
         path, body = HANDED_OVER_BY_HANDLER[name]
+    if body and body.get("service_id") == "svc":  # the instance of ``data``
+        from registry.models import Instance
+
+        body = {**body, "service_id": Instance.objects.get(service__name="svc").pk}
     factory = RequestFactory()
-    headers["HTTP_AUTHORIZATION"] = f"ApiKey {raw_key}"
+    headers.setdefault("HTTP_AUTHORIZATION", f"ApiKey {raw_key}")
     if method == "POST":
         request = factory.post(path, json.dumps(body), content_type="application/json", **headers)
     else:
@@ -168,3 +174,64 @@ def test_lean_route__throttled__handed_over_request_counted_once_and_429_as_the_
 
     assert [(status, retry) for status, _, retry in lean] == [(first_status, None), (200, None), (429, "41")]
     assert lean == drf
+
+
+# --- the heartbeat's service tokens (``credential`` of lean_route) ------------------------
+
+
+def _beat(token: str, service_id: int, *, drf: bool = False, **body):
+    """(status, JSON body, whether the lean route answered) of ``POST /heartbeat``."""
+    from rest_framework.response import Response
+
+    request = RequestFactory().post("/heartbeat", json.dumps({"service_id": service_id, **body}),
+                                    content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    view = resolve("/heartbeat").func
+    response = (view.__wrapped__ if drf else view)(request)
+    if hasattr(response, "render"):
+        response.render()
+    return response.status_code, json.loads(response.content), not isinstance(response, Response)
+
+
+def test_heartbeat__service_token_verified_once__lean_route_answers_as_the_drf_view(tenant, service_token):
+    inst = make.instance(tenant, "svc", "http://127.0.0.1:9471")
+    token = service_token(inst, kid=True)
+
+    first, second, drf = _beat(token, inst.pk), _beat(token, inst.pk), _beat(token, inst.pk, drf=True)
+
+    assert (first[2], second[2], drf[2]) == (False, True, False)  # the DRF view verified it first
+    assert first[:2] == second[:2] == drf[:2] == (200, {"service_id": inst.pk, "status": "ok"})
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("another instance's id", 403),
+    ("unknown status", 400),
+    ("unknown field", 400),
+    ("secret revoked", 401),
+    ("expired", 401),
+])
+def test_heartbeat__service_token_cases__same_answer_as_the_drf_view(case, expected, tenant, service_token, clock,
+                                                                     django_capture_on_commit_callbacks):
+    from registry.models import ServiceTokenSecret
+    from registry.tokens import service_token_secret_revoke
+
+    me = make.instance(tenant, "svc", "http://127.0.0.1:9471")
+    other = make.instance(tenant, "svc", "http://127.0.0.1:9472")
+    token = service_token(me, exp=int(clock.now()) + 60)
+    assert _beat(token, me.pk)[0] == 200  # verified and cached in this process
+    service_id, body = me.pk, {}
+    if case == "another instance's id":
+        service_id = other.pk
+    elif case == "unknown status":
+        body = {"status": "asleep"}
+    elif case == "unknown field":
+        body = {"colour": "red"}
+    elif case == "secret revoked":
+        with django_capture_on_commit_callbacks(execute=True):
+            service_token_secret_revoke(secret=ServiceTokenSecret.objects.get(tenant=tenant), actor="test")
+    else:
+        clock.advance(61)
+
+    lean, drf = _beat(token, service_id, **body), _beat(token, service_id, drf=True, **body)
+
+    assert lean[:2] == drf[:2]
+    assert lean[0] == expected
