@@ -27,6 +27,7 @@ from flags.api.views.flags import FlagUpdateSerializer
 from flags.models import Flag, FlagEnvironment
 from registry.models import Service
 from tenants.api.serializers import SchemaSerializer
+from tenants.compare import same_json
 from tenants.models import ConfigEntry, ConfigSchema, Environment, Tenant, key_validator, service_validator
 from tenants.schemas import config_validate, schema_validate
 
@@ -320,6 +321,14 @@ def _resolve(entries: list[ConfigEntry], overlay: dict[tuple, Any], default: Any
     return (default, False, "default") if has_default else None
 
 
+def _same_result(before, after) -> bool:
+    """Whether two resolutions hold the same value and secrecy (the value as JSON:
+    ``1`` and ``true`` differ)."""
+    if before is None or after is None:
+        return before is after
+    return before[1] == after[1] and same_json(before[0], after[0])
+
+
 def affected_services(*, tenant: Tenant, environment: Environment, changes: list[dict], secrets: dict,
                       reveal: bool = False) -> list[dict]:
     """Per service (and ``""``: a caller naming no service), the resolved values that
@@ -355,7 +364,7 @@ def affected_services(*, tenant: Tenant, environment: Environment, changes: list
             seen = [e for e in entries if e.key == key and e.service_name in ("", service)]
             before = _resolve(seen, {}, *defaults_now.get(key, (None, False)))
             after = _resolve(seen, overlay, *defaults_after.get(key, (None, False)))
-            if (before and before[:2]) == (after and after[:2]):
+            if _same_result(before, after):
                 continue
             secret = bool((before and before[1]) or (after and after[1]))
             masked = secret and not reveal

@@ -11,8 +11,8 @@ from django.core.cache import cache
 from core import invalidation
 from core.cache import LocalCache
 from core.errors import NotFound
-from core.fields import decrypt_json, encrypt_json
-from tenants.selectors import SOURCE_DEFAULT, Bundle
+from core.fields import encrypt_json
+from tenants.selectors import SOURCE_DEFAULT, Bundle, resolved_value
 
 from .models import Pin, Release
 from .snapshot import content_view, same_value
@@ -161,8 +161,7 @@ class PinnedView:
         data = self.resolution(key)
         if not data["found"]:
             return []
-        masked = data["is_secret"] and not reveal
-        value = None if masked else (decrypt_json(data["secret_token"]) if data["is_secret"] else data["value"])
+        value, masked = resolved_value(data, reveal=reveal)
         return [{"source": "release", "release": {"id": self.release_id, "name": self.release_name},
                  "resolved_from": data["source"], "version": data["version"], "value": value,
                  **({"masked": True} if masked else {})}]

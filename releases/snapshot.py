@@ -42,6 +42,7 @@ from core.fields import decrypt_json
 from flags.models import Flag
 from flags.selectors import flag_state_document
 from registry.models import Service
+from tenants.compare import same_json
 from tenants.models import ConfigEntry, ConfigSchema, Environment, Tenant
 from tenants.selectors import SOURCE_DEFAULT, config_bundle
 
@@ -186,5 +187,5 @@ def same_value(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     """Whether two items (entries or view items) hold the same value (secrets by ref)."""
     if a is None or b is None:
         return a is b
-    return (bool(a.get("is_secret")) == bool(b.get("is_secret")) and a.get("value") == b.get("value")
+    return (bool(a.get("is_secret")) == bool(b.get("is_secret")) and same_json(a.get("value"), b.get("value"))
             and a.get("secret") == b.get("secret"))

@@ -15,6 +15,13 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two config values are the same JSON (``1``, ``1.0`` and ``true`` differ,
+    though Python calls them equal): the one comparison of values that compare,
+    releases and change requests use."""
+    return _json_text(a) == _json_text(b)
+
+
 def environments_compare(*, tenant: Tenant, source: Environment, target: Environment, service_name: str = "",
                          reveal: bool = False) -> list[dict[str, Any]]:
     """Every key whose resolved value differs between two environments, for one
@@ -51,6 +58,6 @@ def environments_compare(*, tenant: Tenant, source: Environment, target: Environ
         (lv, ls), (rv, rs) = side(left.get(key), key), side(right.get(key), key)
         if ls["source"] is None and rs["source"] is None:
             continue
-        if ls["source"] is None or rs["source"] is None or _json_text(lv) != _json_text(rv):
+        if ls["source"] is None or rs["source"] is None or not same_json(lv, rv):
             out.append({"key": key, "from": ls, "to": rs})
     return out

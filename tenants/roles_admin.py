@@ -37,8 +37,14 @@ class RoleScopedAdminMixin:
         return cleaned.get("tenant"), cleaned.get("environment")
 
     def role_may_write(self, request, obj) -> bool:
+        # Django asks has_change/delete_permission many times per page: the rule's
+        # answer is kept on the request, per scope (the roles do not change mid-request).
         tenant, environment = self.role_scope(obj)
-        return may_write(user_id=request.user.pk, tenant=tenant, environment=environment)
+        memo = request.__dict__.setdefault("_role_may_write", {})
+        scope = (getattr(tenant, "pk", None), getattr(environment, "pk", None))
+        if scope not in memo:
+            memo[scope] = may_write(user_id=request.user.pk, tenant=tenant, environment=environment)
+        return memo[scope]
 
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)

@@ -1,14 +1,13 @@
 """Registry routes: /api/v1/registry/... (API keys) and /services/{name}, /heartbeat (service tokens)."""
 from __future__ import annotations
 
-import json
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import parsers
 from core.api.conditional import conditional_response
 from core.api.lean import json_response, lean_route, lean_tenant
 from core.api.strict import ANY_QUERY, StrictSerializer, validated_body
@@ -243,7 +242,7 @@ def heartbeat_route(request, principal, query):
     service function as HeartbeatView, which answers anything else (a token not
     verified yet, another instance's id, a body the serializer must word, an
     unknown instance or another tenant's)."""
-    data = _plain_beat(json.loads(request.body))
+    data = _plain_beat(parsers.loads(request.body))
     if data is None or (principal.kind == "service" and principal.ident != str(data["service_id"])):
         return None
     tenant = lean_tenant(request, principal)

@@ -190,3 +190,16 @@ def test_repeatable__what_an_answer_depends_on__detected(feature, context, repea
     parent = {"name": "parent", "enabled": True, "strategies": [{"name": "gradualRolloutRandom", "parameters": {"percentage": 50}}]}
     extra = [parent] if feature.get("dependencies") else []
     assert _state(feature, segments, extra).repeatable(context) is repeatable
+
+
+@pytest.mark.parametrize("strategy", [
+    {"name": "gradualRolloutRandom", "parameters": {"percentage": "50"}},
+    {"name": "flexibleRollout", "parameters": {"rollout": "50", "stickiness": "random"}},
+])
+def test_evaluate_one__random_rollout__the_same_request_repeated_is_never_frozen_by_reuse(strategy, tenant, environments,
+                                                                                          client):
+    """The single-flag route reuses an answer for a repeated request only when it is repeatable."""
+    make.flag(tenant, "coin", environment=environments["production"], is_enabled=True, strategies=[strategy])
+    body = {"flag_name": "coin", "environment": "production", "user_id": "u1"}
+    seen = {client.post("/api/v1/feature-flags/evaluate", body, format="json").json()["enabled"] for _ in range(60)}
+    assert seen == {True, False}  # 60 fair coins all alike: 2**-59

@@ -207,3 +207,24 @@ def test_compare__other_side_is_another_tenants__404(layered, release_of, other_
 
     assert reader.get(f"/api/v1/releases/{ours.pk}/compare/{theirs.pk}").status_code == 404
     assert reader.get(f"/api/v1/releases/{ours.pk}/compare/{ours.pk}?bogus=1").status_code == 400
+
+
+def test_compare_and_rollback__1_became_true__a_difference_restored_as_1(layered, release_of, reader):
+    """1 and true are different JSON values, though Python calls them equal."""
+    from releases.rollback import release_rollback_changes
+    from releases.snapshot import snapshot_build
+    from tenants.models import ConfigEntry
+    from tenants.services.configs import config_update
+
+    tenant, prod = layered["tenant"], layered["production"]
+    make.config(tenant, "retries", 1, environment=prod)
+    a = release_of(tenant, prod, "a")
+    config_update(entry=ConfigEntry.objects.get(key="retries"), value=True, actor="t")
+    b = release_of(tenant, prod, "b")
+
+    body = reader.get(f"/api/v1/releases/{a.pk}/compare/{b.pk}").json()
+    changes = release_rollback_changes(a, current_state=snapshot_build(tenant=tenant, environment=prod).content)
+
+    assert [(d["key"], d["from"]["value"], d["to"]["value"]) for d in body["differences"]] == [("retries", 1, True)]
+    assert a.digest != b.digest
+    assert [(c["type"], c["key"], c["value"]) for c in changes] == [("config.set", "retries", 1)]

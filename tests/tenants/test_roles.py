@@ -256,3 +256,35 @@ def test_admin__role_assignment_without_holder__refused_on_the_form(admin_user, 
     assert r.status_code == 200
     assert "A role is held by a group or by a user: choose one of them." in r.content.decode()
     assert RoleAssignment.objects.count() == 0
+
+
+def test_writes_reaching_every_tenant_or_environment__need_the_role_there(django_user_model, tenant, environments):
+    """A new flag in production, a segment (every environment) and a schema (every tenant):
+    refused to an editor of acme's staging, allowed to an editor of everything."""
+    from flags.models import Flag, Segment
+    from flags.services.flags import flag_create
+    from flags.services.segments import segment_set
+    from tenants.models import ConfigSchema
+    from tenants.services.schemas import schema_set
+
+    narrow = django_user_model.objects.create_user("nina", password="pw-nina-12345", is_staff=True)
+    RoleAssignment.objects.create(user=narrow, role="editor", tenant=tenant, environment=environments["staging"])
+    wide = django_user_model.objects.create_user("walt", password="pw-walt-12345", is_staff=True)
+    RoleAssignment.objects.create(user=wide, role="editor", tenant=None, environment=None)
+    attempts = [
+        lambda user: flag_create(tenant=tenant, name=f"f_{user.username}", environment=environments["production"],
+                                 actor=f"user:{user.username}", user_id=user.pk),
+        lambda user: segment_set(tenant=tenant, name=f"s_{user.username}", constraints=[],
+                                 actor=f"user:{user.username}", user_id=user.pk),
+        lambda user: schema_set(key=f"k.{user.username}", schema={"type": "integer"},
+                                actor=f"user:{user.username}", user_id=user.pk),
+    ]
+
+    for attempt in attempts:
+        with pytest.raises(Forbidden):
+            attempt(narrow)
+        attempt(wide)
+
+    assert list(Flag.objects.values_list("name", flat=True)) == ["f_walt"]
+    assert list(Segment.objects.values_list("name", flat=True)) == ["s_walt"]
+    assert list(ConfigSchema.objects.values_list("key", flat=True)) == ["k.walt"]
