@@ -441,7 +441,10 @@ def main() -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (results_dir / f"listeners-{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: bench/results/listeners-{stamp}.json")
-    shutil.rmtree(work, ignore_errors=True)
+    if os.environ.get("BENCH_KEEP_WORK"):  # the server's log stays, e.g. with GC_LOG_PAUSES_MS
+        print(f"kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
