@@ -25,7 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config_hub.settings.base")
 
 import django  # noqa: E402
 from a2wsgi import WSGIMiddleware  # noqa: E402
-from a2wsgi.wsgi import Body, WSGIResponder, build_environ  # noqa: E402
+from a2wsgi.wsgi import Body, build_environ  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
@@ -197,36 +197,97 @@ class _ReadBody(Body):
         self._has_more = False
 
 
-class _Responder(WSGIResponder):
-    """a2wsgi's responder (pinned in requirements.txt), its ``__call__`` with the
-    body given: ``body`` None reads it from the thread as a2wsgi does."""
+class _Responder:
+    """One request of the WSGI application on a thread of the pool, its answer handed
+    to the event loop with as few round trips as the answer allows.
+
+    a2wsgi's responder sends each message from the request's thread and waits for
+    the loop to take it: the status and headers, the body, then an empty last body,
+    three round trips through the loop (a future, a wake-up of the loop, a wake-up of
+    the thread) for every answer. Here the status and the last chunk of the body
+    are returned with the thread's own completion, the one hop every request makes
+    anyway: an answer of one chunk (every ``HttpResponse``) costs no round trip of
+    its own. Only a streamed answer's earlier chunks are sent from the thread as they
+    come, each waiting for room in a queue of ``QUEUE`` messages, as a2wsgi does."""
+
+    QUEUE = 8
+
+    def __init__(self, app, executor, loop):
+        self.app = app
+        self.executor = executor
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue(self.QUEUE)
+        self.start: dict | None = None
+        self.started = False
 
     async def respond(self, scope, body: Body, send) -> None:
         environ = build_environ(scope, body)
-        sender = self.loop.create_task(self.sender(send))
+        sender = self.loop.create_task(self._sender(send))
         try:
-            func = functools.partial(contextvars.copy_context().run, self.wsgi)
-            await self.loop.run_in_executor(self.executor, func, environ, self.start_response)
-            await self.send_queue.put(None)
+            run = functools.partial(contextvars.copy_context().run, self._run, environ)
+            for message in await self.loop.run_in_executor(self.executor, run):
+                await self.queue.put(message)
+            await self.queue.put(None)
             await sender
-            if self.exc_info is not None:
-                raise self.exc_info[0].with_traceback(self.exc_info[1], self.exc_info[2])
         finally:
             if not sender.done():
                 sender.cancel()
 
+    async def _sender(self, send) -> None:
+        while (message := await self.queue.get()) is not None:
+            await send(message)
+
+    def _run(self, environ) -> list[dict]:
+        """The application, on the thread; returns the messages not sent yet."""
+        iterable = self.app(environ, self._start_response)
+        try:
+            held = None
+            for chunk in iterable:
+                if held is not None:
+                    self._send_now(held)
+                held = chunk
+            return [*self._head(), {"type": "http.response.body", "body": held or b"", "more_body": False}]
+        finally:
+            getattr(iterable, "close", lambda: None)()
+
+    def _head(self) -> list[dict]:
+        if self.started:
+            return []
+        if self.start is None:
+            raise RuntimeError("the WSGI application returned without calling start_response")
+        self.started = True
+        return [self.start]
+
+    def _send_now(self, chunk: bytes) -> None:
+        for message in [*self._head(), {"type": "http.response.body", "body": chunk, "more_body": True}]:
+            asyncio.run_coroutine_threadsafe(self.queue.put(message), self.loop).result()
+
+    def _start_response(self, status: str, headers, exc_info=None):
+        if exc_info is not None and self.started:
+            raise exc_info[1].with_traceback(exc_info[2])
+        code = int(status.split(" ", 1)[0])
+        self.start = {"type": "http.response.start", "status": code,
+                      "headers": [(name.strip().encode("latin1").lower(), value.strip().encode("latin1"))
+                                  for name, value in headers]}
+        return self._send_now  # WSGI's write(): sent at once
+
 
 class ThreadedWSGI(WSGIMiddleware):
-    """The WSGI application on a pool of threads (a2wsgi). A small request body
-    (a ``Content-Length`` up to :data:`BODY_READ_AHEAD`, the JSON of an evaluate, a
+    """The WSGI application on a pool of threads (a2wsgi's pool, environ and
+    ``wsgi.input``; :class:`_Responder` answers). A small request body (a
+    ``Content-Length`` up to :data:`BODY_READ_AHEAD`: the JSON of an evaluate, a
     heartbeat, a config write) is read on the event loop first: a2wsgi reads it
-    from the request's thread, one round trip through the loop per read (a
-    future, a wake-up of the loop, a wake-up of the thread): 0.1 ms of CPU per
-    POST, a fifth of a lean route's whole cost. Larger or chunked bodies are read
-    as a2wsgi reads them."""
+    from the request's thread, one round trip through the loop per read: 0.1 ms of
+    CPU per POST, a fifth of a lean route's whole cost, and a client that sends its
+    body slowly would hold a thread. Larger or chunked bodies are read from the
+    thread, as a2wsgi reads them."""
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        body = None
+        if scope["method"] not in ("GET", "HEAD"):
             length = _content_length(scope)
             if length is not None and length <= BODY_READ_AHEAD:
                 data = bytearray()
@@ -237,14 +298,12 @@ class ThreadedWSGI(WSGIMiddleware):
                     data += message.get("body", b"")
                     if not message.get("more_body", False) or len(data) > BODY_READ_AHEAD:
                         break
-                responder = _Responder(self.app, self.executor, self.send_queue_size)
                 if len(data) > BODY_READ_AHEAD:  # more than it announced: the rest as a2wsgi reads it
-                    body = Body(responder.loop, receive)
+                    body = Body(loop, receive)
                     body.buffer.extend(data)
                 else:
-                    body = _ReadBody(responder.loop, bytes(data))
-                return await responder.respond(scope, body, send)
-        return await super().__call__(scope, receive, send)
+                    body = _ReadBody(loop, bytes(data))
+        await _Responder(self.app, self.executor, loop).respond(scope, body or Body(loop, receive), send)
 
 
 def _content_length(scope) -> int | None:

@@ -116,3 +116,88 @@ def test_client_gone_mid_body__server_keeps_answering(hub, caller):
         sock.close()
     served = _evaluate(hub, caller, json.dumps({"flag_name": "checkout", "environment": "production"}))
     assert served.status_code == 200 and served.json()["enabled"] is True
+
+
+# --- the bridge itself (config_hub.asgi.ThreadedWSGI), with WSGI applications of its own --------
+
+def _serve(app, *, method="GET", body=b"", chunks=None):
+    """One request through ThreadedWSGI: the ASGI messages sent back, and what the app read."""
+    import asyncio
+
+    from config_hub.asgi import ThreadedWSGI
+
+    parts = chunks if chunks is not None else [body]
+    headers = [] if chunks is not None else [(b"content-length", str(len(body)).encode())]
+
+    async def main():
+        incoming = [{"type": "http.request", "body": part, "more_body": i < len(parts) - 1} for i, part in enumerate(parts)]
+        sent = []
+
+        async def receive():
+            return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": method, "path": "/x", "raw_path": b"/x", "query_string": b"",
+                 "root_path": "", "headers": headers, "server": ("testserver", 80), "client": ("127.0.0.1", 1),
+                 "scheme": "http", "http_version": "1.1", "asgi": {"version": "3.0"}}
+        await ThreadedWSGI(app, workers=2)(scope, receive, send)
+        return sent
+
+    return asyncio.run(main())
+
+
+def test_bridge__one_chunk_answer__status_headers_and_the_whole_body_in_order():
+    def app(environ, start_response):
+        start_response("201 Created", [("Content-Type", "text/plain"), ("X-One", "1")])
+        return [b"made"]
+
+    sent = _serve(app)
+    assert sent == [{"type": "http.response.start", "status": 201,
+                     "headers": [(b"content-type", b"text/plain"), (b"x-one", b"1")]},
+                    {"type": "http.response.body", "body": b"made", "more_body": False}]
+
+
+def test_bridge__streamed_answer__every_chunk_in_order_the_last_one_ends_it():
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return (f"part {i};".encode() for i in range(50))
+
+    sent = _serve(app)
+    assert sent[0]["type"] == "http.response.start"
+    bodies = sent[1:]
+    assert b"".join(m["body"] for m in bodies) == b"".join(f"part {i};".encode() for i in range(50))
+    assert [m["more_body"] for m in bodies] == [True] * 49 + [False]
+
+
+def test_bridge__empty_answer_and_the_write_callable():
+    def empty(environ, start_response):
+        start_response("204 No Content", [])
+        return []
+
+    def writes(environ, start_response):
+        write = start_response("200 OK", [])
+        write(b"written ")
+        return [b"returned"]
+
+    assert _serve(empty)[1:] == [{"type": "http.response.body", "body": b"", "more_body": False}]
+    sent = _serve(writes)
+    assert b"".join(m["body"] for m in sent[1:]) == b"written returned"
+    assert sent[-1]["more_body"] is False
+
+
+@pytest.mark.parametrize("how", ["read ahead", "chunked"])
+def test_bridge__request_body_read_whole_either_way(how):
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(environ["wsgi.input"].read())
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    if how == "read ahead":
+        _serve(app, method="POST", body=b'{"a": 1}')
+    else:
+        _serve(app, method="POST", chunks=[b'{"a"', b": 1}"])
+    assert seen == [b'{"a": 1}']
