@@ -89,10 +89,8 @@ class LocalCache:
         None or ``keep(value)`` answers False. ``ttl`` overrides the cache's for
         this value."""
         if self.push:
-            if not (settings.REDIS_URL and settings.LOCAL_INVALIDATION):
+            if not invalidation.enabled():
                 return load()
-            if not _state["started"]:
-                invalidation.ensure_listener()
             if _state["connected"]:
                 hit = self._data.get(key)
                 if hit is not None and hit[0] > monotonic():
@@ -101,6 +99,8 @@ class LocalCache:
                     except KeyError:
                         pass
                     return hit[1]
+            elif not _state["started"]:
+                invalidation.ensure_listener()
             before = _state["messages"]
             value = load()
             if value is not None and (keep is None or keep(value)):

@@ -40,7 +40,9 @@ _lock = threading.Lock()
 # started: the listener thread runs; connected: it is subscribed (local values may
 # be trusted); messages: how many drops this process has seen (the race rule);
 # epoch: bumped when the Redis settings change, so the listener subscribes again.
-state = {"connected": False, "started": False, "messages": 0, "epoch": 0}
+# enabled: whether push invalidation is on (REDIS_URL and LOCAL_INVALIDATION; None:
+# not read yet): read on every cached request, so kept here, not read from settings.
+state = {"connected": False, "started": False, "messages": 0, "epoch": 0, "enabled": None}
 
 
 class Subscriber(Protocol):
@@ -69,7 +71,10 @@ def connected() -> bool:
 
 
 def enabled() -> bool:
-    return bool(settings.REDIS_URL) and settings.LOCAL_INVALIDATION
+    value = state["enabled"]
+    if value is None:
+        value = state["enabled"] = bool(settings.REDIS_URL) and bool(settings.LOCAL_INVALIDATION)
+    return value
 
 
 def ensure_listener() -> None:
@@ -170,6 +175,8 @@ def reset() -> None:
 def _on_setting_changed(*, setting: str, **_: Any) -> None:
     # Another Redis (tests switch to one of their own): trust nothing local and
     # let the listener subscribe on the new server.
+    if setting in ("REDIS_URL", "LOCAL_INVALIDATION"):
+        state["enabled"] = None
     if setting in ("CACHES", "REDIS_URL"):
         state["connected"] = False
         state["epoch"] += 1
