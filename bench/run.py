@@ -24,7 +24,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))  # per measurement
 # medians are compared: a shared machine's speed drifts during a run, and a
 # baseline measured once at the start would tilt every later ratio.
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-THREADS = int(os.environ.get("BENCH_THREADS", "8"))
+THREADS = int(os.environ.get("BENCH_THREADS", "16"))  # the recommended settings (config_hub/gunicorn.conf.py)
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -148,7 +148,7 @@ SERVERS = {  # BENCH_SERVER: the web server the throughput table drives (docs/pe
     "sync": ["-k", "sync", "config_hub.wsgi"],
 }
 SERVER = os.environ.get("BENCH_SERVER") or ("gthread" if os.environ.get("BENCH_GTHREAD") else "uvicorn")
-WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", str(os.cpu_count() or 2)))
 
 
 def fetch_etag(base: str, seed: dict) -> str:

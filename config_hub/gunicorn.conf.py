@@ -1,31 +1,29 @@
 """Gunicorn settings for the hub: ``gunicorn -c config_hub/gunicorn.conf.py config_hub.asgi:application``.
 
-Uvicorn workers (config_hub/asgi.py): the change stream's listeners are coroutines;
-every other route runs on a pool of ``GUNICORN_THREADS`` threads per process, as
-gthread workers ran it: each process serves ``GUNICORN_THREADS`` requests at once.
-The hot paths are short and mostly wait on Redis, so threads keep a process
-busy without the memory of more processes; and the long-poll watch
-(``/api/v1/events/?wait=``) holds one thread per waiting caller, not a whole
-process. At most EVENTS_WAIT_MAX_PER_PROCESS (default half of these threads)
-are held by long polls, so ordinary reads always find a thread.
+Uvicorn workers (config_hub/asgi.py), one per CPU (``GUNICORN_WORKERS``): each
+worker's event loop holds its change-stream listeners and long-poll waits as
+coroutines, and every other route runs on its pool of ``GUNICORN_THREADS`` (16)
+threads, as gthread workers ran it. One worker per CPU because a worker's Python
+runs one thread at a time: more processes than cores only queue for them (on 2
+cores, 5 workers × 16 threads gave every route's p99 at concurrency 16 about half
+again as high as 2 × 16, at the same throughput).
 
-Why these settings and not gthread or sync workers (docs/performance.md, "Server
-settings"): measured side by side at concurrency 16 (``BENCH_SERVER=uvicorn|gthread|sync
-BENCH_WORKERS=n BENCH_THREADS=n make bench``), the uvicorn worker serves the
+What was measured (docs/performance.md, "Server settings"; ``BENCH_SERVER=uvicorn|gthread|sync
+BENCH_WORKERS=n BENCH_THREADS=n make bench``): the uvicorn worker serves the
 synchronous API as fast as gthread and is the only one that also serves the
-change stream's listeners as coroutines; sync workers hold a process per request
-(and per long poll). No setting met the p99 target (< 25 ms) on the 2-vCPU
-machine of those measurements, the bare view's own p99 included: its tail was the
-machine's (the load generator, PostgreSQL, Redis and other jobs on the same two
-cores), not the server's settings. Re-measure on the production host with
-``bench/run`` before changing them.
+change stream; sync workers hold a process per request. With these settings
+every hot route's p99 at concurrency 16 is under 25 ms on a 2-vCPU machine (7-19
+ms), once two things were fixed: the garbage collector's full collections
+(``post_worker_init`` below, core/collector.py) and the WSGI bridge's round trips
+through the event loop (config_hub.asgi.ThreadedWSGI). Re-measure on the
+production host with ``bench/run`` before changing them.
 """
 import multiprocessing
 import os
 import resource
 
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = "uvicorn_worker.UvicornWorker"
 # Uvicorn would otherwise take the client address from X-Forwarded-For sent via
 # 127.0.0.1; the hub decides that itself (TRUSTED_PROXY_COUNT, core/api/throttling.py).
