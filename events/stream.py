@@ -39,19 +39,11 @@ from django.db import close_old_connections, connection
 from . import selectors, watch
 from .messages import event_payload
 from .models import Event, event_matches
-from .waiting import Listener, pass_on
+from .waiting import Listener, SharedCalls, wake_in_slices
 
 logger = logging.getLogger(__name__)
 
 BATCH = 100
-# Listeners woken, or handed a read's answer, per turn of the event loop (Hub._wake,
-# Hub._deliver): each then runs (about 40 us to write its frames); between turns the
-# loop serves its other sockets.
-SLICE = 200
-# How long a shared read's answer is handed to later callers of the same wake-up
-# (Hub.shared): long enough for the slices of 10,000 listeners, short enough that a
-# caller coming later (a new long poll, a wait's last look) reads the outbox itself.
-ANSWER_KEPT = 1.0
 
 
 class StreamRefused(Exception):
@@ -127,17 +119,6 @@ def _on_hub_thread(fn, *args):
     return fn(*args)
 
 
-class _Call:
-    """One shared outbox read of the hub: who waits for it, and its answer once it came."""
-
-    __slots__ = ("waiters", "outcome", "at")
-
-    def __init__(self):
-        self.waiters: list[asyncio.Future] = []
-        self.outcome: asyncio.Future | None = None
-        self.at = 0.0
-
-
 class Hub:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
@@ -146,8 +127,8 @@ class Hub:
         # whether anything may have committed since (then it reads once).
         self.generation = 0
         self.executor = ThreadPoolExecutor(max_workers=settings.EVENTS_STREAM_DB_THREADS, thread_name_prefix="stream-db")
-        # The outbox reads of this wake-up (Hub.shared), in flight or answered.
-        self._calls: dict[tuple, _Call] = {}
+        # The outbox reads of this wake-up, in flight or answered (shared by listeners).
+        self.reads = SharedCalls(loop)
         self._task: asyncio.Task | None = None
         watch.on_commit_notify(self._wake_threadsafe)
 
@@ -176,17 +157,8 @@ class Hub:
     def wake_all(self) -> None:
         self.generation += 1
         # What was read before this wake-up may miss what woke it: read again.
-        self._calls.clear()
-        self._wake(list(self.listeners), 0)
-
-    def _wake(self, listeners: list[Listener], start: int) -> None:
-        """Wakes :data:`SLICE` listeners per turn of the event loop: each then asks the
-        hub for its events (5,000 at once held the loop for 40-50 ms)."""
-        end = start + SLICE
-        for listener in listeners[start:end]:
-            listener.wake()
-        if end < len(listeners):
-            self.loop.call_soon(self._wake, listeners, end)
+        self.reads.forget()
+        wake_in_slices(self.loop, list(self.listeners))
 
     def _wake_threadsafe(self) -> None:
         if not self.loop.is_closed():
@@ -204,46 +176,9 @@ class Hub:
         return await self.shared(("events", visibility, cursor, limit), _events_only, visibility, cursor, limit)
 
     async def shared(self, key: tuple, fn, *args):
-        """``fn(*args)`` on a hub thread, once per ``key`` and wake-up: callers with the
-        same ``key`` share the call while it runs, and its answer for
-        :data:`ANSWER_KEPT` seconds until the next wake-up (listeners of one wake-up
-        are woken a slice at a time, so the later ones come after the read has
-        answered). Every commit is followed by a wake-up, which drops the answers
-        read before it, so no caller is handed an answer older than what woke it. A
-        failed call is not kept."""
-        call = self._calls.get(key)
-        if call is not None and call.outcome is not None and self.loop.time() - call.at > ANSWER_KEPT:
-            call = None  # an answer is kept for the slices of one wake-up, not for later callers
-        if call is None:
-            call = self._calls[key] = _Call()
-            future = asyncio.ensure_future(self.run_sync(fn, *args))
-            future.add_done_callback(functools.partial(self._answered, key, call))
-        elif call.outcome is not None:
-            return call.outcome.result()
-        # Each caller awaits its own future (what ``asyncio.shield`` does, leaner): one
-        # that leaves (its client gone) does not cancel the shared call.
-        own = self.loop.create_future()
-        call.waiters.append(own)
-        return await own
-
-    def _answered(self, key: tuple, call: _Call, future: asyncio.Future) -> None:
-        if future.cancelled() or future.exception() is not None:
-            if self._calls.get(key) is call:
-                del self._calls[key]  # the next caller reads again
-        else:
-            call.outcome, call.at = future, self.loop.time()
-        self._deliver(call.waiters, future, 0)
-
-    def _deliver(self, waiters: list, future: asyncio.Future, start: int) -> None:
-        """Hands a call's outcome to its callers, :data:`SLICE` per turn of the event
-        loop: each caller then writes to its connection, and 5,000 at once held the
-        loop for 200-250 ms, while every other request of the process (a config
-        read's answer, a new connection) waited for it."""
-        end = start + SLICE
-        for own in waiters[start:end]:
-            pass_on(own, future)
-        if end < len(waiters):
-            self.loop.call_soon(self._deliver, waiters, future, end)
+        """``fn(*args)`` on a hub thread, shared by the callers of one wake-up
+        (:class:`events.waiting.SharedCalls`)."""
+        return await self.reads.call(key, functools.partial(self.run_sync, fn, *args))
 
     async def fetch(self, plan: Plan, cursor: int) -> list[tuple[Event, bytes]]:
         """The events after ``cursor`` that ``plan``'s caller may see, with their frames;

@@ -1,17 +1,17 @@
 """The stream's hub in one process (events.stream.Hub): a change wakes thousands of
-listeners a slice at a time, and they share ONE outbox read; an answer is never
-handed to a listener woken by a later commit."""
+listeners a slice at a time (events.waiting), and they share ONE outbox read; an
+answer is never handed to a listener woken by a later commit."""
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
-from events import stream
+from events import stream, waiting
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LISTENERS = 3 * stream.SLICE + 17  # several slices, the last one partial
+LISTENERS = 3 * waiting.SLICE + 17  # several slices, the last one partial
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +111,7 @@ def test_commit_after_a_read__callers_after_its_wake_up_read_again_and_get_it(te
 
 def test_answer_not_kept_for_later_callers(tenant, reads, monkeypatch):
     cursor = _change(tenant, "before")
-    monkeypatch.setattr(stream, "ANSWER_KEPT", 0.05)
+    monkeypatch.setattr(waiting, "ANSWER_KEPT", 0.05)
 
     async def main():
         hub = stream.Hub(asyncio.get_running_loop())
