@@ -234,8 +234,18 @@ class _Responder:
                 sender.cancel()
 
     async def _sender(self, send) -> None:
+        # A send that fails (an answer longer than its Content-Length, a header
+        # uvicorn refuses) ends the answer, but the queue is still drained: a
+        # streaming thread waiting for room would otherwise wait for ever.
+        failed = None
         while (message := await self.queue.get()) is not None:
-            await send(message)
+            if failed is None:
+                try:
+                    await send(message)
+                except Exception as exc:  # noqa: BLE001 - raised below, once the thread is done
+                    failed = exc
+        if failed is not None:
+            raise failed
 
     def _run(self, environ) -> list[dict]:
         """The application, on the thread; returns the messages not sent yet."""

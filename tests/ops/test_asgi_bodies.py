@@ -201,3 +201,40 @@ def test_bridge__request_body_read_whole_either_way(how):
     else:
         _serve(app, method="POST", chunks=[b'{"a"', b": 1}"])
     assert seen == [b'{"a": 1}']
+
+
+def test_bridge__send_fails_mid_stream__the_thread_is_not_left_waiting():
+    """An answer the server refuses part-way (here, longer than its Content-Length):
+    the request fails, its thread comes back to the pool."""
+    import asyncio
+
+    from config_hub.asgi import ThreadedWSGI
+
+    finished = []
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "5")])
+
+        def chunks():
+            for i in range(100):  # far more than the queue holds
+                yield b"chunk %d;" % i
+            finished.append(True)
+
+        return chunks()
+
+    async def main():
+        async def receive():
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.body" and len(message["body"]) > 5:
+                raise RuntimeError("Response content longer than Content-Length")
+
+        scope = {"type": "http", "method": "GET", "path": "/x", "raw_path": b"/x", "query_string": b"",
+                 "root_path": "", "headers": [], "server": ("testserver", 80), "client": ("127.0.0.1", 1),
+                 "scheme": "http", "http_version": "1.1", "asgi": {"version": "3.0"}}
+        await asyncio.wait_for(ThreadedWSGI(app, workers=1)(scope, receive, send), 10)
+
+    with pytest.raises(RuntimeError, match="longer than Content-Length"):
+        asyncio.run(main())
+    assert finished == [True]
