@@ -19,7 +19,12 @@ def _body(browser) -> str:
 
 
 def _until(browser, predicate, timeout: float = 10):
-    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(lambda d: predicate(d))
+    # A page that is replaced while it is read (a form's answer arriving) is read again.
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    return WebDriverWait(browser, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda d: predicate(d))
 
 
 def test_sso__staging_editor__signs_in_at_the_provider_edits_staging_sees_production_read_only(
