@@ -30,6 +30,7 @@ from tenants.api.serializers import SchemaSerializer
 from tenants.compare import same_json
 from tenants.models import ConfigEntry, ConfigSchema, Environment, Tenant, key_validator, service_validator
 from tenants.schemas import config_validate, schema_validate
+from tenants.selectors import scope_rank
 
 MAX_CHANGES = 200
 CONFIG_SET, CONFIG_DELETE, FLAG_SET = "config.set", "config.delete", "flag.set"
@@ -309,13 +310,14 @@ def _resolve(entries: list[ConfigEntry], overlay: dict[tuple, Any], default: Any
     ({rank: ("set", value, secret) | ("delete",)}); None when nothing holds the key."""
     ranked: dict[int, tuple[Any, bool, str]] = {}
     for e in entries:
-        rank = (4 if e.tenant_id else 0) + (2 if e.environment_id else 0) + (1 if e.service_name else 0)
+        rank = scope_rank(tenant=bool(e.tenant_id), environment=bool(e.environment_id), service=bool(e.service_name))
         ranked[rank] = (e.plain_value, e.is_secret, e.scope_label)
     for rank, op in overlay.items():
         if op[0] == "delete":
             ranked.pop(rank, None)
         else:
-            ranked[rank] = (op[1], op[2], "tenant+environment" + ("+service" if rank == 7 else ""))
+            service = rank == scope_rank(tenant=True, environment=True, service=True)
+            ranked[rank] = (op[1], op[2], "tenant+environment" + ("+service" if service else ""))
     if ranked:
         return ranked[max(ranked)]
     return (default, False, "default") if has_default else None
@@ -359,7 +361,8 @@ def affected_services(*, tenant: Tenant, environment: Environment, changes: list
                 svc = change.get("service_name") or ""
                 if change["key"] != key or change["type"] in SCHEMA_TYPES or (svc and svc != service):
                     continue
-                overlay[7 if svc else 6] = ("delete",) if change["type"] == CONFIG_DELETE else (
+                rank = scope_rank(tenant=True, environment=True, service=bool(svc))
+                overlay[rank] = ("delete",) if change["type"] == CONFIG_DELETE else (
                     "set", secrets.get(str(index), change.get("value")), bool(change.get("is_secret")))
             seen = [e for e in entries if e.key == key and e.service_name in ("", service)]
             before = _resolve(seen, {}, *defaults_now.get(key, (None, False)))

@@ -289,8 +289,11 @@ class ThreadedWSGI(WSGIMiddleware):
     heartbeat, a config write) is read on the event loop first: a2wsgi reads it
     from the request's thread, one round trip through the loop per read: 0.1 ms of
     CPU per POST, a fifth of a lean route's whole cost, and a client that sends its
-    body slowly would hold a thread. Larger or chunked bodies are read from the
-    thread, as a2wsgi reads them."""
+    body slowly would hold a thread. A chunked body (no ``Content-Length``) is read
+    the same way and handed to Django with the length read (Django reads
+    ``Content-Length`` bytes, so it would see none); one larger than
+    :data:`BODY_READ_AHEAD` is answered 411. Larger bodies with a length are read
+    from the thread, as a2wsgi reads them."""
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -298,8 +301,8 @@ class ThreadedWSGI(WSGIMiddleware):
         loop = asyncio.get_running_loop()
         body = None
         if scope["method"] not in ("GET", "HEAD"):
-            length = _content_length(scope)
-            if length is not None and length <= BODY_READ_AHEAD:
+            length = _body_length(scope)
+            if length is CHUNKED or (length is not None and length <= BODY_READ_AHEAD):
                 data = bytearray()
                 while True:
                     message = await receive()
@@ -308,16 +311,25 @@ class ThreadedWSGI(WSGIMiddleware):
                     data += message.get("body", b"")
                     if not message.get("more_body", False) or len(data) > BODY_READ_AHEAD:
                         break
-                if len(data) > BODY_READ_AHEAD:  # more than it announced: the rest as a2wsgi reads it
+                if len(data) <= BODY_READ_AHEAD:
+                    body = _ReadBody(loop, bytes(data))
+                    if length is CHUNKED:
+                        headers = [(n, v) for n, v in scope["headers"] if n != b"transfer-encoding"]
+                        scope = dict(scope, headers=[*headers, (b"content-length", str(len(data)).encode())])
+                elif length is CHUNKED:
+                    return await _length_required(send)
+                else:  # more than it announced: the rest as a2wsgi reads it
                     body = Body(loop, receive)
                     body.buffer.extend(data)
-                else:
-                    body = _ReadBody(loop, bytes(data))
         await _Responder(self.app, self.executor, loop).respond(scope, body or Body(loop, receive), send)
 
 
-def _content_length(scope) -> int | None:
-    """The request's Content-Length, if it sends one and no Transfer-Encoding."""
+CHUNKED = object()
+
+
+def _body_length(scope) -> int | object | None:
+    """The request's Content-Length; :data:`CHUNKED` for a body sent in chunks; None
+    for neither (or a length that is not a number: Django answers that)."""
     length = None
     for name, value in scope["headers"]:
         if name == b"content-length":
@@ -326,8 +338,17 @@ def _content_length(scope) -> int | None:
             except ValueError:
                 return None
         elif name == b"transfer-encoding":
-            return None
+            return CHUNKED
     return length
+
+
+async def _length_required(send) -> None:
+    body = (b'{"error":{"code":"length_required","message":"a body larger than %d bytes needs a '
+            b'Content-Length","details":null}}' % BODY_READ_AHEAD)
+    await send({"type": "http.response.start", "status": 411,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 django_wsgi = ThreadedWSGI(get_wsgi_application(), workers=int(os.environ.get("GUNICORN_THREADS", "16")))

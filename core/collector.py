@@ -12,10 +12,10 @@ bare view's included.
 application):
 - collects once and **freezes** what start-up built (``gc.freeze``): those objects
   live as long as the process; the collector no longer walks them;
-- raises the first generation's threshold (``GC_THRESHOLD``, default 7000,10,10
+- raises the first generation's threshold (``GC_THRESHOLD``, default 7000,10,100
   against Python's 700,10,10), so a request's short-lived objects die before they
   are promoted and full collections become rare;
-- starts one thread that, every ``GC_FREEZE_INTERVAL`` seconds (60), collects the
+- starts one thread that, every ``GC_FREEZE_INTERVAL`` seconds (10), collects the
   young generations and freezes what survived them, so objects that live long
   (listeners, caches) leave the collector's walk too; and every
   ``GC_FULL_INTERVAL`` seconds (3600) unfreezes everything and runs one full

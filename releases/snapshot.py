@@ -44,7 +44,7 @@ from flags.selectors import flag_state_document
 from registry.models import Service
 from tenants.compare import same_json
 from tenants.models import ConfigEntry, ConfigSchema, Environment, Tenant
-from tenants.selectors import SOURCE_DEFAULT, config_bundle
+from tenants.selectors import SOURCE_DEFAULT, config_bundle, scope_rank
 
 FORMAT = 1
 # Fields of entries and view items that say which row and write, not what value.
@@ -143,9 +143,9 @@ def snapshot_build(*, tenant: Tenant, environment: Environment) -> Snapshot:
 
 
 def _rank(scope: str) -> int:
-    # API.md's order, as tenants.selectors ranks entries: tenant 4 + environment 2 + service 1.
+    """The rank of a scope label (``tenant+environment``, ``global``, ...)."""
     parts = scope.split("+")
-    return (4 if "tenant" in parts else 0) + (2 if "environment" in parts else 0) + (1 if "service" in parts else 0)
+    return scope_rank(tenant="tenant" in parts, environment="environment" in parts, service="service" in parts)
 
 
 def entries_resolve(entries: list[dict[str, Any]], schemas: dict[str, Any], service: str) -> dict[str, dict[str, Any]]:

@@ -111,9 +111,16 @@ def schema_for_key(*, key: str) -> ConfigSchema | None:
 SOURCE_DEFAULT = "default"
 
 
+def scope_rank(*, tenant: bool, environment: bool, service: bool) -> int:
+    """How specific a scope is (tenant 4 + environment 2 + service 1: 7 is
+    tenant+environment+service, 0 global); the most specific entry of a key wins.
+    The one rule for every resolver: the database's, a release's, a change request's."""
+    return (4 if tenant else 0) + (2 if environment else 0) + (1 if service else 0)
+
+
 def _rank(entry: ConfigEntry) -> int:
-    # tenant > environment > service: 7 = tenant+environment+service ... 0 = global.
-    return (4 if entry.tenant_id else 0) + (2 if entry.environment_id else 0) + (1 if entry.service_name else 0)
+    return scope_rank(tenant=bool(entry.tenant_id), environment=bool(entry.environment_id),
+                      service=bool(entry.service_name))
 
 
 @dataclass
